@@ -1,0 +1,84 @@
+"""Input checks at the door of every public function.
+
+Each check raises ``ValueError`` with a message that names the argument, says what it got
+and what is allowed (STYLE.md, habit 3). Deep code trusts its inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+
+def _shape_str(shape: Sequence[int]) -> str:
+    return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def unit_interval(name: str, value, *, open_right: bool = False, open_left: bool = False) -> float:
+    """Return ``value`` as a float after checking it lies in [0, 1] (ends optionally open)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}") from None
+    lo = "(" if open_left else "["
+    hi = ")" if open_right else "]"
+    ok = (v > 0 if open_left else v >= 0) and (v < 1 if open_right else v <= 1)
+    if not ok or math.isnan(v):
+        raise ValueError(f"{name} must be in {lo}0, 1{hi}, got {value!r}")
+    return v
+
+
+def positive(name: str, value, *, integer: bool = False) -> float | int:
+    """Check ``value > 0`` (and integrality if asked)."""
+    if integer:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        return int(value)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not v > 0 or math.isinf(v):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return v
+
+
+def array(name: str, value, *, ndim: int | None = None, shape: Sequence[int | None] | None = None,
+          dtype=np.float64, finite: bool = True) -> np.ndarray:
+    """Convert ``value`` to an array of ``dtype`` and check its shape and finiteness.
+
+    ``shape`` may hold ``None`` for a free axis. A mismatch raises instead of broadcasting.
+    """
+    try:
+        a = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array of numbers, got {type(value).__name__}") from None
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {_shape_str(a.shape)}")
+    if shape is not None:
+        want = tuple(shape)
+        if a.ndim != len(want) or any(w is not None and w != g for w, g in zip(want, a.shape)):
+            shown = "(" + ", ".join("*" if w is None else str(w) for w in want) + ")"
+            raise ValueError(f"{name} must have shape {shown}, got {_shape_str(a.shape)}")
+    if finite and np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+        bad = np.argwhere(~np.isfinite(a))[0]
+        raise ValueError(f"{name} must be finite (no NaN or inf), got {a[tuple(bad)]} at index "
+                         f"{tuple(int(i) for i in bad)}")
+    return a
+
+
+def distribution_rows(name: str, a: np.ndarray, *, atol: float = 1e-9) -> None:
+    """Check that the last axis of ``a`` holds probability distributions."""
+    if np.any(a < -atol):
+        idx = tuple(int(i) for i in np.argwhere(a < -atol)[0])
+        raise ValueError(f"{name} must be non-negative probabilities, got {a[idx]} at index {idx}")
+    sums = a.sum(axis=-1)
+    bad = np.abs(sums - 1.0) > atol
+    if np.any(bad):
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} must sum to 1 over its last axis, got sum {sums[idx]:.6g} at "
+                         f"index {idx}")

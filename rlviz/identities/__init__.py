@@ -1,0 +1,1 @@
+"""Identity checks, one module per chapter; each registers its rows with :func:`rlviz.verify.identity`."""

@@ -1,0 +1,152 @@
+"""The registry of identity checks behind ``python -m rlviz verify`` and the chapters.
+
+Every identity of the book is a function registered here with :func:`identity`. The chapters
+call :func:`check` with its key and print the same result the command line prints, so the book
+and the CLI cannot disagree.
+
+An identity function returns a :class:`Measure`: the quantity compared with the tolerance (a
+maximum absolute error for an *exact* check; a test statistic such as the largest absolute
+z-score for a *statistical* one) and a short, stable detail string.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import pkgutil
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+__all__ = ["Measure", "Identity", "Result", "identity", "check", "run", "run_all", "registry",
+           "format_table", "stable_error"]
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What an identity function measured: ``value`` is compared with the tolerance."""
+
+    value: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Identity:
+    key: str
+    chapter: int
+    title: str
+    kind: str  # "exact" or "statistical"
+    tol: float
+    statistic: str  # what ``value`` is, e.g. "max |lhs - rhs|" or "max |z|"
+    fn: Callable[[], Measure]
+
+
+@dataclass(frozen=True)
+class Result:
+    identity: Identity
+    value: float
+    detail: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return math.isfinite(self.value) and self.value <= self.identity.tol
+
+    def line(self) -> str:
+        """One stable line for the notebooks (nbval compares it across runs and platforms)."""
+        idt = self.identity
+        if idt.kind == "exact":
+            shown = f"{idt.statistic} {stable_error(self.value)}"
+        else:
+            shown = f"{idt.statistic} = {self.value:.2f}"
+        verdict = "OK" if self.ok else "FAIL"
+        detail = f" [{self.detail}]" if self.detail else ""
+        return f"{idt.title}: {shown} (tolerance {idt.tol:g}): {verdict}{detail}"
+
+
+_REGISTRY: dict[str, Identity] = {}
+
+
+def identity(key: str, *, chapter: int, title: str, kind: str = "exact", tol: float = 1e-10,
+             statistic: str | None = None):
+    """Register ``fn`` (no arguments, returns a :class:`Measure`) as an identity check."""
+    if kind not in ("exact", "statistical"):
+        raise ValueError(f"kind must be 'exact' or 'statistical', got {kind!r}")
+    if statistic is None:
+        statistic = "max |lhs - rhs|" if kind == "exact" else "max |z|"
+
+    def register(fn: Callable[[], Measure]) -> Callable[[], Measure]:
+        if key in _REGISTRY and _REGISTRY[key].fn.__qualname__ != fn.__qualname__:
+            raise ValueError(f"identity key {key!r} is registered twice")
+        _REGISTRY[key] = Identity(key, chapter, title, kind, tol, statistic, fn)
+        return fn
+
+    return register
+
+
+def _load_all() -> None:
+    from . import identities
+
+    for mod in pkgutil.iter_modules(identities.__path__):
+        importlib.import_module(f"{identities.__name__}.{mod.name}")
+
+
+def registry() -> dict[str, Identity]:
+    """All registered identities, by key, in chapter order."""
+    _load_all()
+    return dict(sorted(_REGISTRY.items(), key=lambda kv: kv[1].chapter))
+
+
+def _run(idt: Identity) -> Result:
+    t0 = time.perf_counter()
+    m = idt.fn()
+    if not isinstance(m, Measure):
+        raise TypeError(f"identity {idt.key!r} returned {type(m).__name__}, not Measure")
+    return Result(idt, float(m.value), m.detail, time.perf_counter() - t0)
+
+
+def run(key: str) -> Result:
+    """Run one identity and return its :class:`Result`."""
+    reg = registry()
+    if key not in reg:
+        raise ValueError(f"no identity {key!r}; known: {', '.join(reg)}")
+    return _run(reg[key])
+
+
+def check(key: str) -> None:
+    """Run one identity and print its stable line (what the chapters show and nbval compares).
+
+    Returns None, so a notebook cell ending in ``check(...)`` shows the line only once.
+    """
+    print(run(key).line())
+
+
+def run_all(chapters=None) -> list[Result]:
+    """Run every registered identity (optionally only those of the given chapters)."""
+    return [_run(idt) for idt in registry().values()
+            if chapters is None or idt.chapter in chapters]
+
+
+def stable_error(err: float) -> str:
+    """An error shown as a power-of-ten bound, so the text is stable across platforms.
+
+    ``3.1e-16 -> '< 1e-12'``, ``4e-11 -> '< 1e-10'``; NaN and inf are shown as they are.
+    """
+    if not math.isfinite(err):
+        return f"= {err}"
+    if err < 1e-12:
+        return "< 1e-12"
+    return f"< 1e{math.floor(math.log10(err)) + 1}"
+
+
+def format_table(results: list[Result]) -> str:
+    """A plain-text table: chapter, identity, kind, measured value, tolerance, OK/FAIL."""
+    rows = [("ch", "identity", "kind", "statistic", "value", "tol", "")]
+    for r in results:
+        i = r.identity
+        rows.append((str(i.chapter), i.title, i.kind, i.statistic, f"{r.value:.2e}",
+                     f"{i.tol:g}", "OK" if r.ok else "FAIL"))
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
