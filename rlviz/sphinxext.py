@@ -54,9 +54,28 @@ def _copy_plotly(app, exception) -> None:
         shutil.copyfile(_plotly_js_source(), dest)
 
 
+def _drop_thebe(app, pagename, templatename, context, doctree) -> None:
+    """Remove sphinx-thebe's scripts and stylesheet from every page.
+
+    Jupyter Book always loads sphinx-thebe, whose live-kernel button fetches thebe from a
+    CDN on click, which an offline site cannot use; its inline script is also inserted twice
+    ("THEBE_JS_URL has already been declared" in the console). The book's live interaction
+    is the downloadable notebook instead.
+    """
+    def keep(asset) -> bool:
+        name = str(getattr(asset, "filename", "") or asset)
+        body = str(getattr(asset, "attributes", {}).get("body", ""))
+        return "thebe" not in name.lower() and "THEBE_JS_URL" not in body
+
+    for key in ("script_files", "css_files"):
+        if key in context:
+            context[key] = [a for a in context[key] if keep(a)]
+
+
 def setup(app):
     _plotly_js_source()  # fail early, at configuration time, if plotly.js is missing
     # loaded synchronously in <head>, before the inline Plotly.newPlot calls in the body
     app.add_js_file(PLOTLY_JS, priority=200)
     app.connect("build-finished", _copy_plotly)
+    app.connect("html-page-context", _drop_thebe, priority=900)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

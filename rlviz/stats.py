@@ -6,9 +6,9 @@ import numpy as np
 
 from . import _validate as V
 from .mdp import TabularMDP, state_values
-from .trajectories import discounted_sum, sample_trajectories
+from .trajectories import MonteCarloEstimate, discounted_sum, sample_trajectories
 
-__all__ = ["loglog_slope", "mc_value_error_curve"]
+__all__ = ["loglog_slope", "mc_value_error_curve", "z_scores"]
 
 
 def loglog_slope(x, y) -> tuple[float, float]:
@@ -39,3 +39,16 @@ def mc_value_error_curve(mdp: TabularMDP, pi, ns, horizon: int, *, seed: int = 0
     live = ~mdp.terminal
     csum = np.cumsum(g, axis=1)
     return np.array([np.sqrt(np.mean((csum[live, n - 1] / n - v[live]) ** 2)) for n in ns])
+
+
+def z_scores(est: MonteCarloEstimate, exact) -> np.ndarray:
+    r"""How many standard errors each estimate lies from the exact value.
+
+    :math:`z = \max(|\hat x - x| - b, 0) / \mathrm{se}`, where :math:`b` is the bound on the
+    bias from cutting episodes at the horizon. Where the standard error is 0 (a deterministic
+    return) the estimate must be exact: z is 0 if it is and inf otherwise.
+    """
+    exact = V.array("exact", exact, shape=est.mean.shape)
+    gap = np.maximum(np.abs(est.mean - exact) - est.truncation_bias_bound, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(est.se > 0, gap / est.se, np.where(gap > 1e-12, np.inf, 0.0))

@@ -33,11 +33,11 @@ def discount_figure(gammas=GAMMAS, n: int = 100) -> go.Figure:
     per = 2
     vis = [[j // per == i for j in range(per * len(gammas))] for i in range(len(gammas))]
     fig.update_layout(
-        title="Discount weight gamma^k of the reward k steps ahead: the dashed line is 1/(1-gamma)",
+        title="Weight gamma^k of a reward k steps ahead; dashed: horizon 1/(1-gamma)",
         xaxis_title="steps ahead k", yaxis_title="weight gamma^k", yaxis_range=[0, 1.05],
         sliders=[slider_steps([f"{g}" for g in gammas], per * len(gammas), vis,
                               prefix="gamma = ")],
-        height=430, margin={"t": 60})
+        height=430)
     return fig
 
 
@@ -69,7 +69,7 @@ def returns_figure(mdp, pi, gammas=GAMMAS, n: int = 12, horizon: int = 60, seed:
         xaxis_title="time step t", yaxis_title="discounted return so far",
         sliders=[slider_steps([f"{g}" for g in gammas], per * len(gammas), vis,
                               prefix="gamma = ")],
-        height=450, margin={"t": 60})
+        height=450)
     return fig
 
 
@@ -92,5 +92,5 @@ def horizon_figure(mdp, pi, max_horizon: int = 60) -> go.Figure:
     ])
     fig.update_layout(title=f"J_H approaches J inside the tail bound ({mdp.name}, gamma={mdp.gamma})",
                       xaxis_title="horizon H (steps)", yaxis_title="expected discounted return",
-                      height=420, margin={"t": 60})
+                      height=420)
     return fig

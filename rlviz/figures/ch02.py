@@ -29,18 +29,20 @@ def value_heatmaps(mdp, pi, gammas=GAMMAS) -> go.Figure:
     fig = go.Figure()
     for i, g in enumerate(gammas):
         z = to_grid(mdp, state_values(mdp.with_gamma(g), pi))
-        fig.add_trace(go.Heatmap(z=rounded(z, 3), text=np.vectorize(
-            lambda v: "" if np.isnan(v) else f"{v:.2f}")(z).tolist(), texttemplate="%{text}",
+        text = np.vectorize(lambda v: "" if np.isnan(v) else f"{v:.2f}")(z)
+        text[mdp.layout["goal"]], text[mdp.layout["pit"]] = "goal (exit)", "pit (exit)"
+        fig.add_trace(go.Heatmap(z=rounded(z, 3), text=text.tolist(), texttemplate="%{text}",
             colorscale="RdBu", zmid=0, zmin=-1, zmax=1, visible=i == 0,
             colorbar={"title": "V(s)"}, name=f"gamma={g}"))
     vis = [[j == i for j in range(len(gammas))] for i in range(len(gammas))]
     lay = mdp.layout
     fig.update_layout(
-        title=(f"V of the epsilon-greedy policy; goal {lay['goal']} (+1), pit {lay['pit']} (-1), "
-               f"start {lay['start']}; blank cells are walls"),
+        title=(f"V(s) of the epsilon-greedy policy: larger gamma, more weight on the goal"
+               f"<br><sup>entering the goal pays +1, the pit -1; start {lay['start']}; "
+               f"blank cells are walls</sup>"),
         xaxis_title="column", yaxis_title="row", yaxis_autorange="reversed",
         sliders=[slider_steps([f"{g}" for g in gammas], len(gammas), vis, prefix="gamma = ")],
-        height=430, margin={"t": 60})
+        height=430)
     return fig
 
 
@@ -61,9 +63,9 @@ def advantage_heatmaps(mdp, pi, gammas=GAMMAS) -> go.Figure:
     vis = [[j // per == i for j in range(per * len(gammas))] for i in range(len(gammas))]
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(
-        title="Advantage of each action: red = better than the policy's average, blue = worse",
+        title="A(s, a) per action: blue = better than the policy's average, red = worse",
         sliders=[slider_steps([f"{g}" for g in gammas], per * len(gammas), vis, prefix="gamma = ")],
-        height=380, margin={"t": 80})
+        height=380)
     return fig
 
 
@@ -81,5 +83,5 @@ def convergence_figure(ns, errors, label: str, slope: float | None = None) -> go
     ])
     fig.update_layout(title=f"{label} shrinks like N^-1/2 (fitted slope {slope:.2f})",
                       xaxis_type="log", yaxis_type="log", xaxis_title="episodes per state N",
-                      yaxis_title="error (log scale)", height=420, margin={"t": 60})
+                      yaxis_title="error (log scale)", height=420)
     return fig

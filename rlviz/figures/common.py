@@ -20,6 +20,15 @@ __all__ = ["show", "mime_bundle", "slider_steps", "rounded", "figure_html"]
 
 CONFIG = {"displaylogo": False, "responsive": True}
 
+# The book's look: legends above the plot (not beside it, which squeezes the axes on a
+# narrow page), room for the title, a white background.
+pio.templates["rlviz"] = go.layout.Template(layout={
+    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
+    "margin": {"l": 60, "r": 20, "t": 90, "b": 50},
+    "title": {"y": 0.97, "yanchor": "top"},
+})
+pio.templates.default = "plotly_white+rlviz"
+
 
 def rounded(x, digits: int = 5) -> list:
     """A float array as a rounded nested list: figures stay small and stable across platforms."""

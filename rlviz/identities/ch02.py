@@ -7,6 +7,7 @@ import numpy as np
 from ..examples import gridworld, random_mdp, random_policy, two_state_chain, two_state_values_by_hand
 from ..mdp import (action_values, advantages, bellman_residuals, epsilon_greedy, state_values,
                    value_iteration)
+from ..stats import z_scores
 from ..trajectories import mc_action_values, mc_state_values
 from ..verify import Measure, identity
 
@@ -57,20 +58,12 @@ def advantage_mean_zero() -> Measure:
     return Measure(float(max(errs)), "gridworld + 20 random MDPs")
 
 
-def _z_scores(est, exact) -> np.ndarray:
-    """|estimate - exact| in standard errors, after granting the truncation bias bound."""
-    gap = np.maximum(np.abs(est.mean - exact) - est.truncation_bias_bound, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(est.se > 0, gap / est.se, np.where(gap > 1e-12, np.inf, 0.0))
-    return z
-
-
 @identity("ch2.monte_carlo_V", chapter=2, kind="statistical", tol=4.0,
           title="Monte-Carlo V within 4 standard errors of exact V")
 def monte_carlo_v() -> Measure:
     grid, pi = book_grid_policy()
     est = mc_state_values(grid, pi, 2000, 200, seed=0)
-    z = _z_scores(est, state_values(grid, pi))
+    z = z_scores(est, state_values(grid, pi))
     return Measure(float(z.max()), f"{grid.n_states} states x 2000 episodes, seed 0")
 
 
@@ -79,7 +72,7 @@ def monte_carlo_v() -> Measure:
 def monte_carlo_q() -> Measure:
     grid, pi = book_grid_policy()
     est = mc_action_values(grid, pi, 500, 200, seed=1)
-    z = _z_scores(est, action_values(grid, pi))
+    z = z_scores(est, action_values(grid, pi))
     return Measure(float(z.max()), f"{grid.n_states * grid.n_actions} pairs x 500 episodes, seed 1")
 
 

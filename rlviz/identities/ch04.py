@@ -1,0 +1,134 @@
+"""Chapter 4: the discounted state distribution, the policy gradient theorem, and dropping gamma^t.
+
+Setting: the corridor (episodic) in the discounted infinite-horizon reading, solved by linear
+algebra; the true gradient is autograd of :math:`J = \\rho_0^\\top (I - \\gamma P_\\pi)^{-1} r_\\pi`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..episodic import corridor, random_episodic_mdp
+from ..estimators import reward_to_go_estimates, sample_mean_se
+from ..mdp import action_values, discounted_state_distribution, policy_transition
+from ..policy_gradient import (angle_and_norm_ratio, exact_gradient, exact_hessian,
+                               jacobian_asymmetry, notes_direction, notes_direction_torch,
+                               score_table, softmax_policy)
+from ..trajectories import sample_trajectories
+from ..verify import Measure, identity
+from .ch03 import THETA, z_scores
+
+GAMMAS = (0.5, 0.8, 0.9, 0.95, 0.99)
+
+
+def _settings(gammas=GAMMAS, n_random: int = 5, seed: int = 4):
+    out = [(corridor(g), THETA) for g in gammas]
+    rng = np.random.default_rng(seed)
+    for _ in range(n_random):
+        out.append((random_episodic_mdp(rng, 5, 3, float(rng.choice([0.5, 0.9, 0.99]))),
+                    rng.normal(size=(5, 3))))
+    return out
+
+
+DETAIL = "corridor, gamma in {0.5, 0.8, 0.9, 0.95, 0.99} + 5 random episodic MDPs (S=5, A=3)"
+
+
+def discounted_series(mdp, pi, f, tol: float = 1e-15) -> float:
+    r""":math:`\mathbb E[\sum_t \gamma^t f(s_t)] = \sum_t \gamma^t \rho_0^\top P_\pi^t f`, summed until the tail is below ``tol``.
+
+    A power series, computed independently of the linear solve behind :math:`d_\gamma`. The
+    tail after step :math:`T` is at most :math:`\gamma^T \max|f| / (1-\gamma)`.
+    """
+    P_pi = policy_transition(mdp, pi)
+    p, total, t = mdp.rho0.copy(), 0.0, 0
+    bound = np.abs(f).max() / (1 - mdp.gamma)
+    while mdp.gamma ** t * bound > tol:
+        total += mdp.gamma ** t * float(p @ f)
+        p = p @ P_pi
+        t += 1
+    return total
+
+
+def pg_theorem_rhs(mdp, pi) -> np.ndarray:
+    r""":math:`\frac{1}{1-\gamma}\mathbb E_{s \sim d_\gamma, a \sim \pi}[Q^\pi(s,a) \nabla \log \pi(a|s)]`, shape ``(S*A,)``."""
+    d = discounted_state_distribution(mdp, pi)
+    q = action_values(mdp, pi)
+    return np.einsum("s,sa,sak->k", d, pi * q, score_table(pi)) / (1 - mdp.gamma)
+
+
+@identity("ch4.d_sums_to_one", chapter=4, title="the discounted state distribution d_gamma sums to 1")
+def d_sums_to_one() -> Measure:
+    errs = [abs(discounted_state_distribution(m, softmax_policy(th)).sum() - 1)
+            for m, th in _settings()]
+    return Measure(float(max(errs)), DETAIL)
+
+
+@identity("ch4.discounted_sum_as_d", chapter=4,
+          title="E[sum_t gamma^t f(s_t)] (power series) = E_{s~d}[f(s)] / (1 - gamma) (solve)")
+def discounted_sum_as_d() -> Measure:
+    rng = np.random.default_rng(5)
+    errs = []
+    for m, th in _settings():
+        pi = softmax_policy(th)
+        f = rng.normal(size=m.n_states)
+        lhs = discounted_series(m, pi, f)
+        rhs = discounted_state_distribution(m, pi) @ f / (1 - m.gamma)
+        errs.append(abs(lhs - rhs))
+    return Measure(float(max(errs)), DETAIL + ", random f")
+
+
+@identity("ch4.policy_gradient_theorem", chapter=4,
+          title="grad J (autograd of the linear solve) = E_{s~d,a~pi}[Q grad log pi] / (1 - gamma)")
+def policy_gradient_theorem_check() -> Measure:
+    errs = [np.abs(exact_gradient(m, th) - pg_theorem_rhs(m, softmax_policy(th))).max()
+            for m, th in _settings()]
+    return Measure(float(max(errs)), DETAIL)
+
+
+@identity("ch4.hessian_symmetric", chapter=4,
+          title="a true gradient has a symmetric Jacobian: ||Hess J - Hess J^T|| / ||Hess J|| = 0",
+          statistic="max relative asymmetry")
+def hessian_symmetric() -> Measure:
+    errs = []
+    for m, th in _settings(gammas=(0.5, 0.9, 0.99), n_random=2):
+        hs = exact_hessian(m, th)
+        errs.append(np.linalg.norm(hs - hs.T) / np.linalg.norm(hs))
+    return Measure(float(max(errs)), "corridor, gamma in {0.5, 0.9, 0.99} + 2 random episodic MDPs")
+
+
+def notes_comparison(gammas=GAMMAS) -> list[dict]:
+    """For each gamma: grad J, the notes' direction (gamma^t dropped), angle, norm ratio, asymmetry."""
+    rows = []
+    for g in gammas:
+        m = corridor(g)
+        grad = exact_gradient(m, THETA)
+        notes = notes_direction(m, THETA)
+        angle, ratio = angle_and_norm_ratio(notes, grad)
+        asym, _ = jacobian_asymmetry(lambda th: notes_direction_torch(m, th), THETA)
+        rows.append({"gamma": g, "grad": grad, "notes": notes, "angle": angle,
+                     "norm_ratio": ratio, "asymmetry": asym})
+    return rows
+
+
+@identity("ch4.notes_direction_not_gradient", chapter=4, kind="statistical", tol=1.0,
+          statistic="0.01 / min asymmetry",
+          title="gamma^t dropped: Jacobian not symmetric, so not the gradient of any function")
+def notes_direction_not_gradient() -> Measure:
+    rows = notes_comparison()
+    worst = min(r["asymmetry"] for r in rows)
+    shown = ", ".join(f"{r['gamma']}: {r['asymmetry']:.3f}" for r in rows)
+    return Measure(0.01 / worst, f"||Jac - Jac^T||/||Jac|| by gamma: {shown} (corridor)")
+
+
+@identity("ch4.notes_estimator_mc", chapter=4, kind="statistical", tol=4.0,
+          title="Monte-Carlo E[sum_t G_t grad log pi] (no gamma^t) within 4 s.e. of eta_1 pi A")
+def notes_estimator_mc() -> Measure:
+    m = corridor(0.8)
+    pi = softmax_policy(THETA)
+    H = 100  # P(episode longer than H) < 1e-15 here (spectral radius of P_pi on live states 0.69)
+    tr = sample_trajectories(m, pi, 10000, H, seed=7)
+    mean, se = sample_mean_se(reward_to_go_estimates(tr, pi, m.gamma, discount_t=False))
+    alive_at_end = float(tr.alive[:, -1].mean())
+    z = z_scores(mean, se, notes_direction(m, THETA))
+    return Measure(float(z.max()), f"corridor, gamma=0.8, N=10000 episodes (cut at {H} steps; "
+                                   f"{alive_at_end:.0%} still running), seed 7")

@@ -1,0 +1,61 @@
+"""Chapter 6: the advantage form. Same setting as chapter 3 (corridor, episodes cut at H = 6).
+
+With a horizon the values depend on the time left: :math:`V_t, Q_t, A_t` from
+:func:`rlviz.policy_gradient.finite_horizon_values`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..estimators import (advantage_estimate_moments, advantage_estimates, expectation,
+                          reward_to_go_estimates, total_variance)
+from ..policy_gradient import exact_gradient, finite_horizon_values
+from ..trajectories import enumerate_trajectories
+from ..verify import Measure, identity
+from .ch03 import SETTINGS_DETAIL, _settings, book_setting
+
+
+def advantage_setting(gamma: float = 0.9) -> dict:
+    """The corridor's enumerated trajectories with V_t, Q_t, A_t and the moments of G_t - V_t(s_t)."""
+    mdp, theta, pi, H = book_setting(gamma)
+    tr = enumerate_trajectories(mdp, pi, H)
+    V, Q = finite_horizon_values(mdp, pi, H)
+    prob, mean, var = advantage_estimate_moments(tr, mdp.gamma, V, mdp.n_actions)
+    return {"mdp": mdp, "theta": theta, "pi": pi, "H": H, "tr": tr, "V": V, "Q": Q,
+            "A": Q - V[..., None], "prob": prob, "mean": mean, "var": var}
+
+
+def estimator_variances(gamma: float = 0.9) -> dict:
+    """Exact tr Cov of: G_t (no baseline), G_t - V_t(s_t), and the true A_t(s_t, a_t)."""
+    s = advantage_setting(gamma)
+    tr, pi, g = s["tr"], s["pi"], s["mdp"].gamma
+    return {"G_t": total_variance(tr, reward_to_go_estimates(tr, pi, g)),
+            "G_t - V_t(s_t)": total_variance(tr, reward_to_go_estimates(tr, pi, g, baseline=s["V"])),
+            "A_t(s_t, a_t)": total_variance(tr, advantage_estimates(tr, pi, g, s["A"]))}
+
+
+@identity("ch6.advantage_form", chapter=6,
+          title="E[sum_t gamma^t A_t(s_t,a_t) grad log pi] (enumeration) = autograd grad J_H")
+def advantage_form() -> Measure:
+    errs = []
+    for mdp, theta, pi, H in _settings():
+        tr = enumerate_trajectories(mdp, pi, H)
+        V, Q = finite_horizon_values(mdp, pi, H)
+        e = expectation(tr, advantage_estimates(tr, pi, mdp.gamma, Q - V[..., None]))
+        errs.append(np.abs(e - exact_gradient(mdp, theta, H)).max())
+    return Measure(float(max(errs)), SETTINGS_DETAIL)
+
+
+@identity("ch6.advantage_estimate_unbiased", chapter=6,
+          title="E[G_t - V_t(s_t) | s_t, a_t] = A_t(s_t, a_t) for every t, s, a")
+def advantage_estimate_unbiased() -> Measure:
+    errs, n = [], 0
+    for mdp, _, pi, H in _settings():
+        tr = enumerate_trajectories(mdp, pi, H)
+        V, Q = finite_horizon_values(mdp, pi, H)
+        prob, mean, _ = advantage_estimate_moments(tr, mdp.gamma, V, mdp.n_actions)
+        seen = prob > 0
+        n += int(seen.sum())
+        errs.append(np.abs(mean[seen] - (Q - V[..., None])[seen]).max())
+    return Measure(float(max(errs)), SETTINGS_DETAIL + f"; {n} (t, s, a) triples")

@@ -1,0 +1,71 @@
+"""Chapter 7: k-step advantages and GAE, exact bias and variance on a tabular MDP."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..advantage_stats import (gae_moments, gae_moments_by_enumeration, kstep_moments,
+                               kstep_moments_by_enumeration, value_error)
+from ..examples import random_mdp, random_policy
+from ..mdp import state_values, time_unrolled, unrolled_policy
+from ..verify import Measure, identity
+from .ch02 import book_grid_policy
+
+LAMBDAS = (0.0, 0.3, 0.7, 0.95, 1.0)
+
+
+@identity("ch7.unbiased_with_true_v", chapter=7,
+          title="with the true V, E[A^(k) | s, a] = A(s, a) for every k, and so does GAE")
+def unbiased_with_true_v() -> Measure:
+    grid, pi = book_grid_policy()
+    rng = np.random.default_rng(7)
+    mdp = random_mdp(rng, 5, 3, 0.9)
+    cases = [(grid, pi), (mdp, random_policy(rng, 5, 3))]
+    errs = []
+    for m, p in cases:
+        v = state_values(m, p)
+        errs += [np.abs(kstep_moments(m, p, v, k).bias).max() for k in range(1, 21)]
+        errs += [np.abs(gae_moments(m, p, v, lam).bias).max() for lam in LAMBDAS]
+    return Measure(float(max(errs)), "gridworld + random MDP, k = 1..20, lambda in {0, .3, .7, .95, 1}")
+
+
+@identity("ch7.kstep_moments_enumeration", chapter=7,
+          title="mean and variance of A^(k) by moment recursion = by enumerating trajectories")
+def kstep_moments_enumeration() -> Measure:
+    grid, pi = book_grid_policy()
+    v_hat = state_values(grid, pi) + value_error(grid, 0.2)
+    errs = []
+    for k in (1, 2, 3):
+        mom = kstep_moments(grid, pi, v_hat, k)
+        mean, var = kstep_moments_by_enumeration(grid, pi, v_hat, k)
+        errs += [np.abs(mom.mean - mean).max(), np.abs(mom.var - var).max()]
+    return Measure(float(max(errs)), "gridworld, V-hat error 0.2, k = 1, 2, 3, every (s, a)")
+
+
+@identity("ch7.gae_moments_enumeration", chapter=7,
+          title="mean and variance of GAE by linear solves = by enumerating whole episodes")
+def gae_moments_enumeration() -> Measure:
+    grid, pi = book_grid_policy()
+    H = 3
+    U, upi = time_unrolled(grid, H), unrolled_policy(pi, H)
+    v_hat = np.append(np.tile(state_values(grid, pi) + value_error(grid, 0.2), H), 0.0)
+    errs = []
+    for lam in (0.0, 0.6, 1.0):
+        mom = gae_moments(U, upi, v_hat, lam)
+        mean, var = gae_moments_by_enumeration(U, upi, v_hat, lam, H)
+        errs += [np.abs(mom.mean - mean).max(), np.abs(mom.var - var).max()]
+    return Measure(float(max(errs)), f"gridworld cut at H={H} (every episode ends), lambda in {{0, .6, 1}}")
+
+
+@identity("ch7.gae_mixture_of_kstep_means", chapter=7,
+          title="E[GAE] = (1 - lambda) sum_k lambda^(k-1) E[A^(k)] (tail weight < 1e-12 dropped)")
+def gae_mixture_of_kstep_means() -> Measure:
+    grid, pi = book_grid_policy()
+    v_hat = state_values(grid, pi) + value_error(grid, 0.3)
+    errs = []
+    for lam in (0.3, 0.7):
+        K = int(np.ceil(np.log(1e-13) / np.log(lam)))
+        mix = sum((1 - lam) * lam ** (k - 1) * kstep_moments(grid, pi, v_hat, k).mean
+                  for k in range(1, K + 1))
+        errs.append(np.abs(mix - gae_moments(grid, pi, v_hat, lam).mean).max())
+    return Measure(float(max(errs)), "gridworld, V-hat error 0.3, lambda in {0.3, 0.7}")
