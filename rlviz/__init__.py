@@ -5,6 +5,9 @@ Modules by topic (each is the numerics of a chapter or two):
 * :mod:`rlviz.mdp`: tabular MDPs and their exact V, Q, A, d and J (chapters 1, 2, 4)
 * :mod:`rlviz.trajectories`: enumerating and sampling trajectories (chapters 1-3)
 * :mod:`rlviz.examples`: the example MDPs
+* :mod:`rlviz.advantages`: returns, k-step advantages, GAE and lambda-returns on (T, N) rollouts (chapters 7-9)
+* :mod:`rlviz.advantage_stats`: exact bias and variance of advantage estimators (chapter 7)
+* :mod:`rlviz.truncation`: time limits, truncation vs termination (chapter 9)
 * :mod:`rlviz.verify`: the registry of identity checks (``python -m rlviz verify``)
 * :mod:`rlviz.figures`: the plotly figures of the chapters
 """

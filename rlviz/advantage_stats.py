@@ -147,12 +147,16 @@ def _one_hot_start(mdp: TabularMDP, s: int) -> TabularMDP:
     return TabularMDP(mdp.P, mdp.r, rho0, mdp.gamma, mdp.terminal, name=f"{mdp.name} from {s}")
 
 
-def _moments_by_enumeration(mdp, pi, v_hat, horizon, estimate) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of ``estimate(traj)`` (a (M,) array at t = 0) given (s0, a0), by enumeration."""
+def _moments_by_enumeration(mdp, pi, v_hat, horizon, estimate, states=None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of ``estimate(traj)`` (a (M,) array at t = 0) given (s0, a0), by enumeration.
+
+    Rows of states not in ``states`` (default: every non-terminal state) are NaN.
+    """
     pi = check_policy(mdp, pi)
     S, A = mdp.n_states, mdp.n_actions
-    mean, var = np.zeros((S, A)), np.zeros((S, A))
-    for s in np.flatnonzero(~mdp.terminal):
+    mean, var = np.full((S, A), np.nan), np.full((S, A), np.nan)
+    mean[mdp.terminal] = var[mdp.terminal] = 0.0
+    for s in (np.flatnonzero(~mdp.terminal) if states is None else states):
         tr = enumerate_trajectories(_one_hot_start(mdp, s), pi, horizon)
         x = estimate(tr)
         for a in range(A):
@@ -183,12 +187,13 @@ def kstep_moments_by_enumeration(mdp: TabularMDP, pi, v_hat, k: int) -> tuple[np
     return _moments_by_enumeration(mdp, pi, v_hat, k, estimate)
 
 
-def gae_moments_by_enumeration(mdp: TabularMDP, pi, v_hat, lam: float,
-                               horizon: int) -> tuple[np.ndarray, np.ndarray]:
+def gae_moments_by_enumeration(mdp: TabularMDP, pi, v_hat, lam: float, horizon: int, *,
+                               states=None) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of :func:`rlviz.advantages.gae` at t = 0 by enumeration.
 
     Exact when every episode has ended within ``horizon`` steps (e.g. a
-    :func:`rlviz.mdp.time_unrolled` MDP); raises ``ValueError`` otherwise.
+    :func:`rlviz.mdp.time_unrolled` MDP); raises ``ValueError`` otherwise. Only the start
+    states in ``states`` (default: all non-terminal) are enumerated; other rows are NaN.
     """
     v_hat = _check_v_hat(mdp, v_hat)
 
@@ -200,4 +205,4 @@ def gae_moments_by_enumeration(mdp: TabularMDP, pi, v_hat, lam: float,
         return gae(r, v, v_T=v_T, terminated_t=term, truncated_t=trunc, gamma=mdp.gamma,
                    lam=lam)[0]
 
-    return _moments_by_enumeration(mdp, pi, v_hat, horizon, estimate)
+    return _moments_by_enumeration(mdp, pi, v_hat, horizon, estimate, states)

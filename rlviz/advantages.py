@@ -263,8 +263,9 @@ def gae(r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, lam, v_final_t=None)
 
     (notes sections 8-9; Schulman et al. 2016, eq. 16), where :math:`n_t` counts the steps
     to the end of t's episode or of the rollout and :math:`\delta_t` are :func:`td_errors`.
+    Arguments after ``v_t`` are keyword-only, so the two flags cannot be swapped by position.
 
-    Parameters (keyword-only after ``v_t``, so the two flags cannot be swapped by position)
+    Parameters
     ----------
     r_t, v_t : float arrays (T, N)
         Rewards and :math:`\hat V(s_t)`.
@@ -273,9 +274,12 @@ def gae(r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, lam, v_final_t=None)
     terminated_t, truncated_t : bool arrays (T, N)
         Episode ended at t in a terminal state / by a time limit.
     gamma, lam : floats in [0, 1]
+        Discount and GAE parameter.
     v_final_t : float array (T, N), required if any ``truncated_t``
         Value of the final observation where ``truncated_t`` (other entries are ignored).
 
+    Notes
+    -----
     Vectorised: the recursion is run by the blocked scan of :func:`linear_scan`. Agrees with
     :func:`gae_reference` to rounding (tests/test_advantages.py).
     """

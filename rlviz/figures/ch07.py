@@ -39,8 +39,11 @@ STYLE = {"bias2": ("squared bias", "#d62728"), "var": ("variance", "#1f77b4"),
          "mse": ("MSE = bias^2 + variance", "black")}
 
 
-def bias_variance_figure(gammas=GAMMAS, errors=ERRORS) -> go.Figure:
-    """Bias^2, variance and MSE against k (left) and lambda (right); one slider step per (gamma, error)."""
+def bias_variance_figure(gammas=GAMMAS, errors=ERRORS, mark_lambda: float | None = None) -> go.Figure:
+    """Bias^2, variance and MSE against k (left) and lambda (right); one slider step per (gamma, error).
+
+    ``mark_lambda`` draws a vertical line at that lambda on the right panel (the live explorer).
+    """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("k-step advantage A^(k)", "GAE(gamma, lambda)"))
     labels, per = [], 6
     combos = [(g, e) for g in gammas for e in errors]
@@ -57,9 +60,10 @@ def bias_variance_figure(gammas=GAMMAS, errors=ERRORS) -> go.Figure:
     fig.update_xaxes(title_text="lambda", row=1, col=2)
     fig.update_yaxes(title_text="averaged over (s, a) ~ visits x pi", row=1, col=1)
     fig.update_layout(
-        title="Exact error of advantage estimates on the gridworld: bias falls and variance grows with k and lambda",
-        sliders=[slider_steps(labels, per * len(combos), vis, prefix="")], height=470,
-        margin={"t": 80})
+        title="Exact error of advantage estimates on the gridworld<br><sup>bias falls and variance grows with k and lambda</sup>",
+        sliders=[slider_steps(labels, per * len(combos), vis, prefix="")], height=500)
+    if mark_lambda is not None:
+        fig.add_vline(x=float(mark_lambda), line_dash="dash", line_color="gray", row=1, col=2)
     return fig
 
 
@@ -69,7 +73,7 @@ def best_lambda_figure(gammas=GAMMAS, errors=np.round(np.linspace(0, 0.4, 9), 2)
     for g in gammas:
         fig.add_trace(go.Scatter(x=list(map(float, errors)), y=[best_lambda(g, e) for e in errors],
                                  mode="lines+markers", name=f"gamma={g}"))
-    fig.update_layout(title="The best lambda is not a constant: it rises as V-hat gets worse (lambda = 0 wins with the true V)",
+    fig.update_layout(title="The best lambda rises as V-hat gets worse<br><sup>with the true V, lambda = 0 wins</sup>",
                       xaxis_title="V-hat error scale (std of e)", yaxis_title="lambda minimising the MSE",
-                      yaxis_range=[-0.05, 1.05], height=400, margin={"t": 60})
+                      yaxis_range=[-0.05, 1.05], height=400)
     return fig

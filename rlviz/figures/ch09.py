@@ -29,10 +29,10 @@ def target_bias_figure(mdp, pi, horizon: int = 20, lambdas=LAMBDAS) -> go.Figure
     per = S + 1
     vis = [[j // per == i for j in range(per * len(lambdas))] for i in range(len(lambdas))]
     fig.update_layout(
-        title=f"Time limit {horizon} treated as termination: targets near the cut are biased down",
+        title=f"Time limit {horizon} treated as termination<br><sup>targets near the cut are biased down</sup>",
         xaxis_title="step t in the episode", yaxis_title="E[G^lambda_t - V(s_t) | s_t]",
         sliders=[slider_steps([str(l) for l in lambdas], per * len(lambdas), vis,
-                              prefix="lambda = ")], height=430, margin={"t": 60})
+                              prefix="lambda = ")], height=430)
     return fig
 
 
@@ -58,9 +58,9 @@ def fitted_values_figure(mdp, pi, lam: float = 0.95, horizons=(5, 10, 20, 50),
     per = 3 * S
     vis = [[j // per == i for j in range(per * len(horizons))] for i in range(len(horizons))]
     fig.update_layout(
-        title=f"Fitting V on lambda-return targets (lambda={lam}): bootstrapped converges to V, "
-              f"'as termination' does not",
+        title=f"Fitting V on lambda-return targets (lambda={lam})<br><sup>bootstrapped targets "
+              f"converge to V; 'as termination' targets do not</sup>",
         xaxis_title="fitting iteration", yaxis_title="fitted value",
         sliders=[slider_steps([str(h) for h in horizons], per * len(horizons), vis,
-                              prefix="time limit H = ")], height=450, margin={"t": 60})
+                              prefix="time limit H = ")], height=450)
     return fig

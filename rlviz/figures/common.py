@@ -23,9 +23,9 @@ CONFIG = {"displaylogo": False, "responsive": True}
 # The book's look: legends above the plot (not beside it, which squeezes the axes on a
 # narrow page), room for the title, a white background.
 pio.templates["rlviz"] = go.layout.Template(layout={
-    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
-    "margin": {"l": 60, "r": 20, "t": 90, "b": 50},
-    "title": {"y": 0.97, "yanchor": "top"},
+    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.07, "xanchor": "left", "x": 0},
+    "margin": {"l": 60, "r": 20, "t": 120, "b": 50},
+    "title": {"y": 0.98, "yanchor": "top"},
 })
 pio.templates.default = "plotly_white+rlviz"
 

@@ -8,10 +8,10 @@ from ..estimators import (action_baseline_bias, action_baseline_estimates, expec
                           optimal_baseline, per_parameter_baseline_estimates,
                           reward_to_go_estimates, score_terms, total_variance)
 from ..mdp import finite_horizon_objective
-from ..policy_gradient import exact_gradient, finite_horizon_values
+from ..policy_gradient import finite_horizon_values
 from ..trajectories import enumerate_trajectories
 from ..verify import Measure, identity
-from .ch03 import SETTINGS_DETAIL, _settings, book_setting
+from .ch03 import SETTINGS_DETAIL, book_setting, enumerated_settings
 
 BASELINES = ("none", "constant b = J_H", "V_t(s)", "optimal b*_{t,i}")
 
@@ -48,8 +48,7 @@ def variance_table(gamma: float = 0.9) -> dict:
 def baseline_zero_mean() -> Measure:
     rng = np.random.default_rng(6)
     errs = []
-    for mdp, _, pi, H in _settings():
-        tr = enumerate_trajectories(mdp, pi, H)
+    for mdp, _, pi, H, tr, _ in enumerated_settings():
         psi = score_terms(tr, pi)
         for _ in range(3):
             b = rng.normal(scale=5.0, size=(H, mdp.n_states))
@@ -63,9 +62,7 @@ def baseline_zero_mean() -> Measure:
 def baselines_unbiased() -> Measure:
     rng = np.random.default_rng(7)
     errs = []
-    for mdp, theta, pi, H in _settings():
-        tr = enumerate_trajectories(mdp, pi, H)
-        g = exact_gradient(mdp, theta, H)
+    for mdp, theta, pi, H, tr, g in enumerated_settings():
         ests = [baseline_estimates(tr, mdp, theta, pi, H, name) for name in BASELINES]
         ests.append(reward_to_go_estimates(tr, pi, mdp.gamma,
                                            baseline=rng.normal(size=(H, mdp.n_states))))
@@ -78,8 +75,7 @@ def baselines_unbiased() -> Measure:
 def optimal_baseline_parabola() -> Measure:
     rng = np.random.default_rng(8)
     errs = []
-    for mdp, _, pi, H in _settings():
-        tr = enumerate_trajectories(mdp, pi, H)
+    for mdp, _, pi, H, tr, _ in enumerated_settings():
         b = optimal_baseline(tr, pi, mdp.gamma)
         Y2 = expectation(tr, (mdp.gamma ** np.arange(H)[None, :, None]
                               * score_terms(tr, pi)) ** 2)
@@ -100,9 +96,7 @@ def optimal_baseline_parabola() -> Measure:
 def action_baseline_bias_check() -> Measure:
     rng = np.random.default_rng(9)
     errs = []
-    for mdp, theta, pi, H in _settings():
-        tr = enumerate_trajectories(mdp, pi, H)
-        g = exact_gradient(mdp, theta, H)
+    for mdp, theta, pi, H, tr, g in enumerated_settings():
         for b in (rng.normal(size=(mdp.n_states, mdp.n_actions)), finite_horizon_values(mdp, pi, H)[1]):
             bias = expectation(tr, action_baseline_estimates(tr, pi, mdp.gamma, b)) - g
             errs.append(np.abs(bias - action_baseline_bias(mdp, pi, H, b)).max())

@@ -10,10 +10,10 @@ import numpy as np
 
 from ..estimators import (advantage_estimate_moments, advantage_estimates, expectation,
                           reward_to_go_estimates, total_variance)
-from ..policy_gradient import exact_gradient, finite_horizon_values
+from ..policy_gradient import finite_horizon_values
 from ..trajectories import enumerate_trajectories
 from ..verify import Measure, identity
-from .ch03 import SETTINGS_DETAIL, _settings, book_setting
+from .ch03 import SETTINGS_DETAIL, book_setting, enumerated_settings
 
 
 def advantage_setting(gamma: float = 0.9) -> dict:
@@ -39,11 +39,10 @@ def estimator_variances(gamma: float = 0.9) -> dict:
           title="E[sum_t gamma^t A_t(s_t,a_t) grad log pi] (enumeration) = autograd grad J_H")
 def advantage_form() -> Measure:
     errs = []
-    for mdp, theta, pi, H in _settings():
-        tr = enumerate_trajectories(mdp, pi, H)
+    for mdp, _, pi, H, tr, g in enumerated_settings():
         V, Q = finite_horizon_values(mdp, pi, H)
         e = expectation(tr, advantage_estimates(tr, pi, mdp.gamma, Q - V[..., None]))
-        errs.append(np.abs(e - exact_gradient(mdp, theta, H)).max())
+        errs.append(np.abs(e - g).max())
     return Measure(float(max(errs)), SETTINGS_DETAIL)
 
 
@@ -51,8 +50,7 @@ def advantage_form() -> Measure:
           title="E[G_t - V_t(s_t) | s_t, a_t] = A_t(s_t, a_t) for every t, s, a")
 def advantage_estimate_unbiased() -> Measure:
     errs, n = [], 0
-    for mdp, _, pi, H in _settings():
-        tr = enumerate_trajectories(mdp, pi, H)
+    for mdp, _, pi, H, tr, _ in enumerated_settings():
         V, Q = finite_horizon_values(mdp, pi, H)
         prob, mean, _ = advantage_estimate_moments(tr, mdp.gamma, V, mdp.n_actions)
         seen = prob > 0
