@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate as V
-from .mdp import TabularMDP
+from .mdp import TabularMDP, epsilon_greedy, value_iteration
 
-__all__ = ["two_state_chain", "two_state_values_by_hand", "gridworld", "GRID_ACTIONS", "random_mdp",
-           "random_policy"]
+__all__ = ["two_state_chain", "two_state_values_by_hand", "gridworld", "GRID_ACTIONS",
+           "book_grid_policy", "random_mdp", "random_policy"]
 
 
 def two_state_chain(gamma: float = 0.9, reward=(1.0, 0.0), rho0=(1.0, 0.0)) -> TabularMDP:
@@ -98,6 +98,13 @@ def gridworld(gamma: float = 0.9, *, rows: int = 4, cols: int = 5, slip: float =
               "walls": tuple(walls), "start": start}
     return TabularMDP(P, r, rho0, gamma, terminal, names, GRID_ACTIONS, name="gridworld",
                       layout=layout)
+
+
+def book_grid_policy(gamma: float = 0.9, epsilon: float = 0.3) -> tuple[TabularMDP, np.ndarray]:
+    """The gridworld and the policy the chapters use: epsilon-greedy w.r.t. the optimal Q."""
+    grid = gridworld(gamma)
+    _, q_star = value_iteration(grid)
+    return grid, epsilon_greedy(q_star, epsilon)
 
 
 def random_mdp(rng: np.random.Generator, n_states: int, n_actions: int, gamma: float, *,

@@ -6,7 +6,8 @@ and the CLI cannot disagree.
 
 An identity function returns a :class:`Measure`: the quantity compared with the tolerance (a
 maximum absolute error for an *exact* check; a test statistic such as the largest absolute
-z-score for a *statistical* one) and a short, stable detail string.
+z-score for a *statistical* one; an exactly computed quantity that must stay on one side of
+a threshold for a *bound*, e.g. "asymmetry >= 0.01") and a short, stable detail string.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ class Identity:
     key: str
     chapter: int
     title: str
-    kind: str  # "exact" or "statistical"
+    kind: str  # "exact", "statistical" or "bound"
     tol: float
     statistic: str  # what ``value`` is, e.g. "max |lhs - rhs|" or "max |z|"
     fn: Callable[[], Measure]
+    at_least: bool = False  # a bound that must be >= tol (otherwise value <= tol)
 
 
 @dataclass(frozen=True)
@@ -50,35 +52,50 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return math.isfinite(self.value) and self.value <= self.identity.tol
+        if not math.isfinite(self.value):
+            return False
+        if self.identity.at_least:
+            return self.value >= self.identity.tol
+        return self.value <= self.identity.tol
 
     def line(self) -> str:
         """One stable line for the notebooks (nbval compares it across runs and platforms)."""
         idt = self.identity
         if idt.kind == "exact":
             shown = f"{idt.statistic} {stable_error(self.value)}"
+            rule = f"tolerance {idt.tol:g}"
+        elif idt.kind == "bound":
+            shown = f"{idt.statistic} = {self.value:.3g}"
+            rule = f"must be {'>=' if idt.at_least else '<='} {idt.tol:g}"
         else:
             shown = f"{idt.statistic} = {self.value:.2f}"
+            rule = f"tolerance {idt.tol:g}"
         verdict = "OK" if self.ok else "FAIL"
         detail = f" [{self.detail}]" if self.detail else ""
-        return f"{idt.title}: {shown} (tolerance {idt.tol:g}): {verdict}{detail}"
+        return f"{idt.title}: {shown} ({rule}): {verdict}{detail}"
 
 
 _REGISTRY: dict[str, Identity] = {}
 
 
 def identity(key: str, *, chapter: int, title: str, kind: str = "exact", tol: float = 1e-10,
-             statistic: str | None = None):
-    """Register ``fn`` (no arguments, returns a :class:`Measure`) as an identity check."""
-    if kind not in ("exact", "statistical"):
-        raise ValueError(f"kind must be 'exact' or 'statistical', got {kind!r}")
+             statistic: str | None = None, at_least: bool = False):
+    """Register ``fn`` (no arguments, returns a :class:`Measure`) as an identity check.
+
+    The check passes when the measured value is ``<= tol`` (or ``>= tol`` for a bound with
+    ``at_least=True``).
+    """
+    if kind not in ("exact", "statistical", "bound"):
+        raise ValueError(f"kind must be 'exact', 'statistical' or 'bound', got {kind!r}")
+    if at_least and kind != "bound":
+        raise ValueError("at_least=True is only meaningful for kind='bound'")
     if statistic is None:
-        statistic = "max |lhs - rhs|" if kind == "exact" else "max |z|"
+        statistic = {"exact": "max |lhs - rhs|", "statistical": "max |z|", "bound": "value"}[kind]
 
     def register(fn: Callable[[], Measure]) -> Callable[[], Measure]:
         if key in _REGISTRY and _REGISTRY[key].fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"identity key {key!r} is registered twice")
-        _REGISTRY[key] = Identity(key, chapter, title, kind, tol, statistic, fn)
+        _REGISTRY[key] = Identity(key, chapter, title, kind, tol, statistic, fn, at_least)
         return fn
 
     return register
@@ -141,11 +158,11 @@ def stable_error(err: float) -> str:
 
 def format_table(results: list[Result]) -> str:
     """A plain-text table: chapter, identity, kind, measured value, tolerance, OK/FAIL."""
-    rows = [("ch", "identity", "kind", "statistic", "value", "tol", "")]
+    rows = [("ch", "identity", "kind", "statistic", "value", "rule", "")]
     for r in results:
         i = r.identity
         rows.append((str(i.chapter), i.title, i.kind, i.statistic, f"{r.value:.2e}",
-                     f"{i.tol:g}", "OK" if r.ok else "FAIL"))
+                     f"{'>=' if i.at_least else '<='} {i.tol:g}", "OK" if r.ok else "FAIL"))
     widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -64,7 +64,7 @@ def estimates_figure(gamma: float = 0.9, ns=NS, estimators=None, seed: int = 0) 
         xaxis={"tickvals": x.tolist(), "ticktext": labels, "title": "parameter theta[state, action]"},
         yaxis_title="d J_H / d theta",
         sliders=[slider_steps([str(n) for n in ns], per * len(ns), vis, prefix="episodes N = ")],
-        height=460, margin={"t": 60})
+        height=460)
     return fig
 
 
@@ -87,7 +87,7 @@ def spread_figure(gammas=GAMMAS, estimators=None) -> go.Figure:
         xaxis_title="parameter theta[state, action]", yaxis_title="standard deviation of one estimate",
         barmode="group",
         sliders=[slider_steps([str(g) for g in gammas], per * len(gammas), vis, prefix="gamma = ")],
-        height=440, margin={"t": 60})
+        height=440)
     return fig
 
 
@@ -106,6 +106,5 @@ def convergence_figure(curve: dict, slopes: dict) -> go.Figure:
                              name="slope -1/2 guide"))
     fig.update_layout(title="Error of the Monte-Carlo gradient shrinks like N^-1/2; reward-to-go sits lower",
                       xaxis_type="log", yaxis_type="log", xaxis_title="episodes N",
-                      yaxis_title="RMS of ||estimate - grad J_H|| (log scale)", height=420,
-                      margin={"t": 60})
+                      yaxis_title="RMS of ||estimate - grad J_H|| (log scale)", height=420)
     return fig

@@ -31,7 +31,7 @@ def distribution_figure(gammas=GAMMAS) -> go.Figure:
         title="The discounted state distribution puts more weight on early states than visits do",
         xaxis_title="state of the corridor", yaxis_title="probability", barmode="group",
         sliders=[slider_steps([str(g) for g in gammas], 2 * len(gammas), vis, prefix="gamma = ")],
-        height=420, margin={"t": 60})
+        height=420)
     return fig
 
 
@@ -57,7 +57,7 @@ def notes_figure(rows) -> go.Figure:
         legend={"orientation": "h", "y": -0.35},
         sliders=[slider_steps([str(r["gamma"]) for r in rows], 2 * len(rows), vis,
                               prefix="gamma = ")],
-        height=480, margin={"t": 60, "b": 160})
+        height=480, margin={"t": 120, "b": 160})
     return fig
 
 
@@ -73,5 +73,5 @@ def angle_figure(rows) -> go.Figure:
     fig.update_layout(title="The gamma^t-dropped direction is furthest from a gradient when gamma is small",
                       xaxis_title="discount gamma", yaxis_title="angle (degrees)",
                       yaxis2={"title": "Jacobian asymmetry", "overlaying": "y", "side": "right"},
-                      height=420, margin={"t": 60})
+                      height=420)
     return fig

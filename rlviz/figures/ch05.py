@@ -25,7 +25,7 @@ def variance_figure(gammas=GAMMAS) -> go.Figure:
         title="Total variance of one gradient estimate by baseline (label: ratio to no baseline)",
         xaxis_title="baseline", yaxis_title="tr Cov (exact, by enumeration)",
         sliders=[slider_steps([str(g) for g in gammas], len(gammas), vis, prefix="gamma = ")],
-        height=430, margin={"t": 60})
+        height=430)
     return fig
 
 

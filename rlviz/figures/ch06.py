@@ -47,5 +47,5 @@ def advantage_distribution_figure(gammas=GAMMAS) -> go.Figure:
         xaxis_title="value of G_0 - V(s_0)", yaxis_title="probability given a_0",
         yaxis_range=[0, 1], barmode="overlay",
         sliders=[slider_steps([str(g) for g in gammas], per * len(gammas), vis, prefix="gamma = ")],
-        height=450, margin={"t": 60})
+        height=450)
     return fig

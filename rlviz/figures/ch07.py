@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..advantage_stats import gae_moments, kstep_moments, pair_weights, summarise, value_error
-from ..identities.ch02 import book_grid_policy
+from ..examples import book_grid_policy
 from ..mdp import state_values
 from .common import rounded, slider_steps
 

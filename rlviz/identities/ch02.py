@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..examples import gridworld, random_mdp, random_policy, two_state_chain, two_state_values_by_hand
-from ..mdp import (action_values, advantages, bellman_residuals, epsilon_greedy, state_values,
-                   value_iteration)
+from ..examples import (book_grid_policy, random_mdp, random_policy, two_state_chain,
+                        two_state_values_by_hand)
+from ..mdp import action_values, advantages, bellman_residuals, state_values
 from ..stats import z_scores
 from ..trajectories import mc_action_values, mc_state_values
 from ..verify import Measure, identity
-
-
-def book_grid_policy(gamma: float = 0.9, epsilon: float = 0.3) -> tuple:
-    """The gridworld and the epsilon-greedy policy the chapters use (w.r.t. the optimal Q)."""
-    grid = gridworld(gamma)
-    _, q_star = value_iteration(grid)
-    return grid, epsilon_greedy(q_star, epsilon)
 
 
 @identity("ch2.two_state_by_hand", chapter=2, title="V by linear solve = V solved by hand (two-state chain)")

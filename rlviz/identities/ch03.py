@@ -118,7 +118,7 @@ def monte_carlo_gradient() -> Measure:
     return Measure(float(max(z)), "corridor, gamma=0.9, H=6, N=4000 episodes, seed 0")
 
 
-@identity("ch3.reward_to_go_variance", chapter=3, kind="statistical", tol=1.0,
+@identity("ch3.reward_to_go_variance", chapter=3, kind="bound", tol=1.0,
           statistic="tr Cov(reward-to-go) / tr Cov(total return)",
           title="reward-to-go has the smaller variance (measured on samples)")
 def reward_to_go_variance() -> Measure:

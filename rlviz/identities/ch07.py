@@ -9,7 +9,7 @@ from ..advantage_stats import (gae_moments, gae_moments_by_enumeration, kstep_mo
 from ..examples import random_mdp, random_policy
 from ..mdp import state_values, time_unrolled, unrolled_policy
 from ..verify import Measure, identity
-from .ch02 import book_grid_policy
+from ..examples import book_grid_policy
 
 LAMBDAS = (0.0, 0.3, 0.7, 0.95, 1.0)
 

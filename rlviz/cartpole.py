@@ -1,0 +1,116 @@
+r"""CartPole-v1 as one array: ``N`` environments stepped by a few numpy operations.
+
+Chapters 11-13 train on CartPole. This module is gymnasium's ``CartPole-v1`` (same constants,
+same Euler integration in float64, same termination, same 500-step time limit, reward 1 per
+step) with the ``N`` environments held in one ``(4, N)`` state array, and with **same-step
+autoreset**: when an environment's episode ends, :meth:`BatchedCartPole.step` returns its final
+observation in ``final_obs`` and, in ``obs``, the first observation of the next episode.
+
+Why not ``gymnasium.make_vec("CartPole-v1", vectorization_mode="vector_entry_point")``?
+gymnasium 1.x's ``CartPoleVectorEnv`` supports only *next-step* autoreset: the step after an
+episode ends is a dummy transition (reward 0, the action ignored) that the trainer must mask
+out of the rollout and out of GAE. Same-step autoreset gives every transition a meaning, and
+the final observation of a truncated episode goes straight to the value bootstrap
+(``v_final_t`` of :func:`rlviz.advantages.gae`). The step costs the same (measured in
+``benchmarks/ppo_cartpole.py``); tests/test_cartpole.py steps it beside gymnasium's single
+``CartPole-v1`` with the same actions and checks states, rewards and both flags agree.
+
+The dynamics (Barto, Sutton and Anderson 1983; Florian 2007), with force :math:`F=\pm 10`,
+:math:`m_c = 1`, :math:`m_p = 0.1`, half-length :math:`l = 0.5`, :math:`\tau = 0.02`:
+
+.. math::
+    a_\theta = \frac{g \sin\theta - \cos\theta\, \frac{F + m_p l \dot\theta^2 \sin\theta}{m_c + m_p}}
+                   {l\left(\tfrac43 - \frac{m_p \cos^2\theta}{m_c + m_p}\right)}, \qquad
+    a_x = \frac{F + m_p l \dot\theta^2 \sin\theta}{m_c + m_p} - \frac{m_p l a_\theta \cos\theta}{m_c + m_p},
+
+then :math:`x \mathrel{+}= \tau \dot x,\ \dot x \mathrel{+}= \tau a_x,\ \theta \mathrel{+}= \tau\dot\theta,\
+\dot\theta \mathrel{+}= \tau a_\theta`. An episode *terminates* when :math:`|x| > 2.4` or
+:math:`|\theta| > 12°`, and is *truncated* when it reaches ``max_episode_steps`` (both flags
+can be set together; termination wins in the estimators).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _validate as V
+
+__all__ = ["BatchedCartPole"]
+
+GRAVITY, MASSCART, MASSPOLE, LENGTH, FORCE_MAG, TAU = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
+TOTAL_MASS = MASSCART + MASSPOLE
+POLEMASS_LENGTH = MASSPOLE * LENGTH
+THETA_THRESHOLD = 12 * 2 * math.pi / 360
+X_THRESHOLD = 2.4
+RESET_HIGH = 0.05
+
+
+class BatchedCartPole:
+    """``num_envs`` CartPole-v1 environments in one array, with same-step autoreset.
+
+    Parameters
+    ----------
+    num_envs : int
+        N, the number of environments.
+    max_episode_steps : int
+        The time limit (500 for CartPole-v1).
+    seed : int
+        Seeds the generator of the initial states (uniform in [-0.05, 0.05]^4).
+
+    Attributes
+    ----------
+    state : float64 array (4, N)
+        Rows x, x_dot, theta, theta_dot (gymnasium's order).
+    steps : int array (N,)
+        Steps taken in the current episode.
+    """
+
+    def __init__(self, num_envs: int, *, max_episode_steps: int = 500, seed: int = 0):
+        self.num_envs = V.positive("num_envs", num_envs, integer=True)
+        self.max_episode_steps = V.positive("max_episode_steps", max_episode_steps, integer=True)
+        self.rng = np.random.default_rng(seed)
+        self.state = np.zeros((4, self.num_envs))
+        self.steps = np.zeros(self.num_envs, dtype=np.int64)
+
+    def reset(self) -> np.ndarray:
+        """Start every environment afresh; returns the observations, float32 ``(N, 4)``."""
+        self.state = self.rng.uniform(-RESET_HIGH, RESET_HIGH, size=(4, self.num_envs))
+        self.steps[:] = 0
+        return self.state.T.astype(np.float32)
+
+    def step(self, action):
+        """Step every environment; returns ``(obs, reward, terminated, truncated, final_obs)``.
+
+        ``action``: int or bool array (N,) of 0 (push left) and 1 (push right). ``obs`` (N, 4)
+        float32 is the observation to act on next (a fresh episode's first one where an
+        episode ended); ``reward`` (N,) float32 is 1 everywhere; ``terminated`` and
+        ``truncated`` (N,) bool; ``final_obs`` (N, 4) float32 is the observation the step
+        reached, before any reset (equal to ``obs`` where nothing ended).
+        """
+        a = np.asarray(action)
+        if a.shape != (self.num_envs,):
+            raise ValueError(f"action must have shape ({self.num_envs},), got {a.shape}")
+        x, x_dot, theta, theta_dot = self.state
+        force = np.where(a > 0, FORCE_MAG, -FORCE_MAG)
+        costheta, sintheta = np.cos(theta), np.sin(theta)
+        temp = (force + POLEMASS_LENGTH * np.square(theta_dot) * sintheta) / TOTAL_MASS
+        thetaacc = (GRAVITY * sintheta - costheta * temp) / (
+            LENGTH * (4.0 / 3.0 - MASSPOLE * np.square(costheta) / TOTAL_MASS))
+        xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS
+        self.state = np.stack((x + TAU * x_dot, x_dot + TAU * xacc,
+                               theta + TAU * theta_dot, theta_dot + TAU * thetaacc))
+        x, theta = self.state[0], self.state[2]
+        terminated = (np.abs(x) > X_THRESHOLD) | (np.abs(theta) > THETA_THRESHOLD)
+        self.steps += 1
+        truncated = self.steps >= self.max_episode_steps
+        final_obs = self.state.T.astype(np.float32)
+        done = terminated | truncated
+        obs = final_obs
+        if done.any():
+            self.state[:, done] = self.rng.uniform(-RESET_HIGH, RESET_HIGH, size=(4, int(done.sum())))
+            self.steps[done] = 0
+            obs = self.state.T.astype(np.float32)
+        reward = np.ones(self.num_envs, dtype=np.float32)
+        return obs, reward, terminated, truncated, final_obs

@@ -1,0 +1,332 @@
+r"""Importance sampling, the surrogate objective, KL divergences, the Fisher matrix and tabular TRPO
+(chapters 10 and 11).
+
+Setting: a tabular discounted MDP (:math:`\gamma < 1`) and the softmax policy of
+:mod:`rlviz.policy_gradient` with flat logits :math:`\theta` (length :math:`K = SA`). The old
+policy :math:`\pi_{\text{old}} = \pi_{\theta_{\text{old}}}` fixes the data distribution: the
+discounted state distribution :math:`d_{\text{old}} = d^{\pi_{\text{old}}}_\gamma` (sums to 1,
+:func:`rlviz.mdp.discounted_state_distribution`) and the advantages
+:math:`A_{\text{old}} = A^{\pi_{\text{old}}}` (:func:`rlviz.mdp.advantages`).
+
+The **surrogate** (Kakade and Langford 2002; Schulman et al. 2015, with :math:`\eta`
+written :math:`J`) is
+
+.. math:: L_{\theta_{\text{old}}}(\theta) = J(\theta_{\text{old}}) + \frac{1}{1-\gamma}\,
+          \mathbb E_{s \sim d_{\text{old}},\, a \sim \pi_{\text{old}}}\Big[
+          \frac{\pi_\theta(a \mid s)}{\pi_{\text{old}}(a \mid s)} A_{\text{old}}(s, a)\Big],
+
+the first-order model of :math:`J(\theta) = J(\theta_{\text{old}}) + \frac{1}{1-\gamma}
+\mathbb E_{s \sim d_\theta, a \sim \pi_\theta}[A_{\text{old}}(s, a)]` in which the new
+policy's state distribution :math:`d_\theta` is replaced by the old one.
+
+Everything differentiable is written in ``torch`` float64, so autograd gives exact gradients
+and Hessians. Arrays: policies ``(S, A)``, flat logits ``(S*A,)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import _validate as V
+from .mdp import TabularMDP, advantages, discounted_state_distribution, objective
+from .policy_gradient import DTYPE, objective_torch, score_table, softmax_policy
+from .trust_region import (backtracking_line_search, conjugate_gradient, fisher_vector_product,
+                           trpo_step_size)
+
+__all__ = ["kl_rows", "importance_weighted_means", "ratio_variance", "sample_ratio_estimates",
+           "OldPolicy", "old_policy", "surrogate_torch", "mean_kl_torch", "kl_rows_torch",
+           "line_profile", "schulman_constant", "fisher_matrix", "kl_hessian",
+           "tabular_natural_gradient", "tabular_trpo_step", "tabular_trpo"]
+
+
+# ----------------------------------------------------------------------------- per-state tables
+
+def _policy(name: str, pi, shape=None) -> np.ndarray:
+    pi = V.array(name, pi, ndim=2) if shape is None else V.array(name, pi, shape=shape)
+    V.distribution_rows(name, pi)
+    return pi
+
+
+def kl_rows(p, q) -> np.ndarray:
+    r"""Per-state :math:`\mathrm{KL}(p(\cdot|s) \,\|\, q(\cdot|s)) = \sum_a p(a|s) \log \frac{p(a|s)}{q(a|s)}`, shape ``(S,)``.
+
+    Terms with :math:`p(a|s) = 0` contribute 0; ``q`` must be positive where ``p`` is.
+    """
+    p = _policy("p", p)
+    q = _policy("q", q, shape=p.shape)
+    if np.any((p > 0) & (q <= 0)):
+        raise ValueError("q must be > 0 wherever p > 0 (otherwise KL(p || q) is infinite)")
+    safe_q = np.where(p > 0, q, 1.0)
+    return np.where(p > 0, p * (np.log(np.where(p > 0, p, 1.0)) - np.log(safe_q)), 0.0).sum(axis=1)
+
+
+def importance_weighted_means(pi_old, pi_new, f) -> tuple[np.ndarray, np.ndarray]:
+    r"""Both sides of importance sampling, per state, shape ``(S,)`` each.
+
+    .. math:: \underbrace{\sum_a \pi_{\text{old}}(a|s)\, \frac{\pi_{\text{new}}(a|s)}
+              {\pi_{\text{old}}(a|s)}\, f(s, a)}_{\mathbb E_{\text{old}}[\rho f]}
+              \quad\text{and}\quad
+              \underbrace{\sum_a \pi_{\text{new}}(a|s) f(s, a)}_{\mathbb E_{\text{new}}[f]},
+
+    with the ratio :math:`\rho = \pi_{\text{new}} / \pi_{\text{old}}`. Equal whenever
+    :math:`\pi_{\text{old}} > 0` wherever :math:`\pi_{\text{new}} > 0` (required here:
+    ``pi_old > 0`` everywhere). ``f`` has shape ``(S, A)``.
+    """
+    pi_old = _policy("pi_old", pi_old)
+    pi_new = _policy("pi_new", pi_new, shape=pi_old.shape)
+    f = V.array("f", f, shape=pi_old.shape)
+    if np.any(pi_old <= 0):
+        raise ValueError("pi_old must be > 0 everywhere (the ratio divides by it)")
+    ratio = pi_new / pi_old
+    return (pi_old * ratio * f).sum(axis=1), (pi_new * f).sum(axis=1)
+
+
+def ratio_variance(pi_old, pi_new, f) -> np.ndarray:
+    r"""Exact variance of one ratio-weighted sample :math:`\rho f` with :math:`a \sim \pi_{\text{old}}(\cdot|s)`, shape ``(S,)``.
+
+    .. math:: \operatorname{Var}_{a \sim \pi_{\text{old}}}[\rho f]
+              = \sum_a \frac{\pi_{\text{new}}(a|s)^2}{\pi_{\text{old}}(a|s)} f(s,a)^2
+              - \Big(\sum_a \pi_{\text{new}}(a|s) f(s,a)\Big)^2 .
+
+    With :math:`f \equiv 1` it is the :math:`\chi^2` divergence
+    :math:`\chi^2(\pi_{\text{new}} \| \pi_{\text{old}}) = \sum_a \pi_{\text{new}}^2/\pi_{\text{old}} - 1
+    \ge e^{\mathrm{KL}(\pi_{\text{new}} \| \pi_{\text{old}})} - 1`, which grows with the KL.
+    """
+    pi_old = _policy("pi_old", pi_old)
+    pi_new = _policy("pi_new", pi_new, shape=pi_old.shape)
+    f = V.array("f", f, shape=pi_old.shape)
+    if np.any(pi_old <= 0):
+        raise ValueError("pi_old must be > 0 everywhere (the ratio divides by it)")
+    return (pi_new ** 2 / pi_old * f ** 2).sum(axis=1) - ((pi_new * f).sum(axis=1)) ** 2
+
+
+def sample_ratio_estimates(rng: np.random.Generator, pi_old_s, pi_new_s, f_s, n: int) -> np.ndarray:
+    r""":math:`n` single-sample estimates :math:`\rho(a_i) f(a_i)`, :math:`a_i \sim \pi_{\text{old}}(\cdot|s)` i.i.d., shape ``(n,)``.
+
+    ``pi_old_s``, ``pi_new_s``, ``f_s`` are one state's rows, shape ``(A,)``. The mean
+    estimates :math:`\mathbb E_{\text{new}}[f]`; the variance is :func:`ratio_variance`.
+    """
+    pi_old_s = _policy("pi_old_s", np.atleast_2d(pi_old_s))[0]
+    pi_new_s = _policy("pi_new_s", np.atleast_2d(pi_new_s), shape=(1, pi_old_s.size))[0]
+    f_s = V.array("f_s", f_s, shape=(pi_old_s.size,))
+    n = V.positive("n", n, integer=True)
+    if np.any(pi_old_s <= 0):
+        raise ValueError("pi_old_s must be > 0 everywhere (the ratio divides by it)")
+    a = rng.choice(pi_old_s.size, size=n, p=pi_old_s)
+    return (pi_new_s / pi_old_s * f_s)[a]
+
+
+# ----------------------------------------------------------------------------- the surrogate
+
+@dataclass(frozen=True, eq=False)
+class OldPolicy:
+    r"""What the old policy fixes: its logits, policy, :math:`d_{\text{old}}`, :math:`A_{\text{old}}`, :math:`J(\theta_{\text{old}})`."""
+
+    mdp: TabularMDP
+    theta: np.ndarray  # flat logits, shape (S*A,)
+    pi: np.ndarray  # (S, A)
+    d: np.ndarray  # (S,), sums to 1
+    adv: np.ndarray  # (S, A)
+    J: float
+
+
+def old_policy(mdp: TabularMDP, theta_old) -> OldPolicy:
+    """Freeze :math:`\\theta_{\\text{old}}` (shape ``(S, A)`` or ``(S*A,)``): policy, d_old, A_old and J."""
+    S, A = mdp.n_states, mdp.n_actions
+    if not mdp.gamma < 1:
+        raise ValueError(f"the surrogate needs a discounted MDP, gamma in [0, 1), got {mdp.gamma}")
+    th = V.array("theta_old", np.reshape(np.asarray(theta_old, dtype=float), -1), shape=(S * A,))
+    pi = softmax_policy(th.reshape(S, A))
+    return OldPolicy(mdp, th, pi, discounted_state_distribution(mdp, pi), advantages(mdp, pi),
+                     objective(mdp, pi))
+
+
+def _flat_torch(old: OldPolicy, theta) -> torch.Tensor:
+    if isinstance(theta, torch.Tensor):
+        if theta.shape != (old.theta.size,):
+            raise ValueError(f"theta must have shape ({old.theta.size},), got {tuple(theta.shape)}")
+        return theta
+    return torch.tensor(V.array("theta", theta, shape=(old.theta.size,)), dtype=DTYPE)
+
+
+def surrogate_torch(old: OldPolicy, theta) -> torch.Tensor:
+    r"""The surrogate :math:`L_{\theta_{\text{old}}}(\theta)` as a differentiable function of the flat logits.
+
+    .. math:: L(\theta) = J(\theta_{\text{old}}) + \frac{1}{1-\gamma} \sum_s d_{\text{old}}(s)
+              \sum_a \pi_{\text{old}}(a|s)\, \frac{\pi_\theta(a|s)}{\pi_{\text{old}}(a|s)}\,
+              A_{\text{old}}(s, a).
+
+    Normalisation: :math:`d_{\text{old}}` sums to 1, and the :math:`1/(1-\gamma)` and the
+    constant :math:`J(\theta_{\text{old}})` make :math:`L` comparable with :math:`J` itself
+    (Schulman et al. 2015 write :math:`L_\pi(\tilde\pi) = \eta(\pi) + \sum_s \rho_\pi(s)
+    \sum_a \tilde\pi(a|s) A_\pi(s,a)` with the unnormalised :math:`\rho_\pi = d_\pi/(1-\gamma)`:
+    the same function). So :math:`L(\theta_{\text{old}}) = J(\theta_{\text{old}})` since
+    :math:`\sum_a \pi A = 0`.
+    """
+    th = _flat_torch(old, theta)
+    S, A = old.mdp.n_states, old.mdp.n_actions
+    logp = torch.log_softmax(th.reshape(S, A), dim=1)
+    logp_old = torch.log_softmax(torch.tensor(old.theta.reshape(S, A), dtype=DTYPE), dim=1)
+    pi_old = logp_old.exp()
+    d = torch.tensor(old.d, dtype=DTYPE)
+    adv = torch.tensor(old.adv, dtype=DTYPE)
+    ratio = torch.exp(logp - logp_old)  # pi_theta / pi_old, finite even where pi_old underflows
+    return old.J + (d * (pi_old * ratio * adv).sum(dim=1)).sum() / (1 - old.mdp.gamma)
+
+
+def kl_rows_torch(old: OldPolicy, theta) -> torch.Tensor:
+    r"""Per-state :math:`\mathrm{KL}(\pi_{\text{old}}(\cdot|s) \,\|\, \pi_\theta(\cdot|s))`, differentiable, shape ``(S,)``."""
+    th = _flat_torch(old, theta)
+    S, A = old.mdp.n_states, old.mdp.n_actions
+    logp = torch.log_softmax(th.reshape(S, A), dim=1)
+    logp_old = torch.log_softmax(torch.tensor(old.theta.reshape(S, A), dtype=DTYPE), dim=1)
+    return (logp_old.exp() * (logp_old - logp)).sum(dim=1)
+
+
+def mean_kl_torch(old: OldPolicy, theta) -> torch.Tensor:
+    r""":math:`\bar D_{\mathrm{KL}}(\theta) = \mathbb E_{s \sim d_{\text{old}}}[\mathrm{KL}(\pi_{\text{old}}(\cdot|s) \,\|\, \pi_\theta(\cdot|s))]`, the TRPO constraint."""
+    return (torch.tensor(old.d, dtype=DTYPE) * kl_rows_torch(old, theta)).sum()
+
+
+def schulman_constant(old: OldPolicy) -> tuple[float, float]:
+    r"""The constant of Schulman et al. (2015), Theorem 1: :math:`C = 4\epsilon\gamma/(1-\gamma)^2`, :math:`\epsilon = \max_{s,a}|A_{\text{old}}(s,a)|`.
+
+    Returns ``(C, epsilon)``. With it :math:`J(\theta) \ge L(\theta) - C\, D^{\max}_{\mathrm{KL}}`,
+    where :math:`D^{\max}_{\mathrm{KL}} = \max_s \mathrm{KL}(\pi_{\text{old}}(\cdot|s) \| \pi_\theta(\cdot|s))`
+    (from :math:`D_{TV}^2 \le D_{KL}`, Pinsker).
+    """
+    eps = float(np.abs(old.adv).max())
+    g = old.mdp.gamma
+    return 4 * eps * g / (1 - g) ** 2, eps
+
+
+def line_profile(old: OldPolicy, direction, steps) -> dict:
+    r""":math:`J`, :math:`L`, mean and max KL, and the lower bound along :math:`\theta_{\text{old}} + t u`.
+
+    ``direction`` :math:`u` has shape ``(S*A,)``; ``steps`` :math:`t` shape ``(n,)``.
+    Returns arrays of shape ``(n,)``: ``J``, ``L``, ``kl_mean`` (:math:`d_{\text{old}}`-weighted),
+    ``kl_max`` (max over states), ``bound`` :math:`= L - C\,D^{\max}_{\mathrm{KL}}`
+    (:func:`schulman_constant`), and ``t``.
+    """
+    u = V.array("direction", direction, shape=(old.theta.size,))
+    t = V.array("steps", steps, ndim=1)
+    C, _ = schulman_constant(old)
+    out = {k: np.empty(t.size) for k in ("J", "L", "kl_mean", "kl_max")}
+    with torch.no_grad():
+        for i, ti in enumerate(t):
+            th = torch.tensor(old.theta + ti * u, dtype=DTYPE)
+            out["J"][i] = float(objective_torch(old.mdp, th))
+            out["L"][i] = float(surrogate_torch(old, th))
+            kl = kl_rows_torch(old, th)
+            out["kl_mean"][i] = float((torch.tensor(old.d, dtype=DTYPE) * kl).sum())
+            out["kl_max"][i] = float(kl.max())
+    out["bound"] = out["L"] - C * out["kl_max"]
+    out["t"] = t
+    return out
+
+
+# ----------------------------------------------------------------------------- Fisher information
+
+def fisher_matrix(old: OldPolicy) -> np.ndarray:
+    r"""The Fisher information of the policy under :math:`d_{\text{old}}`, from the score, shape ``(K, K)``.
+
+    .. math:: F = \mathbb E_{s \sim d_{\text{old}}, a \sim \pi_{\text{old}}}\big[
+              \nabla_\theta \log\pi_\theta(a|s)\, \nabla_\theta \log\pi_\theta(a|s)^\top\big]_{\theta_{\text{old}}},
+
+    with the closed-form softmax score (:func:`rlviz.policy_gradient.score_table`). Block
+    diagonal: the block of state :math:`s` is :math:`d(s)(\operatorname{diag}\pi_s - \pi_s\pi_s^\top)`,
+    which kills the all-ones vector, so :math:`F` is singular (rank at most :math:`S(A-1)`).
+    """
+    psi = score_table(old.pi)  # (S, A, K)
+    w = old.d[:, None] * old.pi  # (S, A)
+    return np.einsum("sa,sak,sal->kl", w, psi, psi)
+
+
+def kl_hessian(old: OldPolicy) -> np.ndarray:
+    r""":math:`\nabla^2_\theta \bar D_{\mathrm{KL}}(\theta)` at :math:`\theta_{\text{old}}` by ``torch.autograd.functional.hessian``, shape ``(K, K)``."""
+    return torch.autograd.functional.hessian(
+        lambda th: mean_kl_torch(old, th), torch.tensor(old.theta, dtype=DTYPE)).numpy()
+
+
+def tabular_natural_gradient(old: OldPolicy) -> np.ndarray:
+    r"""The minimum-norm solution of :math:`F x = \nabla J(\theta_{\text{old}})` in closed form, shape ``(K,)``.
+
+    For the tabular softmax (Kakade 2002), :math:`\nabla J` has :math:`(s,a)` entry
+    :math:`\frac{d(s)}{1-\gamma}\pi(a|s)A(s,a)` and the block of :math:`F` is
+    :math:`d(s)(\operatorname{diag}\pi_s - \pi_s\pi_s^\top)`; since :math:`\sum_a \pi A = 0`,
+    :math:`(\operatorname{diag}\pi_s - \pi_s\pi_s^\top) A_s = \pi_s \odot A_s`, so
+    :math:`x = A/(1-\gamma)` solves it, and removing each state's mean (the null direction)
+    gives the minimum-norm solution
+
+    .. math:: x_{s,a} = \frac{A_{\text{old}}(s,a) - \frac1{|\mathcal A|}\sum_b A_{\text{old}}(s,b)}{1-\gamma}
+              \quad (\text{states with } d(s) > 0).
+    """
+    adv = old.adv - old.adv.mean(axis=1, keepdims=True)
+    adv = np.where(old.d[:, None] > 0, adv, 0.0)
+    return (adv / (1 - old.mdp.gamma)).ravel()
+
+
+# ----------------------------------------------------------------------------- tabular TRPO
+
+def tabular_trpo_step(old: OldPolicy, delta: float, *, cg_iters: int = 50, damping: float = 0.0,
+                      max_backtracks: int = 15) -> dict:
+    r"""One exact TRPO step: :math:`g = \nabla L = \nabla J`, :math:`x \approx F^{-1} g` by CG, step :math:`\sqrt{2\delta/g^\top x}\,x`, line search.
+
+    1. :math:`g = \nabla_\theta L(\theta_{\text{old}})` by autograd (equal to :math:`\nabla J`);
+    2. :math:`x` from :func:`~rlviz.trust_region.conjugate_gradient` with
+       :func:`~rlviz.trust_region.fisher_vector_product` of :func:`mean_kl_torch`
+       (plus ``damping``); with no damping CG stays in the range of the singular :math:`F`;
+    3. full step :math:`\beta x`, :math:`\beta` from :func:`~rlviz.trust_region.trpo_step_size`;
+    4. :func:`~rlviz.trust_region.backtracking_line_search` on the exact mean KL and the
+       surrogate improvement.
+
+    Returns a dict: ``theta`` (new flat logits), ``fraction``, ``kl`` (exact mean KL of the
+    accepted step, 0 if none), ``improvement`` of :math:`L`, ``cg_residual`` (last CG residual
+    norm), ``residuals`` (all of them), ``tries``.
+    """
+    delta = V.positive("delta", delta)
+    th = torch.tensor(old.theta, dtype=DTYPE, requires_grad=True)
+    (g,) = torch.autograd.grad(surrogate_torch(old, th), th)
+    if float(torch.linalg.vector_norm(g)) == 0.0:
+        return {"theta": old.theta.copy(), "fraction": 0.0, "kl": 0.0, "improvement": 0.0,
+                "cg_residual": 0.0, "residuals": [], "tries": 0}
+    p = th.detach().clone().requires_grad_(True)
+    x, res = conjugate_gradient(
+        lambda v: fisher_vector_product(lambda: mean_kl_torch(old, p), [p], v, damping=damping),
+        g, iters=cg_iters, tol=1e-12)
+    step = trpo_step_size(g, x, delta) * x
+    theta_old = torch.tensor(old.theta, dtype=DTYPE)
+    frac, info = backtracking_line_search(
+        step, lambda t: surrogate_torch(old, t) - old.J, lambda t: mean_kl_torch(old, t), delta,
+        max_backtracks=max_backtracks, theta_old=theta_old)
+    j = info["accepted"]
+    new = (theta_old + frac * step).numpy() if j is not None else old.theta.copy()
+    return {"theta": new, "fraction": frac, "kl": info["kls"][j] if j is not None else 0.0,
+            "improvement": info["improvements"][j] if j is not None else 0.0,
+            "cg_residual": res[-1] if res else 0.0, "residuals": res,
+            "tries": len(info["fractions"])}
+
+
+def tabular_trpo(mdp: TabularMDP, theta0, delta: float, n_iters: int, **step_kwargs) -> dict:
+    r"""Iterate :func:`tabular_trpo_step` from ``theta0``; exact :math:`J` after every step.
+
+    Returns arrays of length ``n_iters + 1`` (``J``, starting with :math:`J(\theta_0)`) and
+    ``n_iters`` (``kl``, ``fraction``, ``cg_residual``, ``improvement``), and the final
+    ``theta`` (flat).
+    """
+    n = V.positive("n_iters", n_iters, integer=True)
+    old = old_policy(mdp, theta0)
+    hist = {"J": [old.J], "kl": [], "fraction": [], "cg_residual": [], "improvement": []}
+    for _ in range(n):
+        out = tabular_trpo_step(old, delta, **step_kwargs)
+        old = old_policy(mdp, out["theta"])
+        hist["J"].append(old.J)
+        for k in ("kl", "fraction", "cg_residual", "improvement"):
+            hist[k].append(out[k])
+    res = {k: np.asarray(v) for k, v in hist.items()}
+    res["theta"] = old.theta
+    return res
