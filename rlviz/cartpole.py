@@ -56,8 +56,11 @@ class BatchedCartPole:
         N, the number of environments.
     max_episode_steps : int
         The time limit (500 for CartPole-v1).
-    seed : int
-        Seeds the generator of the initial states (uniform in [-0.05, 0.05]^4).
+    seed : int or sequence of G ints
+        Seeds the generator of the initial states (uniform in [-0.05, 0.05]^4). With G seeds
+        the environments form G equal consecutive groups, each drawing its start states from
+        its own generator (one group per setting when K settings share the array: a setting's
+        episodes then do not depend on the others).
 
     Attributes
     ----------
@@ -67,18 +70,30 @@ class BatchedCartPole:
         Steps taken in the current episode.
     """
 
-    def __init__(self, num_envs: int, *, max_episode_steps: int = 500, seed: int = 0):
+    def __init__(self, num_envs: int, *, max_episode_steps: int = 500, seed=0):
         self.num_envs = V.positive("num_envs", num_envs, integer=True)
         self.max_episode_steps = V.positive("max_episode_steps", max_episode_steps, integer=True)
-        self.rng = np.random.default_rng(seed)
+        seeds = [seed] if np.ndim(seed) == 0 else list(seed)
+        if not seeds or self.num_envs % len(seeds):
+            raise ValueError(f"seed must be an int or G seeds with G dividing num_envs = "
+                             f"{self.num_envs}, got {len(seeds)} seeds")
+        self.rngs = [np.random.default_rng(int(s)) for s in seeds]
+        self.group_size = self.num_envs // len(seeds)
         self.state = np.zeros((4, self.num_envs))
         self.steps = np.zeros(self.num_envs, dtype=np.int64)
 
     def reset(self) -> np.ndarray:
         """Start every environment afresh; returns the observations, float32 ``(N, 4)``."""
-        self.state = self.rng.uniform(-RESET_HIGH, RESET_HIGH, size=(4, self.num_envs))
-        self.steps[:] = 0
+        self._restart(np.ones(self.num_envs, dtype=bool))
         return self.state.T.astype(np.float32)
+
+    def _restart(self, done: np.ndarray) -> None:
+        """New start states where ``done``, each group's from its own generator."""
+        n = self.group_size
+        for g in np.unique(np.flatnonzero(done) // n):
+            cols = g * n + np.flatnonzero(done[g * n:(g + 1) * n])
+            self.state[:, cols] = self.rngs[g].uniform(-RESET_HIGH, RESET_HIGH, size=(4, len(cols)))
+        self.steps[done] = 0
 
     def step(self, action):
         """Step every environment; returns ``(obs, reward, terminated, truncated, final_obs)``.
@@ -109,8 +124,7 @@ class BatchedCartPole:
         done = terminated | truncated
         obs = final_obs
         if done.any():
-            self.state[:, done] = self.rng.uniform(-RESET_HIGH, RESET_HIGH, size=(4, int(done.sum())))
-            self.steps[done] = 0
+            self._restart(done)
             obs = self.state.T.astype(np.float32)
         reward = np.ones(self.num_envs, dtype=np.float32)
         return obs, reward, terminated, truncated, final_obs

@@ -37,11 +37,10 @@ def _same_shape(**tensors) -> torch.Size:
 def _positive(name: str, value, shape: torch.Size):
     """A coefficient > 0: a number, or a tensor that broadcasts against ``shape``."""
     if isinstance(value, torch.Tensor):
-        try:
-            torch.broadcast_shapes(value.shape, shape)
-        except RuntimeError:
-            raise ValueError(f"{name} of shape {tuple(value.shape)} does not broadcast against "
-                             f"the samples' shape {tuple(shape)}") from None
+        vs = tuple(value.shape)
+        if len(vs) > len(shape) or any(a not in (1, b) for a, b in zip(vs[::-1], tuple(shape)[::-1])):
+            raise ValueError(f"{name} of shape {vs} does not broadcast against "
+                             f"the samples' shape {tuple(shape)}")
         if value.numel() and not bool((value > 0).all()):
             raise ValueError(f"{name} must be > 0, got min {float(value.min())}")
         return value

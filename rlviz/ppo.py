@@ -237,62 +237,232 @@ class Rollout:
 
 
 class _Runner:
-    """The environments between rollouts: K groups of n CartPoles, each group with its own seed."""
+    """The environments between rollouts: K groups of n CartPoles, setting k's seeded by seed k."""
 
     def __init__(self, seeds, n_envs: int):
         self.K, self.n = len(seeds), n_envs
-        self.envs = [BatchedCartPole(n_envs, seed=int(s) + 10_007) for s in seeds]
-        self.env = BatchedCartPole(self.K * n_envs)  # steps all groups at once
-        self.env.state = np.concatenate([e.reset().T.astype(np.float64) * 0 + e.state
-                                         for e in self.envs], axis=1)
-        self.obs = self.env.state.T.astype(np.float32)
+        self.env = BatchedCartPole(self.K * n_envs, seed=[int(s) + 10_007 for s in seeds])
+        self.obs = self.env.reset()
         self.action_rngs = [np.random.default_rng([int(s), 1]) for s in seeds]
         self.ep_return = np.zeros(self.K * n_envs)
         self.last_return = np.full(self.K * n_envs, np.nan)  # last finished episode per env
-        self.episodes = 0
-
-    def reset_groups(self, done: np.ndarray) -> None:
-        """Draw fresh start states for the ended envs from each group's own generator."""
-        for g in np.unique(np.flatnonzero(done) // self.n):
-            cols = np.flatnonzero(done[g * self.n:(g + 1) * self.n])
-            self.env.state[:, g * self.n + cols] = self.envs[g].rng.uniform(-0.05, 0.05, (4, len(cols)))
 
 
 def collect(agent: ActorCritic, runner: _Runner, T: int) -> Rollout:
     """Run the current policy for T steps in every environment (same-step autoreset)."""
     K, n = runner.K, runner.n
     u = np.stack([g.random((T, n), dtype=np.float32) for g in runner.action_rngs], axis=1)
-    ro = Rollout(obs=np.empty((T, K * n, OBS), np.float32), actions=np.empty((T, K * n), np.int64),
-                 rewards=np.empty((T, K * n), np.float32), terminated=np.empty((T, K * n), bool),
-                 truncated=np.empty((T, K * n), bool),
-                 final_obs=np.empty((T, K * n, OBS), np.float32), last_obs=runner.obs)
-    env, obs = runner.env, runner.obs
-    env.rng = None  # resets come from the groups' generators (reset_groups), never from env.rng
+    N = K * n
+    ro = Rollout(obs=np.empty((T, N, OBS), np.float32), actions=np.empty((T, N), np.int64),
+                 rewards=np.empty((T, N), np.float32), terminated=np.empty((T, N), bool),
+                 truncated=np.empty((T, N), bool), final_obs=np.empty((T, N, OBS), np.float32),
+                 last_obs=runner.obs)
+    obs = runner.obs
     for t in range(T):
-        p_right = agent.prob_right_numpy(obs.reshape(K, n, OBS)).reshape(K * n)
-        a = (u[t].reshape(K * n) < p_right).astype(np.int64)
+        p_right = agent.prob_right_numpy(obs.reshape(K, n, OBS)).reshape(N)
+        a = (u[t].reshape(N) < p_right).astype(np.int64)
         ro.obs[t], ro.actions[t] = obs, a
-        obs, r, term, trunc, final = _step_grouped(runner, a)
+        obs, r, term, trunc, final = runner.env.step(a)
         ro.rewards[t], ro.terminated[t], ro.truncated[t], ro.final_obs[t] = r, term, trunc, final
+        runner.ep_return += r
+        done = term | trunc
+        if done.any():
+            runner.last_return[done] = runner.ep_return[done]
+            runner.ep_return[done] = 0.0
     runner.obs = ro.last_obs = obs
     return ro
 
 
-def _step_grouped(runner: _Runner, a: np.ndarray):
-    """One step of all K * n environments; ended ones restart from their group's generator."""
-    env = runner.env
-    saved_limit = env.max_episode_steps
-    env.max_episode_steps = np.iinfo(np.int64).max  # ends detected here, resets done per group
-    obs, r, term, _, final = env.step(a)
-    env.max_episode_steps = saved_limit
-    trunc = env.steps >= saved_limit
-    done = term | trunc
-    runner.ep_return += r
-    if done.any():
-        runner.last_return[done] = runner.ep_return[done]
-        runner.ep_return[done] = 0.0
-        runner.episodes += int(done.sum())
-        runner.reset_groups(done)
-        env.steps[done] = 0
-        obs = env.state.T.astype(np.float32)
-    return obs, r, term, trunc, final
+# ---------------------------------------------------------------- the trainer
+
+@dataclass
+class PPOResult:
+    """What :func:`train` returns: the agents, the configs and per-update logs ``(updates, K)``."""
+
+    agent: ActorCritic
+    configs: list
+    logs: dict = field(default_factory=dict)
+    train_seconds: float = 0.0  # wall time of training, callbacks excluded
+
+    def log(self, key: str) -> np.ndarray:
+        return np.asarray(self.logs[key])
+
+
+def _per_setting(configs, name, fn=float) -> torch.Tensor:
+    return torch.tensor([fn(getattr(c, name)) for c in configs], dtype=torch.float32)
+
+
+def _check_finite(update: int, epoch: int, **terms) -> None:
+    for name, x in terms.items():
+        if not torch.isfinite(x).all():
+            bad = torch.nonzero(~torch.isfinite(x)).flatten().tolist()
+            raise FloatingPointError(
+                f"PPO update {update} (epoch {epoch}): {name} is not finite for setting(s) {bad} "
+                f"(values {x.detach().tolist()}); training stopped")
+
+
+def train(config, *, callback=None, progress: bool = False) -> PPOResult:
+    r"""Train PPO on CartPole-v1 for one :class:`PPOConfig` or a list of K sharing their sizes.
+
+    Each update: (1) **rollout**: T steps of n environments per setting with the current
+    policy; (2) **advantages**: :func:`gae_per_column` with per-setting
+    :math:`(\gamma,\lambda)`, value targets :math:`\hat A_t + \hat V(s_t)` (the
+    :math:`\lambda`-returns of chapter 9); (3) **update**: ``epochs`` passes of minibatch Adam
+    steps on :math:`-L` (module docstring), with the per-setting details switched by the
+    configs; approximate KL (:func:`rlviz.losses.approx_kl`) and clip fraction logged.
+
+    ``callback(update, steps, agent)`` runs after each update (its time is not counted in
+    ``train_seconds``). Raises ``FloatingPointError`` naming the update, the quantity and the
+    setting if a loss stops being finite.
+    """
+    configs = [config] if isinstance(config, PPOConfig) else list(config)
+    if not configs or not all(isinstance(c, PPOConfig) for c in configs):
+        raise ValueError("config must be a PPOConfig or a non-empty list of them")
+    for name in _SHARED:
+        values = {getattr(c, name) for c in configs}
+        if len(values) > 1:
+            raise ValueError(f"configs trained together must share {name}, got {sorted(values)}")
+    torch.set_num_threads(1)  # faster at these sizes (module docstring)
+    cfg0, K = configs[0], len(configs)
+    n, T, U = cfg0.n_envs, cfg0.n_steps, cfg0.updates
+    B = n * T
+    mb = B // cfg0.minibatches
+    seeds = [c.seed for c in configs]
+    col = lambda name: np.repeat([float(getattr(c, name)) for c in configs], n)  # noqa: E731
+    gamma_n, lam_n = col("gamma").astype(np.float32), col("lam").astype(np.float32)
+    eps0, vf_c, ent_c = (_per_setting(configs, k).view(K, 1) for k in ("clip_eps", "vf_coef", "ent_coef"))
+    v_clip = torch.tensor([c.clip_value or math.inf for c in configs]).view(K, 1)
+    use_v_clip = any(c.clip_value is not None for c in configs)
+    norm_adv = _per_setting(configs, "norm_adv", bool).view(K, 1).bool()
+    max_norm = torch.tensor([c.max_grad_norm or math.inf for c in configs])
+    lr0 = torch.tensor([c.lr for c in configs])
+    anneal_lr = _per_setting(configs, "anneal_lr", bool).bool()
+    anneal_clip = _per_setting(configs, "anneal_clip", bool).bool().view(K, 1)
+
+    agent = ActorCritic.init(seeds, cfg0.hidden)
+    runner = _Runner(seeds, n)
+    mb_rngs = [np.random.default_rng([int(s), 2]) for s in seeds]
+    adam_m, adam_v = torch.zeros_like(agent.flat), torch.zeros_like(agent.flat)
+    beta1, beta2, adam_eps, adam_t = 0.9, 0.999, 1e-5, 0
+    logs = {k: [] for k in ("steps", "return", "approx_kl", "clip_fraction", "policy_loss",
+                            "value_loss", "entropy", "lr", "epsilon")}
+    result = PPOResult(agent, configs, logs)
+    rows = torch.arange(K).view(K, 1)
+    excluded = 0.0
+    start = time.perf_counter()
+    bar = range(U)
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(bar, desc=f"PPO x{K}", unit="update")
+    for u in bar:
+        frac = 1.0 - u / U
+        lr = torch.where(anneal_lr, lr0 * frac, lr0).repeat(2).view(2 * K, 1)
+        eps = torch.where(anneal_clip, eps0 * frac, eps0)
+
+        # ---- rollout: T steps of the K * n environments
+        ro = collect(agent, runner, T)
+
+        # ---- advantages: per-setting GAE, bootstrapping truncated episodes from V(final obs)
+        with torch.no_grad():
+            every = np.concatenate([ro.obs, ro.last_obs[None], ro.final_obs])  # (2T+1, K*n, 4)
+            x = torch.from_numpy(every).view(2 * T + 1, K, n, OBS).permute(1, 0, 2, 3)
+            logits, values = agent(x.reshape(K, (2 * T + 1) * n, OBS))
+            values = values.view(K, 2 * T + 1, n).permute(1, 0, 2).reshape(2 * T + 1, K * n).numpy()
+            logp_all = torch.log_softmax(logits.view(K, 2 * T + 1, n, ACTIONS)[:, :T], -1)
+        v_t, v_T, v_final = values[:T], values[T], values[T + 1:]
+        adv = gae_per_column(ro.rewards, v_t, v_T=v_T, terminated_t=ro.terminated,
+                             truncated_t=ro.truncated, v_final_t=v_final, gamma_n=gamma_n, lam_n=lam_n)
+        targets = adv + v_t
+
+        def by_setting(a):  # (T, K*n, ...) -> (K, T*n, ...)
+            a = torch.from_numpy(np.ascontiguousarray(a))
+            return a.view(T, K, n, *a.shape[2:]).transpose(0, 1).reshape(K, B, *a.shape[2:])
+        obs_b, act_b = by_setting(ro.obs), by_setting(ro.actions)
+        adv_b, tgt_b, vold_b = by_setting(adv), by_setting(targets), by_setting(v_t)
+        logp_old_b = logp_all.reshape(K, B, ACTIONS).gather(-1, act_b.unsqueeze(-1)).squeeze(-1)
+
+        # ---- update: epochs x minibatches of Adam steps on -L, each setting its own loss
+        stats = []
+        for epoch in range(cfg0.epochs):
+            order = torch.from_numpy(np.stack([g.permutation(B) for g in mb_rngs])) \
+                if cfg0.minibatches > 1 else None
+            for i in range(cfg0.minibatches):
+                idx = None if order is None else order[:, i * mb:(i + 1) * mb]
+                take = (lambda a: a) if idx is None else (lambda a: a[rows, idx])  # noqa: E731
+                logits, v = agent(take(obs_b))
+                logp = torch.log_softmax(logits, -1)
+                logratio = logp.gather(-1, take(act_b).unsqueeze(-1)).squeeze(-1) - take(logp_old_b)
+                ratio = torch.exp(logratio)
+                a = take(adv_b)
+                a = torch.where(norm_adv, (a - a.mean(1, keepdim=True)) / (a.std(1, keepdim=True) + 1e-8), a)
+                pg = clipped_surrogate(ratio, a, eps).mean(1)
+                vl = (value_loss(v, take(tgt_b), take(vold_b), clip=v_clip) if use_v_clip
+                      else value_loss(v, take(tgt_b))).mean(1)
+                ent = entropy(logits).mean(1)
+                loss = -pg + vf_c[:, 0] * vl - ent_c[:, 0] * ent  # (K,)
+                _check_finite(u + 1, epoch + 1, loss=loss, policy_loss=pg, value_loss=vl)
+                (grad,) = torch.autograd.grad(loss.sum(), agent.flat)
+                with torch.no_grad():
+                    # gradient clipping per setting: the norm over its actor and critic rows
+                    norm = grad.view(2, K, -1).square().sum((0, 2)).sqrt()
+                    grad *= torch.clamp(max_norm / (norm + 1e-6), max=1.0).repeat(2).view(2 * K, 1)
+                    # Adam (Kingma and Ba 2015), one step size per row
+                    adam_t += 1
+                    adam_m.lerp_(grad, 1 - beta1)
+                    adam_v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                    denom = (adam_v / (1 - beta2 ** adam_t)).sqrt_().add_(adam_eps)
+                    agent.flat.addcdiv_(adam_m * (lr / (1 - beta1 ** adam_t)), denom, value=-1.0)
+            with torch.no_grad():
+                stats.append(torch.stack([approx_kl(logratio).mean(1),
+                                          clip_fraction(ratio, eps).mean(1), pg, vl, ent]))
+        # logged: the last epoch's statistics (KL and clip fraction after the epochs before it)
+        kl, cf, pg_, vl_, ent_ = stats[-1].tolist()
+        steps = (u + 1) * B
+        for key, val in (("steps", steps), ("return", np.nanmean(runner.last_return.reshape(K, n), 1)
+                         if not np.isnan(runner.last_return).all() else np.full(K, np.nan)),
+                         ("approx_kl", kl), ("clip_fraction", cf), ("policy_loss", pg_),
+                         ("value_loss", vl_), ("entropy", ent_), ("lr", lr[:K, 0].tolist()),
+                         ("epsilon", eps[:, 0].tolist())):
+            logs[key].append(val)
+        if callback is not None:
+            t0 = time.perf_counter()
+            callback(u + 1, steps, agent)
+            excluded += time.perf_counter() - t0
+    result.train_seconds = time.perf_counter() - start - excluded
+    return result
+
+
+# ---------------------------------------------------------------- evaluation on gymnasium
+
+def evaluate(policy, episodes: int = 100, seed: int = 0, *, deterministic: bool = True,
+             max_episode_steps: int = 500) -> np.ndarray:
+    """Returns of ``episodes`` episodes of gymnasium's own ``CartPole-v1`` under ``policy``.
+
+    ``policy``: a function obs ``(n, 4)`` float32 -> action probabilities ``(n, 2)``; actions
+    are greedy (``deterministic``) or sampled (seeded by ``seed``). Episode i starts from
+    ``env.reset(seed=seed + i)``. Up to 20 environments run side by side, one policy call per
+    step for all of them. Result: float array ``(episodes,)``.
+    """
+    import gymnasium as gym
+
+    episodes = V.positive("episodes", episodes, integer=True)
+    rng = np.random.default_rng([seed, 3])
+    width = min(episodes, 20)
+    envs = [gym.make("CartPole-v1", max_episode_steps=max_episode_steps) for _ in range(width)]
+    returns = np.zeros(episodes)
+    for first in range(0, episodes, width):
+        ids = list(range(first, min(first + width, episodes)))
+        obs = np.stack([envs[j].reset(seed=seed + i)[0] for j, i in enumerate(ids)])
+        alive = np.ones(len(ids), dtype=bool)
+        while alive.any():
+            live = np.flatnonzero(alive)
+            p = np.asarray(policy(obs[live]))
+            acts = p.argmax(-1) if deterministic else (rng.random(len(live)) < p[:, 1]).astype(int)
+            for j, a in zip(live, acts):
+                o, r, term, trunc, _ = envs[j].step(int(a))
+                obs[j] = o
+                returns[ids[j]] += r
+                alive[j] = not (term or trunc)
+    for e in envs:
+        e.close()
+    return returns

@@ -12,7 +12,23 @@ t0=$(date +%s)
 stage() { local s; s=$(date +%s); echo; echo "== $1"; shift; "$@"; echo "== done in $(( $(date +%s) - s )) s"; }
 stage "unit tests" pytest tests --ignore=tests/browser -q -p no:cacheprovider
 stage "identity checks" python -m rlviz verify
-stage "notebooks (nbval, strict)" pytest --nbval --nbval-current-env book/ -q -p no:cacheprovider < /dev/null
-stage "book build" jupyter-book build . -W --keep-going < /dev/null
+# The two heavy stages execute every chapter; they run side by side, one per core (the
+# chapters' training code uses one torch thread), with their logs printed when both end.
+notebooks_and_build() {
+    mkdir -p _build
+    pytest --nbval --nbval-current-env book/ -q -p no:cacheprovider < /dev/null > _build/nbval.log 2>&1 &
+    local nbval_pid=$!
+    local s; s=$(date +%s)
+    local build_rc=0 nbval_rc=0
+    jupyter-book build . -W --keep-going < /dev/null > _build/book-build.log 2>&1 || build_rc=$?
+    echo "-- book build finished after $(( $(date +%s) - s )) s (exit $build_rc)"
+    wait "$nbval_pid" || nbval_rc=$?
+    echo "-- nbval finished after $(( $(date +%s) - s )) s (exit $nbval_rc)"
+    echo "---- nbval (strict) ----"; tail -n 30 _build/nbval.log
+    echo "---- book build (warnings and result) ----"
+    grep -E "WARNING|ERROR|build succeeded|build finished|Exception|Error" _build/book-build.log | tail -n 40 || true
+    [ "$build_rc" = 0 ] && [ "$nbval_rc" = 0 ]
+}
+stage "notebooks (nbval, strict) and book build, side by side" notebooks_and_build
 stage "browser test" pytest tests/browser -q -p no:cacheprovider
 echo; echo "== all tests passed in $(( $(date +%s) - t0 )) s"
