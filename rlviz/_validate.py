@@ -47,6 +47,17 @@ def positive(name: str, value, *, integer: bool = False) -> float | int:
     return v
 
 
+def non_negative(name: str, value) -> float:
+    """Check ``value`` is a finite number ``>= 0`` and return it as a float."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
+    if not v >= 0 or math.isinf(v):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return v
+
+
 def array(name: str, value, *, ndim: int | None = None, shape: Sequence[int | None] | None = None,
           dtype=np.float64, finite: bool = True) -> np.ndarray:
     """Convert ``value`` to an array of ``dtype`` and check its shape and finiteness.

@@ -37,9 +37,9 @@ from .policy_gradient import DTYPE, objective_torch, score_table, softmax_policy
 from .trust_region import (backtracking_line_search, conjugate_gradient, fisher_vector_product,
                            trpo_step_size)
 
-__all__ = ["one_thread", "kl_rows", "importance_weighted_means", "ratio_variance", "sample_ratio_estimates",
+__all__ = ["one_thread", "kl_rows", "importance_weighted_means", "ratio_variance",
            "OldPolicy", "old_policy", "surrogate_torch", "surrogate_sample_estimates",
-           "surrogate_estimate_variance", "mean_kl_torch", "kl_rows_torch",
+           "surrogate_estimate_variance", "sample_variance_se", "mean_kl_torch", "kl_rows_torch",
            "line_profile", "policy_directions", "schulman_constant", "fisher_matrix", "kl_hessian",
            "tabular_natural_gradient", "tabular_trpo_step", "tabular_trpo"]
 
@@ -117,22 +117,6 @@ def ratio_variance(pi_old, pi_new, f) -> np.ndarray:
     return (pi_new ** 2 / pi_old * f ** 2).sum(axis=1) - ((pi_new * f).sum(axis=1)) ** 2
 
 
-def sample_ratio_estimates(rng: np.random.Generator, pi_old_s, pi_new_s, f_s, n: int) -> np.ndarray:
-    r""":math:`n` single-sample estimates :math:`\rho(a_i) f(a_i)`, :math:`a_i \sim \pi_{\text{old}}(\cdot|s)` i.i.d., shape ``(n,)``.
-
-    ``pi_old_s``, ``pi_new_s``, ``f_s`` are one state's rows, shape ``(A,)``. The mean
-    estimates :math:`\mathbb E_{\text{new}}[f]`; the variance is :func:`ratio_variance`.
-    """
-    pi_old_s = _policy("pi_old_s", np.atleast_2d(pi_old_s))[0]
-    pi_new_s = _policy("pi_new_s", np.atleast_2d(pi_new_s), shape=(1, pi_old_s.size))[0]
-    f_s = V.array("f_s", f_s, shape=(pi_old_s.size,))
-    n = V.positive("n", n, integer=True)
-    if np.any(pi_old_s <= 0):
-        raise ValueError("pi_old_s must be > 0 everywhere (the ratio divides by it)")
-    a = rng.choice(pi_old_s.size, size=n, p=pi_old_s)
-    return (pi_new_s / pi_old_s * f_s)[a]
-
-
 # ----------------------------------------------------------------------------- the surrogate
 
 @dataclass(frozen=True, eq=False)
@@ -196,14 +180,16 @@ def _policy_at(old: OldPolicy, theta) -> np.ndarray:
     return softmax_policy(th.reshape(old.mdp.n_states, old.mdp.n_actions))
 
 
-def surrogate_sample_estimates(rng: np.random.Generator, old: OldPolicy, theta, n: int) -> np.ndarray:
-    r""":math:`n` one-sample estimates of :math:`L(\theta) - J(\theta_{\text{old}})` from old-policy data, shape ``(n,)``.
+def surrogate_sample_estimates(rng: np.random.Generator, old: OldPolicy, theta,
+                               n: int) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`n` old-policy samples of the ratio and of the surrogate term, shapes ``(n,)`` and ``(n,)``.
 
     Each draws :math:`s \sim d_{\text{old}}`, :math:`a \sim \pi_{\text{old}}(\cdot|s)` and returns
-    :math:`X = \frac{\pi_\theta(a|s)}{\pi_{\text{old}}(a|s)} \frac{A_{\text{old}}(s,a)}{1-\gamma}`,
-    whose mean is :math:`L(\theta) - J(\theta_{\text{old}})` (:func:`surrogate_torch`) and whose
-    variance is :func:`surrogate_estimate_variance`. (The exact :math:`d_{\text{old}}` and
-    :math:`A_{\text{old}}` are used, so the only noise is the sampling of :math:`(s, a)`.)
+    :math:`\rho = \pi_\theta(a|s) / \pi_{\text{old}}(a|s)` and
+    :math:`X = \rho\, A_{\text{old}}(s,a) / (1-\gamma)`. :math:`\mathbb E[\rho] = 1` and
+    :math:`\mathbb E[X] = L(\theta) - J(\theta_{\text{old}})` (:func:`surrogate_torch`);
+    the variances are :func:`surrogate_estimate_variance`. (The exact :math:`d_{\text{old}}`
+    and :math:`A_{\text{old}}` are used, so the only noise is the sampling of :math:`(s, a)`.)
     """
     n = V.positive("n", n, integer=True)
     pi = _policy_at(old, theta)
@@ -211,26 +197,47 @@ def surrogate_sample_estimates(rng: np.random.Generator, old: OldPolicy, theta, 
     s = rng.choice(S, size=n, p=old.d / old.d.sum())
     u = rng.random(n)
     a = np.minimum((np.cumsum(old.pi, axis=1)[s] < u[:, None]).sum(axis=1), A - 1)
-    return pi[s, a] / old.pi[s, a] * old.adv[s, a] / (1 - old.mdp.gamma)
+    rho = pi[s, a] / old.pi[s, a]
+    return rho, rho * old.adv[s, a] / (1 - old.mdp.gamma)
 
 
-def surrogate_estimate_variance(old: OldPolicy, theta) -> float:
-    r"""Exact variance of one sample of :func:`surrogate_sample_estimates`.
+def sample_variance_se(x) -> tuple[float, float]:
+    r"""The sample variance :math:`s^2` of ``x`` (shape ``(n,)``) and its large-:math:`n` standard error.
+
+    :math:`\operatorname{se}(s^2) \approx \sqrt{(m_4 - s^4)/n}` with :math:`m_4` the fourth
+    central sample moment (the delta method; valid when the fourth moment is finite).
+    """
+    x = V.array("x", x, ndim=1)
+    if x.size < 2:
+        raise ValueError(f"x must have at least 2 samples, got {x.size}")
+    c = x - x.mean()
+    var = float(np.mean(c ** 2))
+    m4 = float(np.mean(c ** 4))
+    return var, float(np.sqrt(max(m4 - var ** 2, 0.0) / x.size))
+
+
+def surrogate_estimate_variance(old: OldPolicy, theta) -> tuple[float, float]:
+    r"""Exact variances of one sample of :func:`surrogate_sample_estimates`: ``(Var[rho], Var[X])``.
 
     With :math:`f = A_{\text{old}}/(1-\gamma)` and :math:`m_s = \mathbb E_{a \sim \pi_\theta}[f(s, a)]`,
     by the law of total variance over :math:`s \sim d_{\text{old}}`:
 
     .. math:: \operatorname{Var}[X] = \sum_s d_{\text{old}}(s)\big(\operatorname{Var}_{a \sim \pi_{\text{old}}}[\rho f]
               + m_s^2\big) - \Big(\sum_s d_{\text{old}}(s) m_s\Big)^2,
+              \qquad
+              \operatorname{Var}[\rho] = \sum_s d_{\text{old}}(s)\, \chi^2\big(\pi_\theta(\cdot|s) \,\|\, \pi_{\text{old}}(\cdot|s)\big),
 
-    the per-state variance from :func:`ratio_variance`. At :math:`\theta = \theta_{\text{old}}`
-    (:math:`\rho \equiv 1`) it is the variance of the advantage itself; it grows as
-    :math:`\pi_\theta` moves away from :math:`\pi_{\text{old}}`.
+    the per-state variances from :func:`ratio_variance` (:math:`\mathbb E[\rho \mid s] = 1`).
+    At :math:`\theta = \theta_{\text{old}}` (:math:`\rho \equiv 1`) :math:`\operatorname{Var}[\rho] = 0`
+    and :math:`\operatorname{Var}[X]` is the variance of :math:`A_{\text{old}}/(1-\gamma)`; both
+    grow as :math:`\pi_\theta` moves away from :math:`\pi_{\text{old}}`.
     """
     pi = _policy_at(old, theta)
     f = old.adv / (1 - old.mdp.gamma)
     m = (pi * f).sum(axis=1)
-    return float(old.d @ (ratio_variance(old.pi, pi, f) + m ** 2) - (old.d @ m) ** 2)
+    var_x = float(old.d @ (ratio_variance(old.pi, pi, f) + m ** 2) - (old.d @ m) ** 2)
+    var_rho = float(old.d @ ratio_variance(old.pi, pi, np.ones_like(f)))
+    return var_rho, var_x
 
 
 def kl_rows_torch(old: OldPolicy, theta) -> torch.Tensor:

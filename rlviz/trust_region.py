@@ -43,16 +43,6 @@ def _vector(name: str, x) -> torch.Tensor:
     return x
 
 
-def _nonnegative(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
-    if not v >= 0 or math.isinf(v):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return v
-
-
 def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, *,
                        iters: int = 10, tol: float = 1e-10) -> tuple[torch.Tensor, list[float]]:
     r"""Solve :math:`F x = b` for a symmetric positive-definite :math:`F` given only :math:`v \mapsto F v`.
@@ -88,7 +78,7 @@ def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.
     """
     b = _vector("b", b)
     iters = V.positive("iters", iters, integer=True)
-    tol = _nonnegative("tol", tol)
+    tol = V.non_negative("tol", tol)
     if not callable(matvec):
         raise ValueError(f"matvec must be callable (Tensor -> Tensor), got {type(matvec).__name__}")
     x = torch.zeros_like(b)
@@ -171,7 +161,7 @@ def fisher_vector_product(kl_fn: Callable[[], torch.Tensor], params, v: torch.Te
     """
     params = _params(params)
     v = _vector("v", v)
-    damping = _nonnegative("damping", damping)
+    damping = V.non_negative("damping", damping)
     n = sum(p.numel() for p in params)
     if v.shape[0] != n:
         raise ValueError(f"v must have length {n} (the number of parameter entries), got {v.shape[0]}")

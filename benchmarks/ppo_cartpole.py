@@ -1,0 +1,182 @@
+"""Benchmark: rlviz PPO against Stable-Baselines3's PPO (rl-zoo tuned) on CartPole-v1.
+
+Run ``python benchmarks/ppo_cartpole.py`` (needs ``pip install -r benchmarks/requirements.txt``;
+``--skip-sb3`` runs rlviz alone, ``--skip-grid`` skips the grid timing). Both trainers run in
+the same process on the same machine, 3 seeds each, one after the other (never two at once).
+
+Metric (evaluation excluded from the wall time): every ``EVAL_EVERY`` environment steps the
+policy plays 10 greedy episodes of gymnasium's ``CartPole-v1`` (:func:`rlviz.ppo.evaluate`,
+the same function for both libraries). A run is *sustained* from the first evaluation after
+which every evaluation is >= 475, provided the final 100-episode greedy mean is >= 475; the
+figures are the environment steps and the training wall time (callbacks and evaluation
+excluded) at that evaluation. Prints the medians over seeds and the ratio rlviz / SB3.
+
+Then the 27-setting grid of chapter 13 (gamma x lambda x epsilon, 3 x 3 x 3) trained as one
+batched computation, against one setting alone (times 27 for the sequential estimate) and,
+with ``--sequential``, 27 real sequential runs. No assertion: timings depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from rlviz.ppo import PPOConfig, evaluate, train
+
+EVAL_EVERY = 2048
+THRESHOLD = 475.0
+SEEDS = (0, 1, 2)
+RLVIZ = PPOConfig()  # the book's fast setting (rlviz.ppo defaults)
+SB3_STEPS = 100_000  # rl-zoo's budget for CartPole-v1
+
+
+def sustained(evals, final_mean):
+    """(steps, seconds) of the first evaluation from which all are >= 475, or (inf, inf)."""
+    if final_mean < THRESHOLD:
+        return math_inf()
+    start = None
+    for i, (_, _, score) in enumerate(evals):
+        if score >= THRESHOLD and start is None:
+            start = i
+        elif score < THRESHOLD:
+            start = None
+    if start is None:
+        return math_inf()
+    return evals[start][0], evals[start][1]
+
+
+def math_inf():
+    return float("inf"), float("inf")
+
+
+def run_rlviz(seed: int, config: PPOConfig = RLVIZ):
+    evals = []
+    clock = {"train": 0.0, "last": None}
+    t_start = time.perf_counter()
+    evaluation_time = [0.0]
+
+    def callback(update, steps, agent):
+        if steps % EVAL_EVERY == 0:
+            t0 = time.perf_counter()
+            trained = t0 - t_start - evaluation_time[0]
+            score = evaluate(agent.policy(0), 10, seed=10_000 + steps).mean()
+            evals.append((steps, trained, score))
+            evaluation_time[0] += time.perf_counter() - t0
+
+    res = train(PPOConfig(**{**vars(config), "seed": seed}), callback=callback)
+    final = evaluate(res.agent.policy(0), 100, seed=1).mean()
+    return {"evals": evals, "final": final, "train_seconds": res.train_seconds,
+            "sustained": sustained(evals, final)}
+
+
+def run_sb3(seed: int):
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    lin = lambda v: (lambda progress_remaining: progress_remaining * v)  # noqa: E731
+    env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+    model = PPO("MlpPolicy", env, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98,
+                n_epochs=20, ent_coef=0.0, learning_rate=lin(1e-3), clip_range=lin(0.2),
+                seed=seed, device="cpu", verbose=0)
+
+    def probs(obs):
+        with torch.no_grad():
+            d = model.policy.get_distribution(torch.as_tensor(obs, dtype=torch.float32))
+            return d.distribution.probs.numpy()
+
+    evals = []
+    evaluation_time = [0.0]
+    t_start = [0.0]
+
+    class Eval(BaseCallback):
+        def _on_training_start(self):
+            t_start[0] = time.perf_counter()
+
+        def _on_step(self):
+            steps = self.num_timesteps
+            if steps % EVAL_EVERY == 0:
+                t0 = time.perf_counter()
+                trained = t0 - t_start[0] - evaluation_time[0]
+                evals.append((steps, trained, evaluate(probs, 10, seed=10_000 + steps).mean()))
+                evaluation_time[0] += time.perf_counter() - t0
+            return True
+
+    t0 = time.perf_counter()
+    model.learn(SB3_STEPS, callback=Eval())
+    train_seconds = time.perf_counter() - t0 - evaluation_time[0]
+    final = evaluate(probs, 100, seed=1).mean()
+    return {"evals": evals, "final": final, "train_seconds": train_seconds,
+            "sustained": sustained(evals, final)}
+
+
+def grid_configs(base: PPOConfig = RLVIZ, seed: int = 0):
+    """The chapter 13 grid: gamma x lambda x epsilon, 3 x 3 x 3 = 27 settings."""
+    return [PPOConfig(**{**vars(base), "gamma": g, "lam": l, "clip_eps": e, "seed": seed})
+            for g in (0.9, 0.98, 0.995) for l in (0.5, 0.8, 0.95) for e in (0.1, 0.2, 0.3)]
+
+
+def report(name, runs):
+    steps = [r["sustained"][0] for r in runs]
+    secs = [r["sustained"][1] for r in runs]
+    for s, r in zip(SEEDS, runs):
+        print(f"  {name} seed {s}: sustained >= 475 from {r['sustained'][0]:.0f} steps, "
+              f"{r['sustained'][1]:.2f} s of training; whole run {r['train_seconds']:.2f} s; "
+              f"final 100-episode mean {r['final']:.1f}")
+    med = statistics.median(secs), statistics.median(steps)
+    print(f"  {name} median: {med[1]:.0f} steps, {med[0]:.2f} s")
+    return med
+
+
+def machine():
+    print(f"python {platform.python_version()}, torch {torch.__version__}, "
+          f"threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-sb3", action="store_true")
+    ap.add_argument("--skip-grid", action="store_true")
+    ap.add_argument("--sequential", action="store_true", help="also run the 27 settings one by one")
+    args = ap.parse_args()
+    machine()
+    print(f"rlviz PPO {RLVIZ}")
+    ours = report("rlviz", [run_rlviz(s) for s in SEEDS])
+    if not args.skip_sb3:
+        import stable_baselines3
+        print(f"Stable-Baselines3 {stable_baselines3.__version__} PPO, rl-zoo CartPole-v1 "
+              f"hyperparameters, {SB3_STEPS} steps")
+        theirs = report("SB3", [run_sb3(s) for s in SEEDS])
+        print(f"ratio of median times to sustained >= 475, rlviz / SB3: {ours[0] / theirs[0]:.3f}")
+        print(f"ratio of median steps, rlviz / SB3: {ours[1] / theirs[1]:.3f}")
+    if not args.skip_grid:
+        configs = grid_configs()
+        t0 = time.perf_counter()
+        res = train(configs)
+        grid = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        train(configs[13])
+        one = time.perf_counter() - t0
+        print(f"grid of {len(configs)} settings x {RLVIZ.total_steps} steps in one batched run: "
+              f"{grid:.1f} s; one setting alone {one:.2f} s, x27 = {27 * one:.1f} s "
+              f"(batched is {27 * one / grid:.1f}x faster)")
+        if args.sequential:
+            t0 = time.perf_counter()
+            for c in configs:
+                train(c)
+            seq = time.perf_counter() - t0
+            print(f"27 sequential runs: {seq:.1f} s (batched is {seq / grid:.1f}x faster)")
+        final = np.asarray(res.log("return"))[-1]
+        print(f"grid: settings whose last-episode mean return is >= 475 at the end: "
+              f"{int((final >= THRESHOLD).sum())} of {len(configs)}")
+    machine()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Figures of chapter 13: learning curves over the gamma x lambda x epsilon grid (sliders), the
+ablations of the implementation details, and a single run (the live widget)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..ppo_experiments import EPSILONS, GAMMAS, LAMBDAS
+from .common import rounded, slider_steps
+
+NAMES = {"gamma": "gamma", "lam": "lambda", "clip_eps": "epsilon"}
+
+
+def _curve(result, k):
+    steps = [int(s) for s in result.log("steps")]
+    return steps, rounded(np.nan_to_num(result.log("return")[:, k]), 1)
+
+
+def grid_figure(result, vary: str = "gamma", values=None) -> go.Figure:
+    """Learning curves of the grid: one line per value of ``vary``; slider over the other two.
+
+    ``result`` is :func:`rlviz.ppo.train` on :func:`rlviz.ppo_experiments.grid_configs`.
+    """
+    axes = {"gamma": GAMMAS, "lam": LAMBDAS, "clip_eps": EPSILONS}
+    if vary not in axes:
+        raise ValueError(f"vary must be one of {sorted(axes)}, got {vary!r}")
+    others = [a for a in axes if a != vary]
+    index = {(c.gamma, c.lam, c.clip_eps): k for k, c in enumerate(result.configs)}
+    combos = list(itertools.product(axes[others[0]], axes[others[1]]))
+    fig = go.Figure()
+    colors = ("#1f77b4", "#ff7f0e", "#2ca02c")
+    for i, (o1, o2) in enumerate(combos):
+        for j, v in enumerate(axes[vary]):
+            key = {vary: v, others[0]: o1, others[1]: o2}
+            k = index[(key["gamma"], key["lam"], key["clip_eps"])]
+            x, y = _curve(result, k)
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", visible=i == 0,
+                                     line={"color": colors[j % 3]},
+                                     name=f"{NAMES[vary]} = {v}"))
+    per = len(axes[vary])
+    labels = [f"{NAMES[others[0]]}={o1}, {NAMES[others[1]]}={o2}" for o1, o2 in combos]
+    vis = [[t // per == i for t in range(per * len(combos))] for i in range(len(combos))]
+    default = labels.index(f"{NAMES[others[0]]}={_book(others[0])}, {NAMES[others[1]]}={_book(others[1])}")
+    slider = slider_steps(labels, per * len(combos), vis, prefix="")
+    slider["active"] = default
+    for t, tr in enumerate(fig.data):
+        tr.visible = vis[default][t]
+    fig.update_layout(
+        title=f"PPO on CartPole: learning curves by {NAMES[vary]}<br><sup>one batched run of "
+              f"{len(result.configs)} settings; move the slider for the other two</sup>",
+        xaxis_title="environment steps", yaxis_title="episode return (last finished episode, mean over envs)",
+        yaxis_range=[0, 520], sliders=[slider], height=450)
+    return fig
+
+
+def _book(name):
+    from ..ppo import PPOConfig
+    return getattr(PPOConfig(), name)
+
+
+def ablation_figure(result, names, seeds: int) -> go.Figure:
+    """Mean (over seeds) learning curve per ablation; slider to show one seed's curves instead."""
+    steps = [int(s) for s in result.log("steps")]
+    R = np.nan_to_num(result.log("return"))
+    fig = go.Figure()
+    n = len(names)
+    for view in range(seeds + 1):
+        for a, name in enumerate(names):
+            cols = R[:, a * seeds:(a + 1) * seeds]
+            y = cols.mean(1) if view == 0 else cols[:, view - 1]
+            fig.add_trace(go.Scatter(x=steps, y=rounded(y, 1), mode="lines", name=name,
+                                     visible=view == 0, line={"width": 3 if a == 0 else 1.5}))
+    labels = ["mean of seeds"] + [f"seed {s}" for s in range(seeds)]
+    vis = [[t // n == i for t in range(n * (seeds + 1))] for i in range(seeds + 1)]
+    fig.update_layout(
+        title="Ablations: one implementation detail changed at a time",
+        xaxis_title="environment steps", yaxis_title="episode return (mean over envs)",
+        yaxis_range=[0, 520], sliders=[slider_steps(labels, n * (seeds + 1), vis)], height=480)
+    return fig
+
+
+def run_figure(result, k: int = 0) -> go.Figure:
+    """One setting's learning curve with its post-update KL (the live widget's figure)."""
+    x, y = _curve(result, k)
+    fig = go.Figure(go.Scatter(x=x, y=y, mode="lines", name="episode return"))
+    fig.update_layout(title=f"PPO on CartPole ({result.train_seconds:.1f} s of training)",
+                      xaxis_title="environment steps", yaxis_title="episode return",
+                      yaxis_range=[0, 520], height=380)
+    return fig

@@ -1,0 +1,145 @@
+"""Figures of chapter 14: group baselines, KL estimators, normalisations and trained GRPO."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..grpo_exact import angle_deg, exact_gradient, expected_group_gradient, group_gradient_fn
+from ..identities.ch14 import book_tree, prompt_gain, variance_along
+from .common import rounded, slider_steps
+
+GAIN_KS = (2, 4, 8, 12)
+P_GRID = tuple(np.round(np.linspace(0.05, 0.95, 13), 3))
+
+
+def prompt_gain_figure(ks=GAIN_KS, ps=P_GRID) -> go.Figure:
+    """c_K(p): how much each advantage scales a prompt's gradient, one slider step per K."""
+    fig = go.Figure()
+    kinds = (("mean", "mean baseline (notes)"), ("loo", "leave-one-out"),
+             ("std", "std-normalised (DeepSeekMath)"))
+    for i, K in enumerate(ks):
+        for kind, label in kinds:
+            fig.add_trace(go.Scatter(x=list(ps), y=rounded([prompt_gain(p, K, kind) for p in ps], 4),
+                                     mode="lines+markers", name=label, visible=i == 0))
+    n = len(kinds)
+    vis = [[j // n == i for j in range(n * len(ks))] for i in range(len(ks))]
+    fig.update_layout(
+        title="Scale of a prompt's expected gradient vs its success rate: flat except with std",
+        xaxis_title="success probability p of the prompt", yaxis_title="c_K(p) = E[g_hat] / grad J_x",
+        sliders=[slider_steps([str(k) for k in ks], n * len(ks), vis, prefix="K = ")], height=430)
+    return fig
+
+
+def kl_variance_figure(ts=tuple(np.round(np.geomspace(0.02, 3.0, 25), 4))) -> go.Figure:
+    """Exact KL and variances of k1 and k3 as pi moves away from pi_ref."""
+    rows = variance_along(ts)
+    fig = go.Figure()
+    for key, label in (("kl", "KL(pi || pi_ref) (= E[k1] = E[k3])"), ("var_k1", "Var(k1)"),
+                       ("var_k3", "Var(k3)")):
+        fig.add_trace(go.Scatter(x=list(ts), y=rounded([r[key] for r in rows], 8), name=label,
+                                 mode="lines+markers"))
+    fig.update_layout(title="k3 has far lower variance than k1 near pi_ref (exact, 6 outcomes)",
+                      xaxis_title="distance t (logits z_ref + t d)", yaxis_title="value",
+                      xaxis_type="log", yaxis_type="log", height=430)
+    return fig
+
+
+def normalisation_table(ks=(2, 3)) -> dict:
+    """{K: {variant: (angle to grad J in degrees, |E g_hat| / |grad J|)}} on the book tree."""
+    ans, theta, r = book_tree()
+    g = exact_gradient(theta, ans, r)
+    variants = {"mean, sequence ratio (notes)": ("mean", "sequence", None),
+                "leave-one-out": ("loo", "sequence", None),
+                "std-normalised": ("std", "sequence", None),
+                "token, 1/|y_i| (DeepSeekMath)": ("mean", "token", "sequence"),
+                "token, 1/sum|y| (group)": ("mean", "token", "group"),
+                "token, 1/(K L) (Dr. GRPO)": ("mean", "token", "constant")}
+    out = {}
+    for K in ks:
+        out[K] = {}
+        for name, args in variants.items():
+            e = expected_group_gradient(theta, ans, r, K, group_gradient_fn(*args))
+            out[K][name] = (angle_deg(e, g), float(np.linalg.norm(e) / np.linalg.norm(g)))
+    return out
+
+
+def normalisation_figure(table: dict) -> go.Figure:
+    """Angle between each variant's expected gradient and grad J, one slider step per K."""
+    fig = go.Figure()
+    ks = list(table)
+    for i, K in enumerate(ks):
+        names = list(table[K])
+        fig.add_trace(go.Bar(x=names, y=[round(table[K][n][0], 3) for n in names],
+                             text=[f"{table[K][n][1]:.3f} x" for n in names], textposition="outside",
+                             name=f"K = {K}", visible=i == 0))
+    vis = [[j == i for j in range(len(ks))] for i in range(len(ks))]
+    fig.update_layout(
+        title="Angle between E[g_hat] and grad J (label: |E g_hat| / |grad J|); 0 = unbiased direction",
+        xaxis_title="estimator", yaxis_title="angle (degrees, exact)",
+        sliders=[slider_steps([str(k) for k in ks], len(ks), vis, prefix="K = ")], height=470)
+    return fig
+
+
+def curves_figure(logs: dict, title: str, target: float = 0.95) -> go.Figure:
+    """Held-out success vs training seconds and vs answers sampled, one line per run."""
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True,
+                        subplot_titles=("vs training time", "vs answers sampled"))
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+              "#7f7f7f"]
+    for i, (name, log) in enumerate(logs.items()):
+        c = colors[i % len(colors)]
+        for col, x in ((1, log.seconds), (2, log.samples)):
+            fig.add_trace(go.Scatter(x=rounded(x, 3), y=rounded(log.held_out, 4), name=str(name),
+                                     legendgroup=str(name), showlegend=col == 1,
+                                     line={"color": c}), row=1, col=col)
+    for col in (1, 2):
+        fig.add_hline(y=target, line_dash="dot", line_color="gray", row=1, col=col)
+    fig.update_xaxes(title_text="training seconds (CPU, 1 thread)", row=1, col=1)
+    fig.update_xaxes(title_text="answers sampled", row=1, col=2)
+    fig.update_yaxes(title_text="held-out success (exact P[sampled answer right])", row=1, col=1)
+    fig.update_layout(title=title, height=480)
+    return fig
+
+
+def grid_figure(grid: dict, epsilons=(0.1, 0.2, 0.3), betas=(0.0, 0.04, 0.2)) -> go.Figure:
+    """Held-out success vs step for each beta, one slider step per epsilon (K = 8)."""
+    fig = go.Figure()
+    for i, e in enumerate(epsilons):
+        for b in betas:
+            log = grid[(e, b, 8)]
+            fig.add_trace(go.Scatter(x=log.step, y=rounded(log.held_out, 4), name=f"beta = {b}",
+                                     visible=i == 0, mode="lines"))
+    n = len(betas)
+    vis = [[j // n == i for j in range(n * len(epsilons))] for i in range(len(epsilons))]
+    fig.update_layout(
+        title="A KL penalty to a wrong reference holds GRPO back; epsilon matters little here",
+        xaxis_title="update step (32 prompts x K = 8 answers)",
+        yaxis_title="held-out success", height=430,
+        sliders=[slider_steps([str(e) for e in epsilons], n * len(epsilons), vis,
+                              prefix="epsilon = ")])
+    return fig
+
+
+def k_figure(grid: dict, ks=(2, 4, 8, 16)) -> go.Figure:
+    """Held-out success vs answers sampled for each group size K (epsilon 0.2, beta 0)."""
+    logs = {f"K = {k}": grid[(0.2, 0.0, k)] for k in ks}
+    return curves_figure(logs, "Group size K: larger groups find the rare right answer sooner "
+                               "per update, at a higher cost per update")
+
+
+def live_run_figure(epsilon: float = 0.2, beta: float = 0.0, K: int = 8, steps: int = 60,
+                    seed: int = 0) -> go.Figure:
+    """Train GRPO live with these settings and plot its held-out success (for the widget)."""
+    from ..grpo_train import GRPOConfig, book_task, train_grpo
+
+    task, ref = book_task()
+    _, log = train_grpo(task, ref, GRPOConfig(epsilon=epsilon, beta=beta, group_size=K,
+                                              max_steps=steps, stop_at_target=False, seed=seed))
+    return curves_figure({f"epsilon={epsilon}, beta={beta}, K={K}": log},
+                         f"GRPO run: held-out success {log.held_out[-1]:.3f} after {steps} updates")
+
+
+__all__ = ["prompt_gain_figure", "kl_variance_figure", "normalisation_table",
+           "normalisation_figure", "curves_figure", "grid_figure", "k_figure", "live_run_figure"]

@@ -1,0 +1,255 @@
+r"""The pieces of GRPO as pure torch functions (chapter 14; notes section 14).
+
+For each prompt :math:`x` the old policy samples a *group* of :math:`K` answers
+:math:`y_1, \dots, y_K`, each scored by a reward :math:`r_i = r(x, y_i)`. GRPO replaces
+PPO's learned critic by a baseline computed from the group. Shapes, used throughout:
+
+* ``r``: rewards ``(B, K)``, ``B`` prompts with ``K`` answers each;
+* ``logp_t``, ``logp_old_t``, ``logp_ref_t``: per-token log-probabilities
+  :math:`\log\pi(y_{i,t} \mid x, y_{i,<t})` of the current, old (sampling) and reference
+  policies, ``(B, K, L)``, ``L`` the longest answer;
+* ``mask_t``: ``(B, K, L)`` booleans, True on the tokens of each answer (padding False);
+  every answer has at least one token.
+
+The variants (the notes; DeepSeekMath, Shao et al. 2024; Dr. GRPO, Liu et al. 2025; leave-one-out,
+Kool et al. 2019) are options of :func:`group_advantages` and :func:`grpo_objective`, so the
+chapter's exact and trained comparisons call the same code. The checks at the door are about
+shapes, ranges and NaN rewards (``ValueError`` naming the argument); log-probabilities are not
+scanned for NaN (a synchronisation per call inside a training loop).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import _validate as Vd
+from .losses import clipped_surrogate
+
+__all__ = ["ADVANTAGES", "RATIOS", "LENGTH_NORMS", "KL_ESTIMATORS", "group_advantages",
+           "sequence_log_prob", "token_ratios", "sequence_ratios", "kl_k1", "kl_k2", "kl_k3",
+           "kl_estimate", "length_normalised", "grpo_objective"]
+
+ADVANTAGES = ("mean", "std", "loo")
+RATIOS = ("sequence", "token")
+LENGTH_NORMS = ("sequence", "group", "constant")
+KL_ESTIMATORS = ("k1", "k2", "k3")
+
+
+# ---------------------------------------------------------------- checks at the door
+def _tensor(name: str, x, ndim: int) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(x, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"{name} must be a tensor of numbers, got {type(x).__name__}") from None
+    if not x.is_floating_point():
+        x = x.to(torch.float64)
+    if x.ndim != ndim:
+        want = "(B, K)" if ndim == 2 else "(B, K, L)"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
+    return x
+
+
+def _rewards(r, min_k: int = 1) -> torch.Tensor:
+    r = _tensor("r", r, 2)
+    if r.shape[1] < min_k:
+        raise ValueError(f"r must have K >= {min_k} answers per prompt (axis 1), got K = {r.shape[1]}")
+    bad = ~torch.isfinite(r)
+    if bool(bad.any()):
+        idx = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"r must be finite (no NaN or inf), got {float(r[idx])} at index {idx}")
+    return r
+
+
+def _token_tensors(mask_t, **tensors) -> torch.Tensor:
+    """Check that the (B, K, L) tensors and the mask agree; return the mask as a bool tensor."""
+    if not isinstance(mask_t, torch.Tensor):
+        mask_t = torch.as_tensor(mask_t)
+    if mask_t.ndim != 3:
+        raise ValueError(f"mask_t must have shape (B, K, L), got {tuple(mask_t.shape)}")
+    for name, x in tensors.items():
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point torch.Tensor, got {type(x).__name__}")
+        if x.shape != mask_t.shape:
+            raise ValueError(f"{name} must have the shape of mask_t {tuple(mask_t.shape)}, got "
+                             f"{tuple(x.shape)} (no silent broadcasting)")
+    mask_t = mask_t.bool()
+    if not bool(mask_t.any(dim=-1).all()):
+        idx = tuple(int(i) for i in (~mask_t.any(dim=-1)).nonzero()[0])
+        raise ValueError(f"mask_t must mark at least one token per answer, answer {idx} is empty")
+    return mask_t
+
+
+def _choice(name: str, value, allowed) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------- group advantages
+def group_advantages(r, kind: str = "mean", *, std_eps: float = 1e-4) -> torch.Tensor:
+    r"""Group-relative advantages, shape ``(B, K)`` like the rewards ``r``.
+
+    * ``"mean"`` (the notes, section 14): :math:`A_i = r_i - \bar r`,
+      :math:`\bar r = \frac1K \sum_{j=1}^K r_j` (the mean includes :math:`r_i` itself);
+    * ``"std"`` (DeepSeekMath, Shao et al. 2024, sec. 4.1.2):
+      :math:`A_i = (r_i - \bar r) / (\operatorname{std}(r) + \varepsilon)`, the standard
+      deviation with Bessel's correction (``torch.std``, as TRL computes it) and
+      :math:`\varepsilon` = ``std_eps``;
+    * ``"loo"`` (leave-one-out, Kool et al. 2019):
+      :math:`A_i = r_i - \frac{1}{K-1}\sum_{j \ne i} r_j = \frac{K}{K-1}(r_i - \bar r)`.
+
+    ``"mean"`` needs K >= 1; ``"std"`` and ``"loo"`` need K >= 2. NaN or inf rewards raise.
+    """
+    kind = _choice("kind", kind, ADVANTAGES)
+    r = _rewards(r, min_k=1 if kind == "mean" else 2)
+    centred = r - r.mean(dim=1, keepdim=True)
+    if kind == "mean":
+        return centred
+    K = r.shape[1]
+    if kind == "loo":
+        return centred * (K / (K - 1))
+    if not std_eps > 0:
+        raise ValueError(f"std_eps must be > 0, got {std_eps!r}")
+    return centred / (r.std(dim=1, keepdim=True) + std_eps)
+
+
+# ---------------------------------------------------------------- ratios
+def sequence_log_prob(logp_t: torch.Tensor, mask_t) -> torch.Tensor:
+    r""":math:`\log\pi(y_i \mid x) = \sum_t \log\pi(y_{i,t} \mid x, y_{i,<t})` over the answer's
+    tokens, shape ``(B, K)``."""
+    mask_t = _token_tensors(mask_t, logp_t=logp_t)
+    return torch.where(mask_t, logp_t, torch.zeros_like(logp_t)).sum(dim=-1)
+
+
+def token_ratios(logp_t: torch.Tensor, logp_old_t: torch.Tensor, mask_t) -> torch.Tensor:
+    r"""Per-token ratios :math:`\rho_{i,t} = \pi_\theta(y_{i,t} \mid x, y_{i,<t}) /
+    \pi_{\theta_\text{old}}(y_{i,t} \mid x, y_{i,<t})` (DeepSeekMath), ``(B, K, L)``; 1 on padding."""
+    mask_t = _token_tensors(mask_t, logp_t=logp_t, logp_old_t=logp_old_t)
+    return torch.exp(torch.where(mask_t, logp_t - logp_old_t, torch.zeros_like(logp_t)))
+
+
+def sequence_ratios(logp_t: torch.Tensor, logp_old_t: torch.Tensor, mask_t) -> torch.Tensor:
+    r"""The notes' whole-sequence ratio
+    :math:`\rho_i = \pi_\theta(y_i \mid x) / \pi_{\theta_\text{old}}(y_i \mid x)
+    = \prod_t \rho_{i,t}`, shape ``(B, K)``."""
+    mask_t = _token_tensors(mask_t, logp_t=logp_t, logp_old_t=logp_old_t)
+    return torch.exp(torch.where(mask_t, logp_t - logp_old_t, torch.zeros_like(logp_t)).sum(-1))
+
+
+# ---------------------------------------------------------------- KL estimators
+def _log_ratio(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+    for name, x in (("logp", logp), ("logp_ref", logp_ref)):
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point torch.Tensor, got {type(x).__name__}")
+    if logp.shape != logp_ref.shape:
+        raise ValueError(f"logp_ref must have the shape of logp {tuple(logp.shape)}, got "
+                         f"{tuple(logp_ref.shape)}")
+    return logp_ref - logp  # log of rho = pi_ref(y) / pi(y)
+
+
+def kl_k1(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+    r"""The naive estimator of :math:`\mathrm{KL}(\pi \,\|\, \pi_\text{ref})` from
+    :math:`y \sim \pi` (Schulman 2020): :math:`k_1 = -\log\rho = \log\pi(y) - \log\pi_\text{ref}(y)`,
+    :math:`\rho = \pi_\text{ref}(y)/\pi(y)`. Unbiased; negative for some :math:`y`. Any shape,
+    elementwise."""
+    return -_log_ratio(logp, logp_ref)
+
+
+def kl_k2(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+    r""":math:`k_2 = \tfrac12 (\log\rho)^2` (Schulman 2020): non-negative, biased (its mean is
+    a second-order approximation of the KL). Any shape, elementwise."""
+    return 0.5 * _log_ratio(logp, logp_ref) ** 2
+
+
+def kl_k3(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+    r""":math:`k_3 = \rho - 1 - \log\rho` (Schulman 2020; DeepSeekMath eq. 4): unbiased
+    (:math:`\mathbb E_{y\sim\pi}[\rho] = 1`) and non-negative (:math:`\log\rho \le \rho - 1`).
+    Any shape, elementwise."""
+    lr = _log_ratio(logp, logp_ref)
+    return torch.expm1(lr) - lr
+
+
+def kl_estimate(name: str, logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+    """The estimator ``name`` in ``("k1", "k2", "k3")`` applied elementwise."""
+    fn = {"k1": kl_k1, "k2": kl_k2, "k3": kl_k3}[_choice("kl", name, KL_ESTIMATORS)]
+    return fn(logp, logp_ref)
+
+
+# ---------------------------------------------------------------- length normalisation
+def length_normalised(x_t: torch.Tensor, mask_t, norm: str) -> torch.Tensor:
+    r"""Aggregate per-token terms :math:`x_{i,t}` of each group into one number, shape ``(B,)``.
+
+    * ``"sequence"`` (DeepSeekMath eq. 3): :math:`\frac1K\sum_i \frac{1}{|y_i|}\sum_t x_{i,t}`;
+    * ``"group"`` (per token of the group; DAPO's token-level mean):
+      :math:`\sum_{i,t} x_{i,t} / \sum_i |y_i|`;
+    * ``"constant"`` (Dr. GRPO, Liu et al. 2025): :math:`\frac{1}{K L}\sum_{i,t} x_{i,t}`,
+      :math:`L` the maximum length (the last axis), the same for every group.
+    """
+    norm = _choice("norm", norm, LENGTH_NORMS)
+    mask_t = _token_tensors(mask_t, x_t=x_t)
+    m = mask_t.to(x_t.dtype)
+    summed = (x_t * m).sum(dim=-1)  # (B, K)
+    K, L = x_t.shape[1], x_t.shape[2]
+    if norm == "sequence":
+        return (summed / m.sum(dim=-1)).mean(dim=1)
+    if norm == "group":
+        return summed.sum(dim=1) / m.sum(dim=(1, 2))
+    return summed.sum(dim=1) / (K * L)
+
+
+# ---------------------------------------------------------------- the objective
+def grpo_objective(logp_t: torch.Tensor, logp_old_t: torch.Tensor, adv: torch.Tensor, mask_t, *,
+                   epsilon, ratio: str = "sequence", length_norm: str | None = None,
+                   beta: float = 0.0, logp_ref_t: torch.Tensor | None = None,
+                   kl: str = "k3") -> torch.Tensor:
+    r"""The GRPO objective of each group (to be *maximised*), shape ``(B,)``.
+
+    ``ratio="sequence"`` (the notes, section 14), with :math:`\rho_i` of :func:`sequence_ratios`:
+
+    .. math:: \mathcal L(x) = \frac1K \sum_{i=1}^K \Bigl[\min\bigl(\rho_i A_i,
+              \operatorname{clip}(\rho_i, 1-\epsilon, 1+\epsilon) A_i\bigr)
+              - \beta \sum_t \hat k_{i,t}\Bigr];
+
+    ``ratio="token"`` (DeepSeekMath eq. 3), with :math:`\rho_{i,t}` of :func:`token_ratios`,
+    aggregated over tokens by :func:`length_normalised` (``length_norm``, default
+    ``"sequence"``, DeepSeekMath's :math:`\frac1K\sum_i\frac{1}{|y_i|}\sum_t`):
+
+    .. math:: \mathcal L(x) = \operatorname{agg}_{i,t}\Bigl[\min\bigl(\rho_{i,t} A_i,
+              \operatorname{clip}(\rho_{i,t}, 1-\epsilon, 1+\epsilon) A_i\bigr)
+              - \beta\, \hat k_{i,t}\Bigr].
+
+    :math:`\hat k_{i,t}` is the per-token KL estimator ``kl`` (:func:`kl_k3` by default, as in
+    DeepSeekMath) between the current and the reference policy, with the sampled tokens held
+    fixed; ``beta`` >= 0 (``logp_ref_t`` required when ``beta > 0``). ``adv`` ``(B, K)`` are the
+    advantages (:func:`group_advantages`), constants. ``epsilon`` > 0 (the clip of
+    :func:`rlviz.losses.clipped_surrogate`).
+    """
+    ratio = _choice("ratio", ratio, RATIOS)
+    beta = Vd.non_negative("beta", beta)
+    mask_t = _token_tensors(mask_t, logp_t=logp_t, logp_old_t=logp_old_t)
+    if not isinstance(adv, torch.Tensor) or adv.shape != mask_t.shape[:2]:
+        raise ValueError(f"adv must be a tensor of shape (B, K) = {tuple(mask_t.shape[:2])}, got "
+                         f"{tuple(adv.shape) if isinstance(adv, torch.Tensor) else type(adv).__name__}")
+    if beta > 0:
+        if logp_ref_t is None:
+            raise ValueError("logp_ref_t must be given when beta > 0")
+        _token_tensors(mask_t, logp_ref_t=logp_ref_t)
+        k_t = torch.where(mask_t, kl_estimate(kl, logp_t, logp_ref_t), torch.zeros_like(logp_t))
+    else:
+        k_t = None
+    adv = adv.to(logp_t.dtype).detach()
+    if ratio == "sequence":
+        if length_norm is not None:
+            raise ValueError(f"length_norm applies to ratio='token' only, got {length_norm!r} "
+                             "with ratio='sequence' (the notes average whole sequences)")
+        rho = sequence_ratios(logp_t, logp_old_t, mask_t)
+        per_seq = clipped_surrogate(rho, adv, epsilon)
+        if k_t is not None:
+            per_seq = per_seq - beta * k_t.sum(dim=-1)
+        return per_seq.mean(dim=1)
+    rho_t = token_ratios(logp_t, logp_old_t, mask_t)
+    per_tok = clipped_surrogate(rho_t, adv[..., None].expand_as(rho_t), epsilon)
+    if k_t is not None:
+        per_tok = per_tok - beta * k_t
+    return length_normalised(per_tok, mask_t, length_norm or "sequence")

@@ -1,0 +1,219 @@
+r"""Exact expectations of GRPO's estimators on a small enumerable policy (chapter 14).
+
+The policy answers each of :math:`P` prompts with a token sequence over a vocabulary of
+:math:`V` tokens, one of them an end token (EOS), at most :math:`L` tokens long; it is tabular
+and autoregressive: one softmax over the next token for every prompt and every unfinished
+prefix, logits ``theta`` of shape ``(P, N_prefix, V)``. Every answer :math:`y` is enumerated
+(:func:`enumerate_answers`), so :math:`\pi_\theta(y \mid x)` and
+:math:`J(\theta) = \frac1P\sum_x \sum_y \pi_\theta(y\mid x)\, r(x, y)` are differentiable torch
+functions, and the expectation of any group estimator over all :math:`K`-tuples of answers
+(weighted by the product of their probabilities) is a finite sum whose gradient autograd
+computes exactly. With :math:`L = 1` the policy is a softmax over :math:`V` single-token
+answers (a bandit).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import _validate as Vd
+from .grpo import group_advantages, grpo_objective, kl_k1, kl_k3
+
+__all__ = ["Answers", "enumerate_answers", "token_log_probs", "answer_probs", "objective",
+           "exact_gradient", "expected_group_gradient", "group_gradient_fn", "angle_deg",
+           "kl_moments", "k3_loss_gradient", "forward_kl_gradient", "reverse_kl_gradient"]
+
+DTYPE = torch.float64
+
+
+@dataclass(frozen=True)
+class Answers:
+    """All answers of the tree: ``tokens`` and ``node`` ``(n, L)`` int (padding 0), ``mask``
+    ``(n, L)`` bool, ``length`` ``(n,)``; ``n_prefix`` unfinished prefixes; ``eos`` the end
+    token (or None with L = 1)."""
+
+    tokens: np.ndarray
+    node: np.ndarray
+    mask: np.ndarray
+    length: np.ndarray
+    n_prefix: int
+    vocab: int
+    max_len: int
+
+    @property
+    def n(self) -> int:
+        return len(self.length)
+
+
+def enumerate_answers(vocab: int, max_len: int) -> Answers:
+    """Every answer over ``vocab`` tokens whose last token (``vocab - 1``) is EOS, ending at EOS
+    or after ``max_len`` tokens. ``max_len = 1``: the ``vocab`` one-token answers."""
+    vocab = Vd.positive("vocab", vocab, integer=True)
+    max_len = Vd.positive("max_len", max_len, integer=True)
+    if vocab < 2:
+        raise ValueError(f"vocab must be >= 2, got {vocab}")
+    eos = vocab - 1
+    prefixes = {(): 0}
+    answers = []
+
+    def grow(prefix):
+        for tok in range(vocab):
+            y = prefix + (tok,)
+            if tok == eos or len(y) == max_len:
+                answers.append(y)
+            else:
+                prefixes.setdefault(y, len(prefixes))
+                grow(y)
+
+    grow(())
+    n = len(answers)
+    tokens = np.zeros((n, max_len), dtype=np.int64)
+    node = np.zeros((n, max_len), dtype=np.int64)
+    mask = np.zeros((n, max_len), dtype=bool)
+    for k, y in enumerate(answers):
+        tokens[k, :len(y)] = y
+        node[k, :len(y)] = [prefixes[y[:t]] for t in range(len(y))]
+        mask[k, :len(y)] = True
+    return Answers(tokens, node, mask, mask.sum(1), len(prefixes), vocab, max_len)
+
+
+def token_log_probs(theta: torch.Tensor, ans: Answers) -> torch.Tensor:
+    r""":math:`\log\pi_\theta(y_t \mid x, y_{<t})` for every prompt and answer, ``(P, n, L)``
+    (0 on padding). ``theta``: ``(P, n_prefix, V)`` logits."""
+    logp = torch.log_softmax(theta, dim=-1)  # (P, N, V)
+    node = torch.as_tensor(ans.node)
+    tok = torch.as_tensor(ans.tokens)
+    out = logp[:, node, tok]  # (P, n, L)
+    return torch.where(torch.as_tensor(ans.mask), out, torch.zeros_like(out))
+
+
+def answer_probs(theta: torch.Tensor, ans: Answers) -> torch.Tensor:
+    r""":math:`\pi_\theta(y \mid x)`, ``(P, n)``; each row sums to 1."""
+    return torch.exp(token_log_probs(theta, ans).sum(-1))
+
+
+def objective(theta: torch.Tensor, ans: Answers, r: torch.Tensor) -> torch.Tensor:
+    r""":math:`J(\theta) = \frac1P \sum_x \sum_y \pi_\theta(y \mid x)\, r(x, y)`; ``r``: ``(P, n)``."""
+    return (answer_probs(theta, ans) * r).sum(-1).mean()
+
+
+def exact_gradient(theta, ans: Answers, r) -> np.ndarray:
+    r""":math:`\nabla_\theta J` by autograd, flattened like ``theta``."""
+    th = torch.tensor(np.asarray(theta, dtype=float), dtype=DTYPE, requires_grad=True)
+    objective(th, ans, torch.as_tensor(np.asarray(r, dtype=float))).backward()
+    return th.grad.numpy().ravel()
+
+
+def group_gradient_fn(advantage: str = "mean", ratio: str = "sequence",
+                      length_norm: str | None = None, std_eps: float = 1e-4):
+    """A per-group objective ``f(logp_t, logp_old_t, r, mask_t) -> (B,)`` for
+    :func:`expected_group_gradient`: :func:`rlviz.grpo.grpo_objective` (epsilon 0.2, no KL)
+    with advantages :func:`rlviz.grpo.group_advantages` of kind ``advantage``."""
+    def f(logp_t, logp_old_t, r, mask_t):
+        adv = group_advantages(r, advantage, std_eps=std_eps)
+        return grpo_objective(logp_t, logp_old_t, adv, mask_t, epsilon=0.2, ratio=ratio,
+                              length_norm=length_norm)
+    return f
+
+
+def expected_group_gradient(theta, ans: Answers, r, K: int, group_objective) -> np.ndarray:
+    r"""The exact expected gradient, at :math:`\theta_\text{old} = \theta`, of a group objective
+    over groups of ``K`` answers drawn i.i.d. from :math:`\pi_\theta(\cdot\mid x)`:
+
+    .. math:: \mathbb E\bigl[\nabla_\theta \hat{\mathcal L}\bigr] = \frac1P \sum_x
+              \sum_{(y_1..y_K)} \Bigl(\prod_{i} \pi_\theta(y_i \mid x)\Bigr)
+              \nabla_\theta \mathcal L(x; y_{1..K}) \Big|_{\theta_\text{old} = \theta},
+
+    enumerating all :math:`n^K` tuples (the samples are held fixed inside the gradient: the
+    estimator a trainer differentiates). ``group_objective(logp_t, logp_old_t, r, mask_t)``
+    returns ``(B,)``, e.g. :func:`group_gradient_fn`. Flattened like ``theta``.
+    """
+    K = Vd.positive("K", K, integer=True)
+    theta = np.asarray(theta, dtype=float)
+    r = torch.as_tensor(np.asarray(r, dtype=float))
+    idx = torch.as_tensor(np.array(list(itertools.product(range(ans.n), repeat=K))))  # (n^K, K)
+    th = torch.tensor(theta, dtype=DTYPE, requires_grad=True)
+    logp = token_log_probs(th, ans)  # (P, n, L)
+    mask = torch.as_tensor(ans.mask)[idx]  # (n^K, K, L)
+    total = 0.0
+    for p in range(theta.shape[0]):
+        lt = logp[p][idx]  # (n^K, K, L)
+        w = torch.exp(lt.detach().sum(-1).sum(-1))  # probability of each tuple
+        total = total + (w * group_objective(lt, lt.detach(), r[p][idx], mask)).sum()
+    (total / theta.shape[0]).backward()
+    return th.grad.numpy().ravel()
+
+
+def angle_deg(u, v) -> float:
+    """The angle between two vectors, in degrees (0 = same direction)."""
+    u, v = np.asarray(u, float), np.asarray(v, float)
+    c = float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+
+
+def kl_moments(p, p_ref) -> dict:
+    r"""Exact mean and variance under :math:`y\sim p` of :math:`k_1` and :math:`k_3`
+    (:func:`rlviz.grpo.kl_k1`, :func:`rlviz.grpo.kl_k3`) and the exact
+    :math:`\mathrm{KL}(p\,\|\,p_\text{ref})`; ``p``, ``p_ref``: distributions ``(n,)``, ``p_ref > 0``.
+    Also ``min_k3``, the smallest value of :math:`k_3` over the support."""
+    p = Vd.array("p", p, ndim=1)
+    p_ref = Vd.array("p_ref", p_ref, shape=p.shape)
+    Vd.distribution_rows("p", p)
+    Vd.distribution_rows("p_ref", p_ref)
+    if np.any(p_ref <= 0):
+        raise ValueError("p_ref must be > 0 everywhere (the KL to it must be finite)")
+    s = p > 0
+    lp, lr = torch.tensor(np.log(p[s])), torch.tensor(np.log(p_ref[s]))
+    out = {"kl": float(np.sum(p[s] * (np.log(p[s]) - np.log(p_ref[s]))))}
+    for name, fn in (("k1", kl_k1), ("k3", kl_k3)):
+        k = fn(lp, lr).numpy()
+        m = float(p[s] @ k)
+        out[f"mean_{name}"] = m
+        out[f"var_{name}"] = float(p[s] @ (k - m) ** 2)
+    out["min_k3"] = float(kl_k3(lp, lr).min())
+    return out
+
+
+def k3_loss_gradient(theta, theta_ref, ans: Answers) -> np.ndarray:
+    r""":math:`\mathbb E_{y\sim\pi_\theta}\bigl[\nabla_\theta \sum_t k_3(y_t)\bigr]` with the
+    samples held fixed (no score-function term): what a loss ``beta * k3`` differentiates,
+    computed exactly by weighting each answer with its (detached) probability. Flattened.
+
+    For one-token answers (``max_len = 1``) it equals :func:`reverse_kl_gradient`,
+    :math:`\nabla\mathrm{KL}(\pi_\text{ref}\,\|\,\pi_\theta)`, because
+    :math:`\mathbb E_{y\sim\pi}[(1 - \pi_\text{ref}/\pi)\nabla\log\pi] = -\mathbb E_{y\sim\pi_\text{ref}}[\nabla\log\pi]`;
+    for longer answers the per-prefix reverse KLs are weighted by the prefixes' probabilities
+    under :math:`\pi_\theta`, not under :math:`\pi_\text{ref}`."""
+    th = torch.tensor(np.asarray(theta, float), dtype=DTYPE, requires_grad=True)
+    ref = torch.tensor(np.asarray(theta_ref, float), dtype=DTYPE)
+    lt, lref = token_log_probs(th, ans), token_log_probs(ref, ans)
+    w = torch.exp(lt.detach().sum(-1))  # (P, n)
+    k = torch.where(torch.as_tensor(ans.mask), kl_k3(lt, lref), torch.zeros_like(lt)).sum(-1)
+    ((w * k).sum(-1).mean()).backward()
+    return th.grad.numpy().ravel()
+
+
+def _kl_gradient(theta, theta_ref, ans: Answers, forward: bool) -> np.ndarray:
+    th = torch.tensor(np.asarray(theta, float), dtype=DTYPE, requires_grad=True)
+    ref = torch.tensor(np.asarray(theta_ref, float), dtype=DTYPE)
+    lp = token_log_probs(th, ans).sum(-1)
+    lq = token_log_probs(ref, ans).sum(-1)
+    kl = (lp.exp() * (lp - lq)).sum(-1) if forward else (lq.exp() * (lq - lp)).sum(-1)
+    kl.mean().backward()
+    return th.grad.numpy().ravel()
+
+
+def forward_kl_gradient(theta, theta_ref, ans: Answers) -> np.ndarray:
+    r""":math:`\nabla_\theta \mathrm{KL}(\pi_\theta \,\|\, \pi_\text{ref})` over whole answers
+    (mean over prompts), by autograd. Flattened."""
+    return _kl_gradient(theta, theta_ref, ans, True)
+
+
+def reverse_kl_gradient(theta, theta_ref, ans: Answers) -> np.ndarray:
+    r""":math:`\nabla_\theta \mathrm{KL}(\pi_\text{ref} \,\|\, \pi_\theta)` over whole answers
+    (mean over prompts), by autograd. Flattened."""
+    return _kl_gradient(theta, theta_ref, ans, False)

@@ -1,0 +1,184 @@
+r"""Chapter 10: importance sampling and the surrogate objective.
+
+Setting: the corridor of chapters 3-4 read as a discounted MDP (:math:`\gamma = 0.9`) with the
+old logits :data:`rlviz.identities.ch03.THETA`, and random dense MDPs (:math:`S = 5`,
+:math:`A = 3`). :math:`J` is the exact linear-solve objective (autograd), :math:`L` the
+surrogate :func:`rlviz.surrogate.surrogate_torch`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..episodic import corridor
+from ..examples import random_mdp, random_policy
+from ..mdp import discounted_state_distribution, objective
+from ..policy_gradient import DTYPE, exact_gradient, objective_torch, softmax_policy
+from ..stats import loglog_slope
+from ..surrogate import (importance_weighted_means, line_profile, old_policy, one_thread,
+                         policy_directions, sample_variance_se, surrogate_estimate_variance,
+                         surrogate_sample_estimates, surrogate_torch)
+from ..verify import Measure, identity
+from .ch03 import THETA
+
+GAMMA = 0.9
+VARIANCE_STEPS = (0.0, 1.0, 2.0, 4.0, 6.0, 8.0)  # steps t along a direction for the variance study
+MC_N = 20_000
+
+
+def book_old(gamma: float = GAMMA):
+    """The chapter's old policy: the corridor (discounted) with the chapter-3 logits."""
+    return old_policy(corridor(gamma), THETA)
+
+
+RANDOM_GAMMAS = (0.5, 0.9, 0.95)
+
+
+def _random_olds(n: int = 5, seed: int = 10, gammas=RANDOM_GAMMAS):
+    rng = np.random.default_rng(seed)
+    return [old_policy(random_mdp(rng, 5, 3, float(rng.choice(gammas))), rng.normal(size=15))
+            for _ in range(n)]
+
+
+DETAIL = "corridor (gamma 0.9) + 5 random MDPs (S=5, A=3, gamma in {0.5, 0.9, 0.95})"
+
+
+def _grad(fn, theta: np.ndarray) -> np.ndarray:
+    th = torch.tensor(theta, dtype=DTYPE, requires_grad=True)
+    (g,) = torch.autograd.grad(fn(th), th)
+    return g.numpy()
+
+
+@identity("ch10.importance_sampling", chapter=10,
+          title="E_{a~pi_old}[(pi_new/pi_old) f] = E_{a~pi_new}[f] in every state")
+def importance_sampling() -> Measure:
+    rng = np.random.default_rng(11)
+    errs = []
+    for _ in range(50):
+        S, A = int(rng.integers(1, 6)), int(rng.integers(2, 6))
+        lhs, rhs = importance_weighted_means(random_policy(rng, S, A), random_policy(rng, S, A),
+                                             rng.normal(size=(S, A)) * 10)
+        errs.append(np.abs(lhs - rhs).max())
+    return Measure(float(max(errs)), "50 random (pi_old, pi_new, f) tables, S <= 5, A <= 5")
+
+
+@identity("ch10.performance_difference", chapter=10,
+          title="J(theta) - J(theta_old) = E_{s~d_theta, a~pi_theta}[A_old(s, a)] / (1 - gamma)")
+def performance_difference() -> Measure:
+    rng = np.random.default_rng(13)
+    errs = []
+    for old in [book_old()] + _random_olds():
+        for _ in range(4):
+            th = old.theta + rng.normal(size=old.theta.size)
+            pi = softmax_policy(th.reshape(old.mdp.n_states, old.mdp.n_actions))
+            rhs = discounted_state_distribution(old.mdp, pi) @ (pi * old.adv).sum(axis=1)
+            errs.append(abs(objective(old.mdp, pi) - old.J - rhs / (1 - old.mdp.gamma)))
+    return Measure(float(max(errs)), DETAIL + ", 4 random new policies each")
+
+
+@identity("ch10.surrogate_value_at_old", chapter=10, title="L(theta_old) = J(theta_old)")
+def surrogate_value_at_old() -> Measure:
+    errs = []
+    for old in [book_old()] + _random_olds():
+        th = torch.tensor(old.theta, dtype=DTYPE)
+        errs.append(abs(float(surrogate_torch(old, th)) - float(objective_torch(old.mdp, th))))
+    return Measure(float(max(errs)), DETAIL)
+
+
+@identity("ch10.surrogate_gradient_at_old", chapter=10,
+          title="grad L(theta_old) = grad J(theta_old) (autograd of both)")
+def surrogate_gradient_at_old() -> Measure:
+    errs = []
+    with one_thread():
+        for old in [book_old()] + _random_olds():
+            gL = _grad(lambda th: surrogate_torch(old, th), old.theta)
+            gJ = exact_gradient(old.mdp, old.theta.reshape(old.mdp.n_states, old.mdp.n_actions))
+            errs.append(np.abs(gL - gJ).max())
+    return Measure(float(max(errs)), DETAIL)
+
+
+def gradient_gaps(old=None, steps=(0.25, 0.5, 1.0, 2.0), n_random: int = 3) -> dict:
+    r""":math:`\|\nabla J - \nabla L\|` and :math:`|J - L|` at :math:`\theta_{\text{old}} + t u`, per direction.
+
+    Returns ``{direction: {"t": steps, "grad_gap": ..., "value_gap": ...}}`` (arrays).
+    """
+    old = book_old() if old is None else old
+    out = {}
+    with one_thread():
+        for name, u in policy_directions(old, n_random).items():
+            gg, vg = [], []
+            for t in steps:
+                th = old.theta + t * u
+                gg.append(np.linalg.norm(_grad(lambda x: objective_torch(old.mdp, x), th)
+                                         - _grad(lambda x: surrogate_torch(old, x), th)))
+                prof = line_profile(old, u, [t])
+                vg.append(abs(prof["J"][0] - prof["L"][0]))
+            out[name] = {"t": np.asarray(steps), "grad_gap": np.asarray(gg),
+                         "value_gap": np.asarray(vg)}
+    return out
+
+
+@identity("ch10.gradients_part_away", chapter=10, kind="bound", tol=1e-3, at_least=True,
+          statistic="min over 4 directions of ||grad J - grad L|| at step 1",
+          title="away from theta_old the gradients of J and L differ")
+def gradients_part_away() -> Measure:
+    gaps = gradient_gaps(steps=(1.0,))
+    worst = min(float(v["grad_gap"][0]) for v in gaps.values())
+    rel = max(float(v["grad_gap"][0]) for v in gaps.values())
+    return Measure(worst, f"corridor; largest gap {rel:.3f}, ||grad J(theta_old)|| = "
+                          f"{np.linalg.norm(exact_gradient(corridor(GAMMA), THETA)):.3f}")
+
+
+@identity("ch10.second_order_contact", chapter=10, kind="bound", tol=0.05,
+          statistic="max over 4 directions of |slope - 2|",
+          title="J - L = O(t^2): log-log slope of |J - L| against the step t is 2")
+def second_order_contact() -> Measure:
+    old = book_old()
+    ts = np.geomspace(1e-3, 1e-2, 5)
+    slopes = []
+    for u in policy_directions(old, 3).values():
+        prof = line_profile(old, u, ts)
+        slopes.append(loglog_slope(ts, np.abs(prof["J"] - prof["L"]))[0])
+    return Measure(float(max(abs(s - 2) for s in slopes)),
+                   f"corridor, t in [0.001, 0.01]; slopes {', '.join(f'{s:.3f}' for s in slopes)}")
+
+
+def variance_study(old=None, direction: str = "gradient", steps=VARIANCE_STEPS, n: int = MC_N,
+                   seed: int = 12) -> dict:
+    """Exact and measured variances of the ratio and of the surrogate sample along a direction.
+
+    Returns arrays over ``steps``: ``t``, ``kl`` (mean KL(pi_old || pi)), ``var_rho``,
+    ``var_x`` (exact), ``mc_var_rho``, ``mc_var_x``, ``se_var_rho``, ``se_var_x`` (measured on
+    ``n`` samples each), ``mc_mean_x``, ``se_mean_x`` and ``mean_x`` (= L - J_old, exact).
+    """
+    old = book_old() if old is None else old
+    u = policy_directions(old, 3)[direction]
+    rng = np.random.default_rng(seed)
+    prof = line_profile(old, u, steps)
+    keys = ("var_rho", "var_x", "mc_var_rho", "mc_var_x", "se_var_rho", "se_var_x",
+            "mc_mean_x", "se_mean_x")
+    out = {k: [] for k in keys}
+    for t in steps:
+        th = old.theta + t * u
+        vr, vx = surrogate_estimate_variance(old, th)
+        rho, x = surrogate_sample_estimates(rng, old, th, n)
+        (mvr, sr), (mvx, sx) = sample_variance_se(rho), sample_variance_se(x)
+        for k, v in zip(keys, (vr, vx, mvr, mvx, sr, sx, x.mean(), x.std(ddof=1) / np.sqrt(n))):
+            out[k].append(v)
+    out = {k: np.asarray(v) for k, v in out.items()}
+    out.update(t=np.asarray(steps), kl=prof["kl_mean"], mean_x=prof["L"] - old.J)
+    return out
+
+
+@identity("ch10.ratio_estimator_mc", chapter=10, kind="statistical", tol=4.0,
+          title="ratio-weighted old-policy samples: mean = L - J_old, variances = exact formulas")
+def ratio_estimator_mc() -> Measure:
+    v = variance_study()
+    z = np.concatenate([
+        np.abs(v["mc_mean_x"] - v["mean_x"]) / v["se_mean_x"],
+        (np.abs(v["mc_var_x"] - v["var_x"]) / v["se_var_x"]),
+        (np.abs(v["mc_var_rho"] - v["var_rho"]) / np.where(v["se_var_rho"] > 0, v["se_var_rho"], 1.0)),
+    ])
+    return Measure(float(z.max()), f"corridor, {len(v['t'])} steps along the gradient, "
+                                   f"{MC_N} samples each, seed 12")
