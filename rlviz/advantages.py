@@ -359,7 +359,7 @@ def _discounted_sum(x: np.ndarray, cont: np.ndarray, kappa: float) -> np.ndarray
 def _scan_inplace(y: np.ndarray, a: np.ndarray) -> None:
     """linear_scan on arrays it may overwrite: ``y`` becomes the solution, ``a`` is destroyed."""
     T = y.shape[0]
-    if T <= _LEAF:
+    if T <= _LEAF or T < 2 * _BLOCK:  # short: the plain loop (also ends the recursion)
         tmp = np.empty_like(y[0])
         for t in range(T - 2, -1, -1):
             np.multiply(a[t], y[t + 1], out=tmp)

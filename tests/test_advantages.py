@@ -143,3 +143,19 @@ def test_flags_are_keyword_only():
     with pytest.raises(TypeError):
         adv.gae(np.zeros((2, 1)), np.zeros((2, 1)), np.zeros(1), np.zeros((2, 1), bool),
                 np.zeros((2, 1), bool), 0.9, 0.9)
+
+
+@pytest.mark.parametrize("block,leaf", [(64, 8), (8, 8), (128, 4), (16, 32)])
+@pytest.mark.parametrize("T", [1, 5, 33, 100, 1000])
+def test_linear_scan_any_block_and_leaf_size(monkeypatch, block, leaf, T):
+    """The blocked scan is exact for every tuning of its block and leaf sizes (and terminates)."""
+    import rlviz.advantages as adv
+
+    monkeypatch.setattr(adv, "_BLOCK", block)
+    monkeypatch.setattr(adv, "_LEAF", leaf)
+    rng = np.random.default_rng(T)
+    x, a = rng.normal(size=(T, 3)), rng.random((T, 3))
+    ref = x.copy()
+    for t in range(T - 2, -1, -1):
+        ref[t] = x[t] + a[t] * ref[t + 1]
+    np.testing.assert_allclose(adv.linear_scan(x, a), ref, rtol=0, atol=1e-10)
