@@ -1,8 +1,10 @@
 """Benchmark: rlviz PPO against Stable-Baselines3's PPO (rl-zoo tuned) on CartPole-v1.
 
 Run ``python benchmarks/ppo_cartpole.py`` (needs ``pip install -r benchmarks/requirements.txt``;
-``--skip-sb3`` runs rlviz alone, ``--skip-grid`` skips the grid timing). Both trainers run in
-the same process on the same machine, 3 seeds each, one after the other (never two at once).
+``--skip-sb3``, ``--skip-rlviz``, ``--skip-grid``, ``--skip-env`` skip parts; ``--sb3-threads 1``
+gives SB3 one torch thread like rlviz, which is faster for it too on a shared 2-core machine).
+Both trainers run in the same process on the same machine, 3 seeds each, one after the other
+(never two at once). First, the throughput of the two batched CartPoles.
 
 Metric (evaluation excluded from the wall time): every ``EVAL_EVERY`` environment steps the
 policy plays 10 greedy episodes of gymnasium's ``CartPole-v1`` (:func:`rlviz.ppo.evaluate`,
@@ -19,6 +21,7 @@ with ``--sequential``, 27 real sequential runs. No assertion: timings depend on 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -28,6 +31,7 @@ import numpy as np
 import torch
 
 from rlviz.ppo import PPOConfig, evaluate, train
+from rlviz.ppo_experiments import grid_configs
 
 EVAL_EVERY = 2048
 THRESHOLD = 475.0
@@ -57,7 +61,6 @@ def math_inf():
 
 def run_rlviz(seed: int, config: PPOConfig = RLVIZ):
     evals = []
-    clock = {"train": 0.0, "last": None}
     t_start = time.perf_counter()
     evaluation_time = [0.0]
 
@@ -69,7 +72,7 @@ def run_rlviz(seed: int, config: PPOConfig = RLVIZ):
             evals.append((steps, trained, score))
             evaluation_time[0] += time.perf_counter() - t0
 
-    res = train(PPOConfig(**{**vars(config), "seed": seed}), callback=callback)
+    res = train(dataclasses.replace(config, seed=seed), callback=callback)
     final = evaluate(res.agent.policy(0), 100, seed=1).mean()
     return {"evals": evals, "final": final, "train_seconds": res.train_seconds,
             "sustained": sustained(evals, final)}
@@ -116,22 +119,43 @@ def run_sb3(seed: int):
             "sustained": sustained(evals, final)}
 
 
-def grid_configs(base: PPOConfig = RLVIZ, seed: int = 0):
-    """The chapter 13 grid: gamma x lambda x epsilon, 3 x 3 x 3 = 27 settings."""
-    return [PPOConfig(**{**vars(base), "gamma": g, "lam": l, "clip_eps": e, "seed": seed})
-            for g in (0.9, 0.98, 0.995) for l in (0.5, 0.8, 0.95) for e in (0.1, 0.2, 0.3)]
-
-
-def report(name, runs):
-    steps = [r["sustained"][0] for r in runs]
-    secs = [r["sustained"][1] for r in runs]
-    for s, r in zip(SEEDS, runs):
+def report(name, run):
+    """Run ``run(seed)`` for each seed, printing each result as it comes; returns the medians."""
+    runs = []
+    for s in SEEDS:
+        r = run(s)
+        runs.append(r)
         print(f"  {name} seed {s}: sustained >= 475 from {r['sustained'][0]:.0f} steps, "
               f"{r['sustained'][1]:.2f} s of training; whole run {r['train_seconds']:.2f} s; "
-              f"final 100-episode mean {r['final']:.1f}")
+              f"final 100-episode mean {r['final']:.1f} (load average {os.getloadavg()[0]:.2f})",
+              flush=True)
+    steps = [r["sustained"][0] for r in runs]
+    secs = [r["sustained"][1] for r in runs]
     med = statistics.median(secs), statistics.median(steps)
-    print(f"  {name} median: {med[1]:.0f} steps, {med[0]:.2f} s")
+    print(f"  {name} median: {med[1]:.0f} steps, {med[0]:.2f} s", flush=True)
     return med
+
+
+def env_throughput(steps: int = 2000):
+    """Steps per second of rlviz's BatchedCartPole and gymnasium's CartPoleVectorEnv, random actions."""
+    import gymnasium as gym
+
+    from rlviz.cartpole import BatchedCartPole
+
+    for n in (8, 1024):
+        actions = np.random.default_rng(0).integers(0, 2, (steps, n))
+        ours = BatchedCartPole(n)
+        ours.reset()
+        theirs = gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="vector_entry_point")
+        theirs.reset(seed=0)
+        for name, env in (("rlviz BatchedCartPole (same-step autoreset)", ours),
+                          ("gymnasium CartPoleVectorEnv (next-step autoreset)", theirs)):
+            t0 = time.perf_counter()
+            for a in actions:
+                env.step(a)
+            dt = time.perf_counter() - t0
+            print(f"  N = {n:4d}: {name}: {steps * n / dt / 1e6:.2f} M env steps/s "
+                  f"({dt / steps * 1e6:.0f} us per step call)")
 
 
 def machine():
@@ -143,16 +167,27 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-sb3", action="store_true")
     ap.add_argument("--skip-grid", action="store_true")
+    ap.add_argument("--skip-env", action="store_true", help="skip the environment throughput")
+    ap.add_argument("--skip-rlviz", action="store_true", help="skip the rlviz PPO runs (and the ratio)")
     ap.add_argument("--sequential", action="store_true", help="also run the 27 settings one by one")
+    ap.add_argument("--sb3-threads", type=int, default=None,
+                    help="torch threads for SB3 (default: torch's default, all cores)")
     args = ap.parse_args()
     machine()
-    print(f"rlviz PPO {RLVIZ}")
-    ours = report("rlviz", [run_rlviz(s) for s in SEEDS])
+    if not args.skip_env:
+        print("CartPole throughput, random actions:")
+        env_throughput()
+    if not args.skip_rlviz:
+        print(f"rlviz PPO {RLVIZ}")
+        ours = report("rlviz", run_rlviz)
     if not args.skip_sb3:
         import stable_baselines3
+        if args.sb3_threads:
+            torch.set_num_threads(args.sb3_threads)
         print(f"Stable-Baselines3 {stable_baselines3.__version__} PPO, rl-zoo CartPole-v1 "
-              f"hyperparameters, {SB3_STEPS} steps")
-        theirs = report("SB3", [run_sb3(s) for s in SEEDS])
+              f"hyperparameters, {SB3_STEPS} steps, {torch.get_num_threads()} torch threads")
+        theirs = report("SB3", run_sb3)
+    if not (args.skip_sb3 or args.skip_rlviz):
         print(f"ratio of median times to sustained >= 475, rlviz / SB3: {ours[0] / theirs[0]:.3f}")
         print(f"ratio of median steps, rlviz / SB3: {ours[1] / theirs[1]:.3f}")
     if not args.skip_grid:
@@ -166,6 +201,10 @@ def main():
         print(f"grid of {len(configs)} settings x {RLVIZ.total_steps} steps in one batched run: "
               f"{grid:.1f} s; one setting alone {one:.2f} s, x27 = {27 * one:.1f} s "
               f"(batched is {27 * one / grid:.1f}x faster)")
+        t0 = time.perf_counter()
+        train(configs, threads=2)
+        two = time.perf_counter() - t0
+        print(f"the same batched grid with 2 torch threads: {two:.1f} s")
         if args.sequential:
             t0 = time.perf_counter()
             for c in configs:

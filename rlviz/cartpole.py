@@ -11,9 +11,11 @@ gymnasium 1.x's ``CartPoleVectorEnv`` supports only *next-step* autoreset: the s
 episode ends is a dummy transition (reward 0, the action ignored) that the trainer must mask
 out of the rollout and out of GAE. Same-step autoreset gives every transition a meaning, and
 the final observation of a truncated episode goes straight to the value bootstrap
-(``v_final_t`` of :func:`rlviz.advantages.gae`). The step costs the same (measured in
-``benchmarks/ppo_cartpole.py``); tests/test_cartpole.py steps it beside gymnasium's single
-``CartPole-v1`` with the same actions and checks states, rewards and both flags agree.
+(``v_final_t`` of :func:`rlviz.advantages.gae`). Measured in ``benchmarks/ppo_cartpole.py``:
+at N = 8 (the trainer's size) a step call takes about half the time of gymnasium's, at
+N = 1024 the same (both near 6M environment steps/s here). tests/test_cartpole.py steps it
+beside gymnasium's single ``CartPole-v1`` with the same actions and checks that states,
+rewards and both flags agree.
 
 The dynamics (Barto, Sutton and Anderson 1983; Florian 2007), with force :math:`F=\pm 10`,
 :math:`m_c = 1`, :math:`m_p = 0.1`, half-length :math:`l = 0.5`, :math:`\tau = 0.02`:
@@ -45,6 +47,7 @@ POLEMASS_LENGTH = MASSPOLE * LENGTH
 THETA_THRESHOLD = 12 * 2 * math.pi / 360
 X_THRESHOLD = 2.4
 RESET_HIGH = 0.05
+_LIMITS = np.array([[X_THRESHOLD], [THETA_THRESHOLD]])  # for rows x and theta of the state
 
 
 class BatchedCartPole:
@@ -114,10 +117,11 @@ class BatchedCartPole:
         thetaacc = (GRAVITY * sintheta - costheta * temp) / (
             LENGTH * (4.0 / 3.0 - MASSPOLE * np.square(costheta) / TOTAL_MASS))
         xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS
-        self.state = np.stack((x + TAU * x_dot, x_dot + TAU * xacc,
-                               theta + TAU * theta_dot, theta_dot + TAU * thetaacc))
-        x, theta = self.state[0], self.state[2]
-        terminated = (np.abs(x) > X_THRESHOLD) | (np.abs(theta) > THETA_THRESHOLD)
+        change = np.stack((x_dot, xacc, theta_dot, thetaacc))  # Euler: state + tau * derivative
+        change *= TAU
+        change += self.state
+        self.state = change
+        terminated = (np.abs(self.state[0::2]) > _LIMITS).any(0)  # |x| > 2.4 or |theta| > 12 deg
         self.steps += 1
         truncated = self.steps >= self.max_episode_steps
         final_obs = self.state.T.astype(np.float32)

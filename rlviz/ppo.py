@@ -25,12 +25,17 @@ gradient clipping and Adam act per row. Setting k's randomness (initial weights,
 resets, minibatches) comes from its own seed only, so a setting's run does not depend on what
 else is in the batch (tests/test_ppo.py trains two identical settings beside a single one).
 
-Why one thread: at these sizes (a few hundred samples, width 64) each torch call costs
-microseconds of overhead and a second thread only adds synchronisation; measured, one thread
-is faster. (``torch.tanh`` is about 3x slower than ``torch.sigmoid`` in a forward pass on this
-CPU build, but the rewrite :math:`\tanh x = 2\sigma(2x) - 1` costs more than it saves once
-its backward pass is counted: 340 vs 300 microseconds for forward + backward on (2, 256, 64),
-measured; the rollout's forward passes run in numpy.)
+Why one thread: at these sizes (a few hundred samples, width 32) each torch call costs
+microseconds of overhead and a second thread only adds synchronisation. Measured on the
+book's 2-core machine, idle: one setting (K = 1) 21.5-22.6 ms per update with one thread,
+22.6-24.9 ms with two; so the trainers run single-threaded by default (``threads=1``), which
+also behaves well when other jobs share the machine. For a large batch of settings a second
+thread does pay (K = 27: 149 ms per update with one thread, 100 ms with two): pass
+``threads=2`` to :func:`train` when the machine is yours. (``torch.tanh`` is about 3x slower
+than ``torch.sigmoid`` in a forward pass on this CPU build, but the rewrite
+:math:`\tanh x = 2\sigma(2x) - 1` costs more than it saves once its backward pass is
+counted: 340 vs 300 microseconds for forward + backward on (2, 256, 64), measured; the
+rollout's forward passes run in numpy.)
 """
 
 from __future__ import annotations
@@ -251,6 +256,12 @@ class _Runner:
         self.ep_return = np.zeros(self.K * n_envs)
         self.last_return = np.full(self.K * n_envs, np.nan)  # last finished episode per env
 
+    def mean_last_return(self) -> np.ndarray:
+        """Per setting, the mean over its environments of their last finished episode's return."""
+        r = self.last_return.reshape(self.K, self.n)
+        seen = ~np.isnan(r)
+        return np.where(seen.any(1), np.nansum(r, 1) / np.maximum(seen.sum(1), 1), np.nan)
+
 
 def collect(agent: ActorCritic, runner: _Runner, T: int) -> Rollout:
     """Run the current policy for T steps in every environment (same-step autoreset)."""
@@ -326,6 +337,17 @@ def _per_setting(configs, name, fn=float) -> torch.Tensor:
     return torch.tensor([fn(getattr(c, name)) for c in configs], dtype=torch.float32)
 
 
+def _record(logs: dict, row: dict, callback, update: int, steps: int, agent) -> float:
+    """Append one update's values to ``logs`` and run the callback; returns the callback's seconds."""
+    for key, val in row.items():
+        logs[key].append(val)
+    if callback is None:
+        return 0.0
+    t0 = time.perf_counter()
+    callback(update, steps, agent)
+    return time.perf_counter() - t0
+
+
 def _raise_not_finite(update: int, epoch: int, **terms) -> None:
     """Name the first non-finite quantity (and the settings) and stop training."""
     for name, x in terms.items():
@@ -338,15 +360,16 @@ def _raise_not_finite(update: int, epoch: int, **terms) -> None:
 
 
 def single_threaded(fn):
-    """Run ``fn`` with one torch thread (faster at these sizes, module docstring), then restore."""
+    """Run ``fn`` with ``threads`` torch threads (keyword, default 1; module docstring), then restore."""
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+    def wrapper(*args, threads: int = 1, **kwargs):
+        V.positive("threads", threads, integer=True)
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
         try:
             return fn(*args, **kwargs)
         finally:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(before)
     return wrapper
 
 
@@ -362,7 +385,8 @@ def train(config, *, callback=None, progress: bool = False) -> PPOResult:
     configs; approximate KL (:func:`rlviz.losses.approx_kl`) and clip fraction logged.
 
     ``callback(update, steps, agent)`` runs after each update (its time is not counted in
-    ``train_seconds``). Raises ``FloatingPointError`` naming the update, the quantity and the
+    ``train_seconds``). ``threads`` (keyword, default 1) sets torch's thread count for the
+    run (module docstring). Raises ``FloatingPointError`` naming the update, the quantity and the
     setting if a loss stops being finite.
     """
     configs = [config] if isinstance(config, PPOConfig) else list(config)
@@ -411,6 +435,7 @@ def train(config, *, callback=None, progress: bool = False) -> PPOResult:
         frac = 1.0 - u / U
         lr = torch.where(anneal_lr, lr0 * frac, lr0).repeat(2).view(2 * K, 1)
         eps = torch.where(anneal_clip, eps0 * frac, eps0)
+        eps_arg = float(eps[0, 0]) if bool((eps == eps[0, 0]).all()) else eps  # a number is cheaper
 
         # ---- rollout: T steps of the K * n environments
         flat_before = agent.flat.clone()  # theta_old (kept for the analysis of chapter 12)
@@ -443,7 +468,7 @@ def train(config, *, callback=None, progress: bool = False) -> PPOResult:
                 if any_norm:
                     a_norm = (a - a.mean(1, keepdim=True)) / (a.std(1, keepdim=True) + 1e-8)
                     a = a_norm if all_norm else torch.where(norm_adv, a_norm, a)
-                pg = clipped_surrogate(ratio, a, eps).mean(1)
+                pg = clipped_surrogate(ratio, a, eps_arg).mean(1)
                 vl = (value_loss(v, take(tgt_b), take(vold_b), clip=v_clip) if use_v_clip
                       else value_loss(v, take(tgt_b))).mean(1)
                 loss = -pg + vf_c * vl  # (K,)
@@ -478,17 +503,11 @@ def train(config, *, callback=None, progress: bool = False) -> PPOResult:
         result.last_batch = dict(obs=obs_b, actions=act_b, logp_old=logp_old_b, adv=adv_b,
                                  targets=tgt_b, v_old=vold_b, flat_before=flat_before, epsilon=eps)
         steps = (u + 1) * B
-        for key, val in (("steps", steps), ("return", np.nanmean(runner.last_return.reshape(K, n), 1)
-                         if not np.isnan(runner.last_return).all() else np.full(K, np.nan)),
-                         ("approx_kl", kl), ("clip_fraction", cf), ("max_ratio", rmax),
-                         ("policy_loss", pg_),
-                         ("value_loss", vl_), ("entropy", ent_), ("lr", lr[:K, 0].tolist()),
-                         ("epsilon", eps[:, 0].tolist())):
-            logs[key].append(val)
-        if callback is not None:
-            t0 = time.perf_counter()
-            callback(u + 1, steps, agent)
-            excluded += time.perf_counter() - t0
+        excluded += _record(logs, {
+            "steps": steps, "return": runner.mean_last_return(), "approx_kl": kl,
+            "clip_fraction": cf, "max_ratio": rmax, "policy_loss": pg_, "value_loss": vl_,
+            "entropy": ent_, "lr": lr[:K, 0].tolist(), "epsilon": eps[:, 0].tolist()},
+            callback, u + 1, steps, agent)
     result.train_seconds = time.perf_counter() - start - excluded
     return result
 

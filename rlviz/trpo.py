@@ -22,17 +22,16 @@ zero on the critic's entries.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from . import _validate as V
 from .advantages import gae
-from .losses import approx_kl, value_loss
-from .ppo import OBS, ActorCritic, PPOResult, _Runner, collect, rollout_values, single_threaded
+from .losses import value_loss
+from .ppo import (OBS, ActorCritic, PPOResult, _record, _Runner, collect, rollout_values,
+                  single_threaded)
 from .trust_region import (backtracking_line_search, conjugate_gradient, fisher_vector_product,
                            trpo_step_size)
 
@@ -43,10 +42,10 @@ __all__ = ["TRPOConfig", "train"]
 class TRPOConfig:
     """Hyperparameters of :func:`train`."""
 
-    total_steps: int = 50_000
+    total_steps: int = 80_000
     n_envs: int = 8
     n_steps: int = 64
-    delta: float = 0.01          # KL limit per update
+    delta: float = 0.02          # KL limit per update
     cg_iters: int = 10
     damping: float = 0.1         # F + damping I in the conjugate gradient
     max_backtracks: int = 10
@@ -160,18 +159,12 @@ def train(cfg: TRPOConfig, *, callback=None, progress: bool = False) -> PPOResul
             adam.step()
 
         steps = (u + 1) * n * T
-        last = runner.last_return
         acc = info["accepted"]
-        for key, val in (("steps", steps), ("return", [np.nanmean(last)] if not np.isnan(last).all()
-                                              else [np.nan]),
-                         ("kl", [info["kls"][acc] if acc is not None else 0.0]),
-                         ("step_fraction", [frac]), ("cg_residual", [residuals[-1]]),
-                         ("improvement", [info["improvements"][acc] if acc is not None else 0.0]),
-                         ("value_loss", [float(vl)])):
-            logs[key].append(val)
-        if callback is not None:
-            t0 = time.perf_counter()
-            callback(u + 1, steps, agent)
-            excluded += time.perf_counter() - t0
+        excluded += _record(logs, {
+            "steps": steps, "return": runner.mean_last_return().tolist(),
+            "kl": [info["kls"][acc] if acc is not None else 0.0], "step_fraction": [frac],
+            "cg_residual": [residuals[-1]],
+            "improvement": [info["improvements"][acc] if acc is not None else 0.0],
+            "value_loss": [float(vl.detach())]}, callback, u + 1, steps, agent)
     result.train_seconds = time.perf_counter() - start - excluded
     return result

@@ -54,7 +54,7 @@ def interpolation_figure(curves: dict) -> go.Figure:
     fig.add_vline(x=1.0, line_dash="dash", line_color="gray")
     fig.update_layout(
         title="Surrogates along one real CartPole update<br><sup>alpha = 1 is where 10 epochs of PPO "
-              "stopped; L_PG keeps rising, L_CLIP turns down</sup>",
+              "stopped; L_CLIP <= L_PG, and L_CLIP bends down as ratios leave the band</sup>",
         xaxis_title="interpolation factor alpha (0 = theta_old, 1 = after the update)", height=430)
     fig.update_yaxes(title_text="surrogate (normalised advantages)", secondary_y=False)
     fig.update_yaxes(title_text="mean KL", secondary_y=True)
