@@ -22,6 +22,7 @@ def refresh(path: str) -> None:
     NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=False,
                    resources={"metadata": {"path": "book"}}).execute()
     for cell in nb.cells:
+        cell.metadata.pop("execution", None)  # timestamps: noise in every diff
         if cell.cell_type == "code" and "NBVAL_IGNORE_OUTPUT" in cell.source:
             cell.outputs = []
             cell.execution_count = None
