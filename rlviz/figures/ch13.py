@@ -41,10 +41,11 @@ def grid_figure(result, vary: str = "gamma", values=None) -> go.Figure:
                                      line={"color": colors[j % 3]},
                                      name=f"{NAMES[vary]} = {v}"))
     per = len(axes[vary])
-    labels = [f"{NAMES[others[0]]}={o1}, {NAMES[others[1]]}={o2}" for o1, o2 in combos]
+    labels = [f"{o1}, {o2}" for o1, o2 in combos]  # short: nine labels share one slider
     vis = [[t // per == i for t in range(per * len(combos))] for i in range(len(combos))]
-    default = labels.index(f"{NAMES[others[0]]}={_book(others[0])}, {NAMES[others[1]]}={_book(others[1])}")
-    slider = slider_steps(labels, per * len(combos), vis, prefix="")
+    default = labels.index(f"{_book(others[0])}, {_book(others[1])}")
+    slider = slider_steps(labels, per * len(combos), vis,
+                          prefix=f"{NAMES[others[0]]}, {NAMES[others[1]]} = ")
     slider["active"] = default
     for t, tr in enumerate(fig.data):
         tr.visible = vis[default][t]
@@ -52,7 +53,7 @@ def grid_figure(result, vary: str = "gamma", values=None) -> go.Figure:
         title=f"PPO on CartPole: learning curves by {NAMES[vary]}<br><sup>one batched run of "
               f"{len(result.configs)} settings; move the slider for the other two</sup>",
         xaxis_title="environment steps", yaxis_title="episode return (last finished episode, mean over envs)",
-        yaxis_range=[0, 520], sliders=[slider], height=450)
+        yaxis_range=[0, 520], sliders=[slider], height=500, margin={"b": 90})
     return fig
 
 
