@@ -267,8 +267,13 @@ class GRPOConfig(RunConfig):
             raise ValueError(f"beta must be >= 0, got {self.beta!r}")
 
 
-def train_grpo(task: AdditionTask, reference: Policy, cfg: GRPOConfig = GRPOConfig()):
-    """Train a copy of ``reference`` with GRPO; returns ``(policy, TrainLog)``."""
+def train_grpo(task: AdditionTask, reference: Policy, cfg: GRPOConfig = GRPOConfig(), *,
+               callback=None):
+    """Train a copy of ``reference`` with GRPO; returns ``(policy, TrainLog)``.
+
+    ``callback(step, max_steps)``, if given, runs after each update (the live widget's
+    progress bar; it may raise to stop the run).
+    """
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     policy = copy.deepcopy(reference).train()
@@ -303,6 +308,8 @@ def train_grpo(task: AdditionTask, reference: Policy, cfg: GRPOConfig = GRPOConf
         clock += time.perf_counter() - t0
         if log.evaluate(step, clock, step * B * K, policy, task, cfg):
             break
+        if callback is not None:
+            callback(step, cfg.max_steps)
     return policy.eval(), log
 
 

@@ -15,18 +15,15 @@ import time
 import nbformat
 from nbclient import NotebookClient
 
+from rlviz.notebooks import clean_notebook
+
 
 def refresh(path: str) -> None:
     nb = nbformat.read(path, as_version=4)
     t0 = time.perf_counter()
     NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=False,
                    resources={"metadata": {"path": "book"}}).execute()
-    for cell in nb.cells:
-        cell.metadata.pop("execution", None)  # timestamps: noise in every diff
-        if cell.cell_type == "code" and "NBVAL_IGNORE_OUTPUT" in cell.source:
-            cell.outputs = []
-            cell.execution_count = None
-    nb.metadata.pop("widgets", None)
+    clean_notebook(nb)  # the same rules JupyterLab's pre-save hook applies (scripts/lab.sh)
     nbformat.write(nb, path)
     print(f"{path}: executed in {time.perf_counter() - t0:.1f} s")
 

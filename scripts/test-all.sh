@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what it needs (Debian's chromium
 # included), then runs the unit tests, the identity checks, nbval (strict) on every chapter,
-# builds the book and runs the browser test against it. Prints the time of each stage.
+# builds the book and runs the browser tests: the website, and the chapters' live widgets in
+# JupyterLab (started with scripts/lab.sh). Prints the time of each stage.
 source "$(dirname "$0")/_env.sh"
 if ! command -v chromium >/dev/null 2>&1; then
     echo "== installing Debian's chromium for the browser test"
@@ -30,5 +31,13 @@ notebooks_and_build() {
     [ "$build_rc" = 0 ] && [ "$nbval_rc" = 0 ]
 }
 stage "notebooks (nbval, strict) and book build, side by side" notebooks_and_build
-stage "browser test" pytest tests/browser -q -p no:cacheprovider
+stage "browser test: the website" pytest tests/browser/test_site.py -q -p no:cacheprovider
+lab_test() {
+    local rc=0
+    pytest tests/browser/test_lab.py -q -p no:cacheprovider || rc=$?
+    echo "---- live widgets in JupyterLab: recompute time per control (_build/lab-widgets.md) ----"
+    cat _build/lab-widgets.md 2>/dev/null || true
+    return "$rc"
+}
+stage "browser test: the chapters live in JupyterLab" lab_test
 echo; echo "== all tests passed in $(( $(date +%s) - t0 )) s"

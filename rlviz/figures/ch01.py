@@ -31,11 +31,10 @@ def discount_figure(gammas=GAMMAS, n: int = 100) -> go.Figure:
                                  line={"dash": "dash", "color": "gray"},
                                  name=f"1/(1-gamma) = {d['horizon']:.0f}", visible=i == 0))
     per = 2
-    vis = [[j // per == i for j in range(per * len(gammas))] for i in range(len(gammas))]
     fig.update_layout(
         title="Weight gamma^k of a reward k steps ahead; dashed: horizon 1/(1-gamma)",
         xaxis_title="steps ahead k", yaxis_title="weight gamma^k", yaxis_range=[0, 1.05],
-        sliders=[slider_steps([f"{g}" for g in gammas], per * len(gammas), vis,
+        sliders=[slider_steps([f"{g}" for g in gammas], per,
                               prefix="gamma = ")],
         height=430)
     return fig
@@ -63,11 +62,10 @@ def returns_figure(mdp, pi, gammas=GAMMAS, n: int = 12, horizon: int = 60, seed:
         fig.add_trace(go.Scatter(x=[0, horizon - 1], y=[d["J"]] * 2, mode="lines",
                                  line={"color": "black", "width": 3},
                                  name=f"exact J = E[G_0] = {d['J']:.3f}", visible=i == 0))
-    vis = [[j // per == i for j in range(per * len(gammas))] for i in range(len(gammas))]
     fig.update_layout(
         title=f"Discounted returns of {n} sampled episodes (seed {seed}) scatter around J",
         xaxis_title="time step t", yaxis_title="discounted return so far",
-        sliders=[slider_steps([f"{g}" for g in gammas], per * len(gammas), vis,
+        sliders=[slider_steps([f"{g}" for g in gammas], per,
                               prefix="gamma = ")],
         height=450)
     return fig

@@ -34,14 +34,13 @@ def value_heatmaps(mdp, pi, gammas=GAMMAS) -> go.Figure:
         fig.add_trace(go.Heatmap(z=rounded(z, 3), text=text.tolist(), texttemplate="%{text}",
             colorscale="RdBu", zmid=0, zmin=-1, zmax=1, visible=i == 0,
             colorbar={"title": "V(s)"}, name=f"gamma={g}"))
-    vis = [[j == i for j in range(len(gammas))] for i in range(len(gammas))]
     lay = mdp.layout
     fig.update_layout(
         title=(f"V(s) of the epsilon-greedy policy: larger gamma, more weight on the goal"
                f"<br><sup>entering the goal pays +1, the pit -1; start {lay['start']}; "
                f"blank cells are walls</sup>"),
         xaxis_title="column", yaxis_title="row", yaxis_autorange="reversed",
-        sliders=[slider_steps([f"{g}" for g in gammas], len(gammas), vis, prefix="gamma = ")],
+        sliders=[slider_steps([f"{g}" for g in gammas], 1, prefix="gamma = ")],
         height=430)
     return fig
 
@@ -60,11 +59,10 @@ def advantage_heatmaps(mdp, pi, gammas=GAMMAS) -> go.Figure:
                                      colorbar={"title": "A(s,a)"}, name=f"{names[a]}, gamma={g}"),
                           row=1, col=a + 1)
     per = len(names)
-    vis = [[j // per == i for j in range(per * len(gammas))] for i in range(len(gammas))]
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(
         title="A(s, a) per action: blue = better than the policy's average, red = worse",
-        sliders=[slider_steps([f"{g}" for g in gammas], per * len(gammas), vis, prefix="gamma = ")],
+        sliders=[slider_steps([f"{g}" for g in gammas], per, prefix="gamma = ")],
         height=380)
     return fig
 

@@ -58,12 +58,11 @@ def estimates_figure(gamma: float = 0.9, ns=NS, estimators=None, seed: int = 0) 
                 x=(x + off).tolist(), y=rounded(mean[idx]), mode="markers",
                 error_y={"type": "data", "array": rounded(2 * se[idx])},
                 name=f"{name}: mean of N={n} +/- 2 s.e.", visible=i == 0))
-    vis = [[j // per == i for j in range(per * len(ns))] for i in range(len(ns))]
     fig.update_layout(
         title=f"Monte-Carlo gradient estimates close in on the exact gradient as N grows (gamma={gamma}, H={H})",
         xaxis={"tickvals": x.tolist(), "ticktext": labels, "title": "parameter theta[state, action]"},
         yaxis_title="d J_H / d theta",
-        sliders=[slider_steps([str(n) for n in ns], per * len(ns), vis, prefix="episodes N = ")],
+        sliders=[slider_steps([str(n) for n in ns], per, prefix="episodes N = ")],
         height=460)
     return fig
 
@@ -81,12 +80,11 @@ def spread_figure(gammas=GAMMAS, estimators=None) -> go.Figure:
             cov = covariance(tr, fn(tr, mdp, theta, pi, H))
             fig.add_trace(go.Bar(x=labels, y=rounded(np.sqrt(np.diag(cov))[idx]),
                                  name=f"{name}: tr Cov = {np.trace(cov):.4f}", visible=i == 0))
-    vis = [[j // per == i for j in range(per * len(gammas))] for i in range(len(gammas))]
     fig.update_layout(
         title="Per-episode spread (exact standard deviation) of each gradient component",
         xaxis_title="parameter theta[state, action]", yaxis_title="standard deviation of one estimate",
         barmode="group",
-        sliders=[slider_steps([str(g) for g in gammas], per * len(gammas), vis, prefix="gamma = ")],
+        sliders=[slider_steps([str(g) for g in gammas], per, prefix="gamma = ")],
         height=440)
     return fig
 

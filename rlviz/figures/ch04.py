@@ -26,11 +26,10 @@ def distribution_figure(gammas=GAMMAS) -> go.Figure:
                              name="d_gamma(s) (sums to 1; 'end' = after termination)"))
         fig.add_trace(go.Bar(x=list(m.state_names), y=rounded(eta1 / eta1.sum()), visible=i == 0,
                              name="eta_1(s) / sum eta_1 (what dropping gamma^t weighs by)"))
-    vis = [[j // 2 == i for j in range(2 * len(gammas))] for i in range(len(gammas))]
     fig.update_layout(
         title="The discounted state distribution puts more weight on early states than visits do",
         xaxis_title="state of the corridor", yaxis_title="probability", barmode="group",
-        sliders=[slider_steps([str(g) for g in gammas], 2 * len(gammas), vis, prefix="gamma = ")],
+        sliders=[slider_steps([str(g) for g in gammas], 2, prefix="gamma = ")],
         height=420)
     return fig
 
@@ -50,12 +49,11 @@ def notes_figure(rows) -> go.Figure:
                              name=(f"E[sum_t G_t grad log pi] (no gamma^t): angle "
                                    f"{r['angle']:.1f} deg, norm ratio {r['norm_ratio']:.2f}, "
                                    f"asymmetry {r['asymmetry']:.3f}")))
-    vis = [[j // 2 == i for j in range(2 * len(rows))] for i in range(len(rows))]
     fig.update_layout(
         title="Dropping gamma^t changes the direction, not just the length, of the 'gradient'",
         xaxis_title="parameter theta[state, action]", yaxis_title="component", barmode="group",
         legend={"orientation": "h", "y": -0.35},
-        sliders=[slider_steps([str(r["gamma"]) for r in rows], 2 * len(rows), vis,
+        sliders=[slider_steps([str(r["gamma"]) for r in rows], 2,
                               prefix="gamma = ")],
         height=480, margin={"t": 120, "b": 160})
     return fig

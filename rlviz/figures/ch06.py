@@ -41,11 +41,10 @@ def advantage_distribution_figure(gammas=GAMMAS) -> go.Figure:
             fig.add_trace(go.Scatter(x=[round(d["A"], 5)] * 2, y=[0, 1], mode="lines",
                                      line={"dash": "dash", "color": c, "width": 3}, visible=i == 0,
                                      name=f"A(s_0, {d['action']}) = {d['A']:+.4f}"))
-    vis = [[j // per == i for j in range(per * len(gammas))] for i in range(len(gammas))]
     fig.update_layout(
         title="G_0 - V(s_0) scatters widely; only its mean is the advantage A(s_0, a_0) (corridor, H=6)",
         xaxis_title="value of G_0 - V(s_0)", yaxis_title="probability given a_0",
         yaxis_range=[0, 1], barmode="overlay",
-        sliders=[slider_steps([str(g) for g in gammas], per * len(gammas), vis, prefix="gamma = ")],
+        sliders=[slider_steps([str(g) for g in gammas], per, prefix="gamma = ")],
         height=450)
     return fig

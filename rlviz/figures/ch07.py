@@ -55,13 +55,12 @@ def bias_variance_figure(gammas=GAMMAS, errors=ERRORS, mark_lambda: float | None
                                          line={"color": color}, showlegend=col == 1,
                                          visible=i == 0), row=1, col=col)
         labels.append(f"gamma={g}, error={e}")
-    vis = [[j // per == i for j in range(per * len(combos))] for i in range(len(combos))]
     fig.update_xaxes(title_text="k (steps before bootstrapping)", row=1, col=1)
     fig.update_xaxes(title_text="lambda", row=1, col=2)
     fig.update_yaxes(title_text="averaged over (s, a) ~ visits x pi", row=1, col=1)
     fig.update_layout(
         title="Exact error of advantage estimates on the gridworld<br><sup>bias falls and variance grows with k and lambda</sup>",
-        sliders=[slider_steps(labels, per * len(combos), vis, prefix="")], height=500)
+        sliders=[slider_steps(labels, per, prefix="")], height=500)
     if mark_lambda is not None:
         fig.add_vline(x=float(mark_lambda), line_dash="dash", line_color="gray", row=1, col=2)
     return fig

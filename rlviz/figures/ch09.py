@@ -27,11 +27,10 @@ def target_bias_figure(mdp, pi, horizon: int = 20, lambdas=LAMBDAS) -> go.Figure
                                  line={"dash": "dash", "color": "gray"},
                                  name="bootstrapped targets (bias 0)"))
     per = S + 1
-    vis = [[j // per == i for j in range(per * len(lambdas))] for i in range(len(lambdas))]
     fig.update_layout(
         title=f"Time limit {horizon} treated as termination<br><sup>targets near the cut are biased down</sup>",
         xaxis_title="step t in the episode", yaxis_title="E[G^lambda_t - V(s_t) | s_t]",
-        sliders=[slider_steps([str(l) for l in lambdas], per * len(lambdas), vis,
+        sliders=[slider_steps([str(l) for l in lambdas], per,
                               prefix="lambda = ")], height=430)
     return fig
 
@@ -56,11 +55,10 @@ def fitted_values_figure(mdp, pi, lam: float = 0.95, horizons=(5, 10, 20, 50),
                                      line={"color": "gray", "width": 1},
                                      name=f"true V({mdp.state_names[s]})", showlegend=s == 0))
     per = 3 * S
-    vis = [[j // per == i for j in range(per * len(horizons))] for i in range(len(horizons))]
     fig.update_layout(
         title=f"Fitting V on lambda-return targets (lambda={lam})<br><sup>bootstrapped targets "
               f"converge to V; 'as termination' targets do not</sup>",
         xaxis_title="fitting iteration", yaxis_title="fitted value",
-        sliders=[slider_steps([str(h) for h in horizons], per * len(horizons), vis,
+        sliders=[slider_steps([str(h) for h in horizons], per,
                               prefix="time limit H = ")], height=450)
     return fig

@@ -43,12 +43,11 @@ def line_figure(old=None, directions: dict | None = None, steps=STEPS) -> go.Fig
     for i, u in enumerate(directions.values()):
         fig.add_traces(_line_traces(old, u, steps, i == 0))
     n = per * len(directions)
-    vis = [[j // per == i for j in range(n)] for i in range(len(directions))]
     fig.update_layout(
         title="J and the surrogate L touch at t = 0 with the same slope, and part away from it",
         xaxis_title="step t along the unit direction u (logit units)",
         yaxis_title="expected discounted return", height=460,
-        sliders=[slider_steps(list(directions), n, vis, prefix="direction u = ")])
+        sliders=[slider_steps(list(directions), per, prefix="direction u = ")])
     return fig
 
 

@@ -75,13 +75,12 @@ def bound_figure(profiles: dict | None = None, old=None) -> go.Figure:
                                  visible=i == 0, line={"color": "black", "dash": "dot"}))
         lo, hi = min(lo, p["J"].min(), p["L"].min()), max(hi, p["J"].max(), p["L"].max())
     n = per * len(profiles)
-    vis = [[j // per == i for j in range(n)] for i in range(len(profiles))]
     pad = 0.5 * (hi - lo)
     fig.update_layout(
         title="J stays above the lower bound L - C KL_max, which is tight only very near theta_old",
         xaxis_title="step t along the unit direction u", yaxis_title="expected discounted return",
         yaxis_range=[round(lo - pad, 4), round(hi + 0.2 * pad, 4)], height=460,
-        sliders=[slider_steps(list(profiles), n, vis, prefix="direction u = ")])
+        sliders=[slider_steps(list(profiles), per, prefix="direction u = ")])
     return fig
 
 
@@ -104,13 +103,12 @@ def trpo_figure(runs: dict | None = None, deltas=DELTAS) -> go.Figure:
         fig.add_trace(go.Scatter(x=[0.5, it[-1] + 0.5], y=[delta, delta], name="delta",
                                  visible=i == 0, line={"color": "black", "dash": "dot"}), row=1, col=2)
     n = per * len(runs)
-    vis = [[j // per == i for j in range(n)] for i in range(len(runs))]
     fig.update_xaxes(title_text="TRPO iteration k", row=1, col=1)
     fig.update_xaxes(title_text="TRPO iteration k", row=1, col=2)
     fig.update_yaxes(title_text="expected discounted return", row=1, col=1)
     fig.update_yaxes(title_text="KL", row=1, col=2)
     fig.update_layout(title="TRPO on the corridor: J rises at every step, and no step's KL exceeds delta",
-                      height=460, sliders=[slider_steps([f"{d:g}" for d in runs], n, vis,
+                      height=460, sliders=[slider_steps([f"{d:g}" for d in runs], per,
                                                         prefix="KL limit delta = ")])
     return fig
 

@@ -31,10 +31,9 @@ def clip_objective_figure(epsilons=EPSILONS, ratios=np.linspace(0, 2, 201)) -> g
                                      marker={"size": 9, "color": "#d62728"},
                                      name="clip point 1 +/- eps", showlegend=col == 1), row=1, col=col)
     per = 6
-    vis = [[j // per == i for j in range(per * len(epsilons))] for i in range(len(epsilons))]
     fig.update_layout(
         title="The clip is one-sided: flat only where the ratio moved in the improving direction",
-        sliders=[slider_steps([str(e) for e in epsilons], per * len(epsilons), vis,
+        sliders=[slider_steps([str(e) for e in epsilons], per,
                               prefix="epsilon = ")], height=430)
     fig.update_xaxes(title_text="probability ratio r")
     fig.update_yaxes(title_text="objective per sample", row=1, col=1)
@@ -72,10 +71,9 @@ def ratio_spread_figure(spreads: dict) -> go.Figure:
             fig.add_trace(go.Scatter(x=[int(v) for v in s["steps"]], y=rounded(s[key], 4),
                                      mode="lines", name=label, visible=i == 0))
     per = len(spreads)
-    vis = [[j // per == i for j in range(per * len(keys))] for i in range(len(keys))]
     fig.update_layout(
         title="After the update, many ratios sit outside the clip range",
         xaxis_title="environment steps", yaxis_title="value after the update (whole batch)",
-        sliders=[slider_steps([lab for _, lab in keys], per * len(keys), vis, prefix="")],
+        sliders=[slider_steps([lab for _, lab in keys], per, prefix="")],
         height=430)
     return fig

@@ -42,13 +42,12 @@ def grid_figure(result, vary: str = "gamma", values=None) -> go.Figure:
                                      name=f"{NAMES[vary]} = {v}"))
     per = len(axes[vary])
     labels = [f"{o1}, {o2}" for o1, o2 in combos]  # short: nine labels share one slider
-    vis = [[t // per == i for t in range(per * len(combos))] for i in range(len(combos))]
     default = labels.index(f"{_book(others[0])}, {_book(others[1])}")
-    slider = slider_steps(labels, per * len(combos), vis,
+    slider = slider_steps(labels, per,
                           prefix=f"{NAMES[others[0]]}, {NAMES[others[1]]} = ")
     slider["active"] = default
     for t, tr in enumerate(fig.data):
-        tr.visible = vis[default][t]
+        tr.visible = t // per == default
     fig.update_layout(
         title=f"PPO on CartPole: learning curves by {NAMES[vary]}<br><sup>one batched run of "
               f"{len(result.configs)} settings; move the slider for the other two</sup>",
@@ -75,11 +74,10 @@ def ablation_figure(result, names, seeds: int) -> go.Figure:
             fig.add_trace(go.Scatter(x=steps, y=rounded(y, 1), mode="lines", name=name,
                                      visible=view == 0, line={"width": 3 if a == 0 else 1.5}))
     labels = ["mean of seeds"] + [f"seed {s}" for s in range(seeds)]
-    vis = [[t // n == i for t in range(n * (seeds + 1))] for i in range(seeds + 1)]
     fig.update_layout(
         title="Ablations: one implementation detail changed at a time",
         xaxis_title="environment steps", yaxis_title="episode return (mean over envs)",
-        yaxis_range=[0, 520], sliders=[slider_steps(labels, n * (seeds + 1), vis)], height=480)
+        yaxis_range=[0, 520], sliders=[slider_steps(labels, n)], height=480)
     return fig
 
 
@@ -91,3 +89,17 @@ def run_figure(result, k: int = 0) -> go.Figure:
                       xaxis_title="environment steps", yaxis_title="episode return",
                       yaxis_range=[0, 520], height=380)
     return fig
+
+
+def live_run_figure(gamma: float = 0.98, lam: float = 0.8, epsilon: float = 0.2, seed: int = 0,
+                    total_steps: int = 12_000, progress=None) -> go.Figure:
+    """Retrain PPO on CartPole with these settings and plot the run (the live widget).
+
+    ``progress(fraction)``, if given, is called after each update (the widget's progress bar).
+    """
+    from ..ppo import PPOConfig, train
+
+    cfg = PPOConfig(gamma=gamma, lam=lam, clip_eps=epsilon, seed=seed, total_steps=total_steps)
+    callback = None if progress is None else (
+        lambda update, steps, agent: progress(update / cfg.updates))
+    return run_figure(train(cfg, callback=callback))

@@ -24,11 +24,10 @@ def prompt_gain_figure(ks=GAIN_KS, ps=P_GRID) -> go.Figure:
             fig.add_trace(go.Scatter(x=list(ps), y=rounded([prompt_gain(p, K, kind) for p in ps], 4),
                                      mode="lines+markers", name=label, visible=i == 0))
     n = len(kinds)
-    vis = [[j // n == i for j in range(n * len(ks))] for i in range(len(ks))]
     fig.update_layout(
         title="Scale of a prompt's expected gradient vs its success rate: flat except with std",
         xaxis_title="success probability p of the prompt", yaxis_title="c_K(p) = E[g_hat] / grad J_x",
-        sliders=[slider_steps([str(k) for k in ks], n * len(ks), vis, prefix="K = ")], height=430)
+        sliders=[slider_steps([str(k) for k in ks], n, prefix="K = ")], height=430)
     return fig
 
 
@@ -74,11 +73,10 @@ def normalisation_figure(table: dict) -> go.Figure:
         fig.add_trace(go.Bar(x=names, y=[round(table[K][n][0], 3) for n in names],
                              text=[f"{table[K][n][1]:.3f} x" for n in names], textposition="outside",
                              name=f"K = {K}", visible=i == 0))
-    vis = [[j == i for j in range(len(ks))] for i in range(len(ks))]
     fig.update_layout(
         title="Angle between E[g_hat] and grad J (label: |E g_hat| / |grad J|); 0 = unbiased direction",
         xaxis_title="estimator", yaxis_title="angle (degrees, exact)",
-        sliders=[slider_steps([str(k) for k in ks], len(ks), vis, prefix="K = ")], height=470)
+        sliders=[slider_steps([str(k) for k in ks], 1, prefix="K = ")], height=470)
     return fig
 
 
@@ -112,12 +110,11 @@ def grid_figure(grid: dict, epsilons=(0.1, 0.2, 0.3), betas=(0.0, 0.04, 0.2)) ->
             fig.add_trace(go.Scatter(x=log.step, y=rounded(log.held_out, 4), name=f"beta = {b}",
                                      visible=i == 0, mode="lines"))
     n = len(betas)
-    vis = [[j // n == i for j in range(n * len(epsilons))] for i in range(len(epsilons))]
     fig.update_layout(
         title="A KL penalty to a wrong reference holds GRPO back; epsilon matters little here",
         xaxis_title="update step (32 prompts x K = 8 answers)",
         yaxis_title="held-out success", height=430,
-        sliders=[slider_steps([str(e) for e in epsilons], n * len(epsilons), vis,
+        sliders=[slider_steps([str(e) for e in epsilons], n,
                               prefix="epsilon = ")])
     return fig
 
@@ -130,13 +127,18 @@ def k_figure(grid: dict, ks=(2, 4, 8, 16)) -> go.Figure:
 
 
 def live_run_figure(epsilon: float = 0.2, beta: float = 0.0, K: int = 8, steps: int = 60,
-                    seed: int = 0) -> go.Figure:
-    """Train GRPO live with these settings and plot its held-out success (for the widget)."""
+                    seed: int = 0, progress=None) -> go.Figure:
+    """Train GRPO live with these settings and plot its held-out success (for the widget).
+
+    ``progress(fraction)``, if given, is called after each update (the widget's progress bar).
+    """
     from ..grpo_train import GRPOConfig, book_task, train_grpo
 
     task, ref = book_task()
+    callback = None if progress is None else (lambda step, total: progress(step / total))
     _, log = train_grpo(task, ref, GRPOConfig(epsilon=epsilon, beta=beta, group_size=K,
-                                              max_steps=steps, stop_at_target=False, seed=seed))
+                                              max_steps=steps, stop_at_target=False, seed=seed),
+                        callback=callback)
     return curves_figure({f"epsilon={epsilon}, beta={beta}, K={K}": log},
                          f"GRPO run: held-out success {log.held_out[-1]:.3f} after {steps} updates")
 

@@ -59,16 +59,21 @@ def show(fig: go.Figure) -> None:
     display(mime_bundle(fig), raw=True)
 
 
-def slider_steps(labels, n_traces: int, visible_per_step, *, prefix: str = "") -> dict:
-    """A plotly slider whose step k shows the traces flagged in ``visible_per_step[k]``.
+def slider_steps(labels, traces_per_step: int, *, prefix: str = "") -> dict:
+    """A plotly slider over a figure whose traces come in blocks, one block per label.
 
-    The data for every step are computed at build time and stored in the figure, so the
-    slider works on the static site with no kernel.
+    Step ``k`` shows traces ``k * traces_per_step`` to ``(k + 1) * traces_per_step - 1`` and
+    hides the others, so the figure must hold ``len(labels) * traces_per_step`` traces, added
+    block by block. The data for every step are computed at build time and stored in the
+    figure, so the slider works on the static site with no kernel.
     """
-    steps = []
-    for label, vis in zip(labels, visible_per_step):
-        vis = list(vis)
-        if len(vis) != n_traces:
-            raise ValueError(f"visible_per_step entries must have {n_traces} flags, got {len(vis)}")
-        steps.append({"method": "update", "label": str(label), "args": [{"visible": vis}]})
+    labels = list(labels)
+    if not labels:
+        raise ValueError("slider_steps needs at least one label")
+    if int(traces_per_step) != traces_per_step or traces_per_step < 1:
+        raise ValueError(f"traces_per_step must be a positive integer, got {traces_per_step!r}")
+    per, n = int(traces_per_step), len(labels)
+    steps = [{"method": "update", "label": str(label),
+              "args": [{"visible": [j // per == k for j in range(per * n)]}]}
+             for k, label in enumerate(labels)]
     return {"active": 0, "steps": steps, "currentvalue": {"prefix": prefix}, "pad": {"t": 40}}

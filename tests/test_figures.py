@@ -1,0 +1,73 @@
+"""Figures: every slider step shows exactly one block of traces, and the blocks cover the figure.
+
+The chapters' figures are built with :func:`rlviz.figures.common.slider_steps`; a slider whose
+visibility list does not match the figure's traces would show the wrong curves on the static
+site. The figures below are the ones cheap enough to build in a unit test (the training
+figures are checked in the browser test of the built site).
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import pytest
+
+from rlviz.examples import book_grid_policy, two_state_chain
+from rlviz.figures import ch01, ch02, ch04, ch06, ch07, ch08, ch09, ch12, ch14
+from rlviz.figures.common import slider_steps
+from rlviz.mdp import uniform_policy
+
+
+def test_slider_steps_shows_one_block_per_step():
+    s = slider_steps(["a", "b", "c"], 2, prefix="x = ")
+    assert [st["label"] for st in s["steps"]] == ["a", "b", "c"]
+    assert [st["args"][0]["visible"] for st in s["steps"]] == [
+        [True, True, False, False, False, False],
+        [False, False, True, True, False, False],
+        [False, False, False, False, True, True]]
+    assert s["currentvalue"]["prefix"] == "x = "
+
+
+@pytest.mark.parametrize("labels, per, message", [
+    ([], 1, "at least one label"),
+    (["a"], 0, "positive integer"),
+    (["a"], 1.5, "positive integer"),
+])
+def test_slider_steps_rejects_bad_arguments(labels, per, message):
+    with pytest.raises(ValueError, match=message):
+        slider_steps(labels, per)
+
+
+def _grid():
+    return book_grid_policy()
+
+
+FIGURES = {
+    "ch01 discount": lambda: ch01.discount_figure(),
+    "ch01 returns": lambda: ch01.returns_figure(*_grid(), n=3, horizon=10),
+    "ch02 values": lambda: ch02.value_heatmaps(*_grid()),
+    "ch02 advantages": lambda: ch02.advantage_heatmaps(*_grid()),
+    "ch04 distribution": lambda: ch04.distribution_figure(),
+    "ch06 advantages": lambda: ch06.advantage_distribution_figure(),
+    "ch07 bias/variance": lambda: ch07.bias_variance_figure(),
+    "ch08 weights": lambda: ch08.weights_figure(),
+    "ch09 target bias": lambda: ch09.target_bias_figure(
+        two_state_chain(0.9), uniform_policy(two_state_chain(0.9))),
+    "ch12 clip": lambda: ch12.clip_objective_figure(),
+    "ch14 prompt gain": lambda: ch14.prompt_gain_figure(),
+}
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_each_slider_step_shows_one_whole_block_of_traces(name):
+    fig = FIGURES[name]()
+    assert isinstance(fig, go.Figure)
+    sliders = fig.layout.sliders
+    assert sliders, f"{name} has no slider"
+    for slider in sliders:
+        shown = [step.args[0]["visible"] for step in slider.steps]
+        assert all(len(v) == len(fig.data) for v in shown), \
+            f"{name}: slider visibility lists do not match the {len(fig.data)} traces"
+        # every trace is shown by exactly one step, and the first step is what loads
+        assert [sum(col) for col in zip(*shown)] == [1] * len(fig.data)
+        initial = [t.visible is not False for t in fig.data]
+        assert initial == list(shown[slider.active or 0])
