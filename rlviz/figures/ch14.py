@@ -139,7 +139,9 @@ def live_run_figure(epsilon: float = 0.2, beta: float = 0.0, K: int = 8, steps: 
     _, log = train_grpo(task, ref, GRPOConfig(epsilon=epsilon, beta=beta, group_size=K,
                                               max_steps=steps, stop_at_target=False, seed=seed),
                         callback=callback)
-    return curves_figure({f"epsilon={epsilon}, beta={beta}, K={K}": log},
+    # slider arithmetic gives 0.39999999999999997: label with the value the slider shows
+    label = f"epsilon={round(epsilon, 6):g}, beta={round(beta, 6):g}, K={K}"
+    return curves_figure({label: log},
                          f"GRPO run: held-out success {log.held_out[-1]:.3f} after {steps} updates")
 
 

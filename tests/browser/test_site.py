@@ -80,6 +80,14 @@ JS_MATH = """() => {
         rendered: document.querySelectorAll('mjx-container').length,
         unrendered: math.filter(m => !m.querySelector('mjx-container')).length,
         rawDollars: art.innerText.includes('$$'),
+        // inline math that MathJax never saw (e.g. a formula a markdown list split in two)
+        strayDollar: (() => {
+            const copy = art.cloneNode(true);
+            copy.querySelectorAll('pre, code, script, style, mjx-container, .js-plotly-plot')
+                .forEach(n => n.remove());
+            const t = copy.textContent, k = t.indexOf('$');
+            return k < 0 ? '' : t.slice(Math.max(0, k - 40), k + 40).replace(/\s+/g, ' ');
+        })(),
     };
 }"""
 
@@ -119,6 +127,8 @@ def check_page(browser, url: str, shot: Path | None = None) -> list[str]:
             problems.append(f"{math['unrendered']} formulas left unrendered")
         if math["rawDollars"]:
             problems.append("raw $$ left in the page text")
+        if math["strayDollar"]:
+            problems.append(f"unrendered $ math in the page text: ...{math['strayDollar']}...")
         plots = page.evaluate(JS_PLOTS)
         if not plots:
             problems.append("no plotly figure on the page")
@@ -188,6 +198,8 @@ CONTROLS = {
                                       flags=re.I), "formula"),
     "figures removed": (lambda h: re.sub(r"Plotly\.newPlot\(", "(function(){})(", h),
                         "figure"),
+    "stray dollar": (lambda h: h.replace("</article>", "<p>and $\\gamma$ raw</p></article>", 1),
+                     "unrendered $ math"),
     "external asset": (lambda h: h.replace("</body>",
                                            '<img src="https://example.com/x.png"></body>'),
                        "requests left localhost"),
