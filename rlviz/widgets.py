@@ -21,6 +21,7 @@ functions the static pages use. How it behaves when a slider moves:
 from __future__ import annotations
 
 import inspect
+from collections import deque
 import math
 import threading
 import time
@@ -76,7 +77,8 @@ class Explorer(w.VBox):
         self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0,
                                    layout=w.Layout(width="160px", visibility="hidden"))
         self.out = w.Output().add_class("rlviz-output")
-        self.history: list[dict] = []  # one row per finished draw: values, seconds, outcome
+        # one row per finished draw (values, seconds, outcome), the last 200
+        self.history: deque[dict] = deque(maxlen=200)
         self._lock = threading.Lock()
         self._latest = 0          # number of the newest request
         self._pending = None      # (number, values) not yet started

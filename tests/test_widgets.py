@@ -39,6 +39,7 @@ def test_first_figure_is_drawn_in_the_cell():
     assert "gamma=0.5 · drawn in" in e.status.value
     assert [h["outcome"] for h in e.history] == ["drawn"]
     assert "rlviz-explorer" in e._dom_classes
+    assert e.history.maxlen == 200  # a long session does not grow it without bound
 
 
 def test_moving_a_slider_redraws_for_the_new_value():

@@ -9,17 +9,18 @@ on localhost with a fresh random token, then for every chapter that has live wid
 2. for every live explorer (``rlviz.widgets.explorer``), moves each of its controls in turn
    (sliders with the keyboard, as a user can; dropdowns by choosing another option) and
    requires the status line to report a new figure drawn for the new value and the plotted
-   data to change; the recompute time of each control is written to
-   ``_build/lab-widgets.md``;
+   data to change; a recompute longer than a second must have shown "computing" and a
+   partly filled progress bar while it ran; the recompute time of each control is written
+   to ``_build/lab-widgets.md``;
 3. moves a slider several steps in quick succession and requires the figure finally shown to
    be the one of the last value, and to stay so (no stale result arriving late);
 4. saves the notebook (the lab's pre-save hook strips what nbval must not compare) and
    requires the saved file to equal the committed chapter, so running a chapter
    interactively cannot break the notebook tests.
 
-A negative control runs the same checks on a doctored notebook (a callback that ignores its
-slider, one that raises, a widget whose front-end model does not exist) and requires each to
-be reported. The server is stopped at the end, and the test checks that it is gone.
+Negative controls run the same checks on doctored notebooks (a callback that ignores its
+slider, one that raises, a slow one with no progress display, a widget whose front-end model
+does not exist) and require each fault to be reported. The server is stopped at the end, and the test checks that it is gone.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ BOOK = ROOT / "book"
 REPORT = ROOT / "_build" / "lab-widgets.md"
 SHOTS = ROOT / "_build" / "screenshots" / "lab"
 RUN_ALL_TIMEOUT_S = 300
+SLOW_S = 1.0  # recomputes longer than this must show progress while they run
 
 
 def live_chapters() -> list[str]:
@@ -157,20 +159,33 @@ def _explorer(page, i: int) -> dict:
     return page.evaluate(JS_EXPLORERS)[i]
 
 
+JS_STATUS = """(i) => {
+    const e = window.jupyterapp.shell.currentWidget.node.querySelectorAll('.rlviz-explorer')[i];
+    const p = e.querySelector('.widget-hprogress');
+    const shown = p && p.style.visibility !== 'hidden';
+    return {status: (e.querySelector('.rlviz-status') || {}).textContent || '',
+            progress: shown ? parseFloat(p.querySelector('.progress-bar').style.width) : null};
+}"""
+
+
 def _wait_status(page, i: int, not_label: str | None, timeout_s: float) -> dict:
     """Wait until explorer ``i`` reports a drawn figure (with a label other than ``not_label``),
-    or an error; return its state."""
+    or an error; return its state, with what was seen meanwhile under ``"seen"``: whether
+    the status said "computing" and the progress bar's fill levels (percent)."""
     deadline = time.monotonic() + timeout_s
+    seen = {"computing": False, "progress": set()}
     while True:
-        e = _explorer(page, i)
-        m = STATUS_DONE.match(e["status"].strip())
-        if ERROR_MARK in e["status"]:
+        st = page.evaluate(JS_STATUS, i)
+        seen["computing"] |= st["status"].startswith("computing")
+        if st["progress"] is not None:
+            seen["progress"].add(round(st["progress"]))
+        m = STATUS_DONE.match(st["status"].strip())
+        if ERROR_MARK in st["status"] or (m and m["label"] != not_label) \
+                or time.monotonic() > deadline:
+            e = _explorer(page, i)
+            e["seen"] = seen
             return e
-        if m and m["label"] != not_label:
-            return e
-        if time.monotonic() > deadline:
-            return e
-        page.wait_for_timeout(100)
+        page.wait_for_timeout(40)
 
 
 def _label(e: dict) -> str | None:
@@ -278,9 +293,15 @@ def check_chapter(browser, url: str, token: str, name: str, timings: list | None
                 elif after["plots"] == before["plots"]:
                     problems.append(f"{what}: a new figure was reported but the plotted data "
                                     "(traces, shapes, annotations, title) did not change")
-                elif timings is not None:
+                else:
                     seconds = float(STATUS_DONE.match(after["status"].strip())["seconds"])
-                    timings.append((name, i, kind, j, _label(before), _label(after), seconds))
+                    partial = {p for p in after["seen"]["progress"] if 0 < p < 100}
+                    if seconds > SLOW_S and not (after["seen"]["computing"] and partial):
+                        problems.append(f"{what}: a {seconds:.1f} s recompute showed no progress "
+                                        f"(computing seen: {after['seen']['computing']}, "
+                                        f"bar levels: {sorted(after['seen']['progress'])})")
+                    if timings is not None:
+                        timings.append((name, i, kind, j, _label(before), _label(after), seconds))
             if quick_moves and e["sliders"]:
                 # several values in quick succession: the last one must win, and stay
                 before = _explorer(page, i)
@@ -375,6 +396,12 @@ BROKEN = {
                "    return figs.weights_figure(n=8, lambdas=[gamma])\n"
                "explorer(draw, gamma=w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.1))",
                "the callback failed"),
+    "slow with no progress": ("import time\n"
+                              "def draw(gamma):\n"
+                              "    time.sleep(1.5)\n"
+                              "    return figs.weights_figure(n=8, lambdas=[gamma])\n"
+                              "explorer(draw, gamma=w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.1))",
+                              "showed no progress"),
     "front-end model missing": ("display(explorer(lambda gamma: figs.weights_figure(n=8, lambdas=[gamma]),\n"
                                 "         gamma=w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.1)))\n"
                                 "from traitlets import Unicode\n"
