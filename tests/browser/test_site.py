@@ -86,7 +86,7 @@ JS_MATH = """() => {
             copy.querySelectorAll('pre, code, script, style, mjx-container, .js-plotly-plot')
                 .forEach(n => n.remove());
             const t = copy.textContent, k = t.indexOf('$');
-            return k < 0 ? '' : t.slice(Math.max(0, k - 40), k + 40).replace(/\s+/g, ' ');
+            return k < 0 ? '' : t.slice(Math.max(0, k - 40), k + 40).replace(/\\s+/g, ' ');
         })(),
     };
 }"""
