@@ -20,6 +20,7 @@ functions the static pages use. How it behaves when a slider moves:
 
 from __future__ import annotations
 
+import html
 import inspect
 from collections import deque
 import math
@@ -138,7 +139,7 @@ class Explorer(w.VBox):
     # ---- one draw
     def _run(self, number: int, values: dict) -> None:
         label = _label(values)
-        self.status.value = f"computing {label} …"
+        self.status.value = html.escape(f"computing {label} …")
         kwargs = dict(values)
         if self.takes_progress:
             self.bar.value = 0.0
@@ -159,8 +160,8 @@ class Explorer(w.VBox):
             self.out.outputs = ({"output_type": "error", "ename": type(exc).__name__,
                                  "evalue": str(exc),
                                  "traceback": traceback.format_exception(exc)},)
-            self.status.value = (f'<span style="color:#b00020">{label} · error: '
-                                 f"{type(exc).__name__}: {exc}</span>")
+            message = html.escape(f"{label} · error: {type(exc).__name__}: {exc}")
+            self.status.value = f'<span style="color:#b00020">{message}</span>'
             self.bar.layout.visibility = "hidden"
             return
         seconds = time.perf_counter() - t0
@@ -170,7 +171,7 @@ class Explorer(w.VBox):
         # set the Output widget's content directly (a plain state update) rather than
         # capturing display() inside ``with out:``, whose message protocol races under nbclient
         self.out.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
-        self.status.value = f"{label} · drawn in {seconds:.2f} s"
+        self.status.value = html.escape(f"{label} · drawn in {seconds:.2f} s")
         self.bar.layout.visibility = "hidden"
         self.history.append({"values": values, "seconds": seconds, "outcome": "drawn"})
 

@@ -210,3 +210,16 @@ def test_consecutive_prints_are_merged_per_stream():
     assert [(o.get("name"), o.get("text")) for o in merged] == [
         ("stdout", "a\nb\nc\n"), ("stderr", "w\n"), ("stdout", "d\n"), (None, None),
         ("stdout", "e\n")]
+
+
+def test_status_text_is_escaped_html():
+    def draw(choice):
+        if choice == "<b>":
+            raise ValueError("expected <plotly figure>")
+        return fig(1.0)
+
+    e = explorer(draw, choice=w.Dropdown(options=["a", "<b>"], value="a"))
+    e.controls["choice"].value = "<b>"
+    assert e.wait(10)
+    assert "&lt;plotly figure&gt;" in e.status.value and "<plotly" not in e.status.value
+    assert "choice=&lt;b&gt;" in e.status.value
