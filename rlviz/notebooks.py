@@ -15,9 +15,9 @@ IGNORE_MARK = "NBVAL_IGNORE_OUTPUT"
 __all__ = ["IGNORE_MARK", "clean_notebook", "coalesce_streams", "pre_save_hook"]
 
 
-def _source(cell) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else src
+def _joined(value) -> str:
+    """A notebook text field (source, stream text), stored as a string or a list of lines."""
+    return "".join(value) if isinstance(value, list) else value
 
 
 def clean_notebook(nb: dict) -> dict:
@@ -34,18 +34,13 @@ def clean_notebook(nb: dict) -> dict:
         cell.get("metadata", {}).pop("execution", None)
         if cell.get("cell_type") != "code":
             continue
-        if IGNORE_MARK in _source(cell):
+        if IGNORE_MARK in _joined(cell.get("source", "")):
             cell["outputs"] = []
             cell["execution_count"] = None
         else:
             cell["outputs"] = coalesce_streams(cell.get("outputs", []))
     nb.get("metadata", {}).pop("widgets", None)
     return nb
-
-
-def _text(output) -> str:
-    text = output.get("text", "")
-    return "".join(text) if isinstance(text, list) else text
 
 
 def coalesce_streams(outputs: list) -> list:
@@ -59,7 +54,7 @@ def coalesce_streams(outputs: list) -> list:
         prev = merged[-1] if merged else None
         if (prev is not None and out.get("output_type") == "stream"
                 and prev.get("output_type") == "stream" and prev.get("name") == out.get("name")):
-            prev["text"] = _text(prev) + _text(out)
+            prev["text"] = _joined(prev.get("text", "")) + _joined(out.get("text", ""))
         else:
             merged.append(out)
     return merged

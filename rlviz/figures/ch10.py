@@ -42,7 +42,6 @@ def line_figure(old=None, directions: dict | None = None, steps=STEPS) -> go.Fig
     per = 4
     for i, u in enumerate(directions.values()):
         fig.add_traces(_line_traces(old, u, steps, i == 0))
-    n = per * len(directions)
     fig.update_layout(
         title="J and the surrogate L touch at t = 0 with the same slope, and part away from it",
         xaxis_title="step t along the unit direction u (logit units)",

@@ -74,7 +74,6 @@ def bound_figure(profiles: dict | None = None, old=None) -> go.Figure:
         fig.add_trace(go.Scatter(x=t, y=rounded(p["bound"]), name=f"L - C KL_max (C = {C:.1f})",
                                  visible=i == 0, line={"color": "black", "dash": "dot"}))
         lo, hi = min(lo, p["J"].min(), p["L"].min()), max(hi, p["J"].max(), p["L"].max())
-    n = per * len(profiles)
     pad = 0.5 * (hi - lo)
     fig.update_layout(
         title="J stays above the lower bound L - C KL_max, which is tight only very near theta_old",
@@ -102,7 +101,6 @@ def trpo_figure(runs: dict | None = None, deltas=DELTAS) -> go.Figure:
                              visible=i == 0, marker={"color": "#ff7f0e"}), row=1, col=2)
         fig.add_trace(go.Scatter(x=[0.5, it[-1] + 0.5], y=[delta, delta], name="delta",
                                  visible=i == 0, line={"color": "black", "dash": "dot"}), row=1, col=2)
-    n = per * len(runs)
     fig.update_xaxes(title_text="TRPO iteration k", row=1, col=1)
     fig.update_xaxes(title_text="TRPO iteration k", row=1, col=2)
     fig.update_yaxes(title_text="expected discounted return", row=1, col=1)
