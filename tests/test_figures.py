@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import pytest
 
 from rlviz.examples import book_grid_policy, two_state_chain
-from rlviz.figures import ch01, ch02, ch04, ch06, ch07, ch08, ch09, ch12, ch14
+from rlviz.figures import ch01, ch02, ch04, ch06, ch07, ch08, ch09, ch10, ch11, ch12, ch14
 from rlviz.figures.common import slider_steps
 from rlviz.mdp import uniform_policy
 
@@ -52,6 +52,9 @@ FIGURES = {
     "ch08 weights": lambda: ch08.weights_figure(),
     "ch09 target bias": lambda: ch09.target_bias_figure(
         two_state_chain(0.9), uniform_policy(two_state_chain(0.9))),
+    "ch10 J and L along lines": lambda: ch10.line_figure(),
+    "ch11 bound": lambda: ch11.bound_figure(),
+    "ch11 tabular TRPO": lambda: ch11.trpo_figure(),
     "ch12 clip": lambda: ch12.clip_objective_figure(),
     "ch14 prompt gain": lambda: ch14.prompt_gain_figure(),
 }
