@@ -7,7 +7,7 @@ wall time of
 * (a) the plain reverse loop over rows, written as Stable-Baselines3's rollout buffer does it
   (one numpy row operation per step; the truncation bootstrap folded into the rewards first,
   the SB3 way, since its loop knows only one ``done`` flag);
-* rlviz.advantages.gae (validates its inputs, keeps termination and truncation apart);
+* rlviz.fn.returns.gae (validates its inputs, keeps termination and truncation apart);
 * (b) one memory pass over the same arrays (``np.add(a, b, out=c)``): a lower bound no
   estimator can beat, since it must at least read the rewards and values and write the result;
 
@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from rlviz.advantages import gae, gae_reference
+from rlviz.fn.returns import gae, gae_reference
 
 T, N = 2048, 64
 GAMMA, LAM = 0.99, 0.95
@@ -89,7 +89,7 @@ def main() -> None:
     t_ours = median_ms(lambda: gae(r, v, **kw), 200)
     t_mem = median_ms(lambda: np.add(r, v, out=out), 500)
     print(f"(a) plain loop over rows (SB3 style): {t_loop:8.3f} ms (median)")
-    print(f"    rlviz.advantages.gae:             {t_ours:8.3f} ms")
+    print(f"    rlviz.fn.returns.gae:             {t_ours:8.3f} ms")
     print(f"(b) one memory pass (np.add, out=):   {t_mem:8.3f} ms")
     print(f"ratio (a) / rlviz = {t_loop / t_ours:.1f}x faster than the loop")
     print(f"ratio rlviz / (b) = {t_ours / t_mem:.0f}x slower than one memory pass")

@@ -7,7 +7,7 @@ Both trainers run in the same process on the same machine, 3 seeds each, one aft
 (never two at once). First, the throughput of the two batched CartPoles.
 
 Metric (evaluation excluded from the wall time): every ``EVAL_EVERY`` environment steps the
-policy plays 10 greedy episodes of gymnasium's ``CartPole-v1`` (:func:`rlviz.ppo.evaluate`,
+policy plays 10 greedy episodes of gymnasium's ``CartPole-v1`` (:func:`rlviz.agents.ppo.evaluate`,
 the same function for both libraries). A run is *sustained* from the first evaluation after
 which every evaluation is >= 475, provided the final 100-episode greedy mean is >= 475; the
 figures are the environment steps and the training wall time (callbacks and evaluation
@@ -30,13 +30,13 @@ import time
 import numpy as np
 import torch
 
-from rlviz.ppo import PPOConfig, evaluate, train
-from rlviz.ppo_experiments import grid_configs
+from rlviz.agents.ppo import PPOConfig, evaluate, train
+from rlviz.experiments.ch13 import grid_configs
 
 EVAL_EVERY = 2048
 THRESHOLD = 475.0
 SEEDS = (0, 1, 2)
-RLVIZ = PPOConfig()  # the book's fast setting (rlviz.ppo defaults)
+RLVIZ = PPOConfig()  # the book's fast setting (rlviz.agents.ppo defaults)
 SB3_STEPS = 100_000  # rl-zoo's budget for CartPole-v1
 
 
@@ -140,7 +140,7 @@ def env_throughput(steps: int = 2000):
     """Steps per second of rlviz's BatchedCartPole and gymnasium's CartPoleVectorEnv, random actions."""
     import gymnasium as gym
 
-    from rlviz.cartpole import BatchedCartPole
+    from rlviz.agents.cartpole import BatchedCartPole
 
     for n in (8, 1024):
         actions = np.random.default_rng(0).integers(0, 2, (steps, n))

@@ -12,9 +12,7 @@ a threshold for a *bound*, e.g. "asymmetry >= 0.01") and a short, stable detail 
 
 from __future__ import annotations
 
-import importlib
 import math
-import pkgutil
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -101,16 +99,12 @@ def identity(key: str, *, chapter: int, title: str, kind: str = "exact", tol: fl
     return register
 
 
-def _load_all() -> None:
-    from . import identities
-
-    for mod in pkgutil.iter_modules(identities.__path__):
-        importlib.import_module(f"{identities.__name__}.{mod.name}")
-
-
 def registry() -> dict[str, Identity]:
-    """All registered identities, by key, in chapter order."""
-    _load_all()
+    """The identities registered so far, by key, in chapter order.
+
+    This module imports no checks: :mod:`rlviz.identities` registers them when imported
+    (``import rlviz.identities`` loads every chapter's module), as the command line does.
+    """
     return dict(sorted(_REGISTRY.items(), key=lambda kv: kv[1].chapter))
 
 

@@ -3,7 +3,7 @@
 # widget state, execution timestamps), so running a chapter in the lab and saving it leaves
 # the file the notebook tests expect.
 c = get_config()  # noqa: F821  (provided by Jupyter when it loads this file)
-c.ContentsManager.pre_save_hook = "rlviz.notebooks.pre_save_hook"
+c.ContentsManager.pre_save_hook = "rlviz.jupyter.notebooks.pre_save_hook"
 c.ServerApp.ip = "127.0.0.1"
 c.ServerApp.port_retries = 0          # the printed URL is the one served, or it fails loudly
 c.ServerApp.open_browser = False      # the URL is printed; open it in any browser

@@ -15,7 +15,7 @@ import time
 import nbformat
 from nbclient import NotebookClient
 
-from rlviz.notebooks import clean_notebook
+from rlviz.jupyter.notebooks import clean_notebook
 
 
 def refresh(path: str) -> None:

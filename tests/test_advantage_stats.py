@@ -1,13 +1,13 @@
-"""rlviz.advantage_stats and rlviz.truncation: exact moments against enumeration and closed forms."""
+"""rlviz.tabular.advantage_moments and rlviz.tabular.truncation: exact moments against enumeration and closed forms."""
 
 import numpy as np
 import pytest
 
-from rlviz.advantage_stats import (gae_moments, kstep_moments, kstep_moments_by_enumeration,
+from rlviz.tabular.advantage_moments import (gae_moments, kstep_moments, kstep_moments_by_enumeration,
                                    value_error)
-from rlviz.examples import random_mdp, random_policy, two_state_chain
-from rlviz.mdp import state_values
-from rlviz.truncation import fitted_fixed_point, fitted_values
+from rlviz.tabular.examples import random_mdp, random_policy, two_state_chain
+from rlviz.tabular.mdp import state_values
+from rlviz.tabular.truncation import fitted_fixed_point, fitted_values
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -36,7 +36,7 @@ def test_gae_lambda_one_bias_is_minus_value_error():
 
 
 def test_v_hat_must_vanish_on_terminal_states():
-    from rlviz.examples import gridworld
+    from rlviz.tabular.examples import gridworld
     grid = gridworld()
     pi = np.full((grid.n_states, 4), 0.25)
     with pytest.raises(ValueError, match="v_hat must be 0 on terminal"):

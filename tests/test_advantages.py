@@ -1,10 +1,10 @@
-"""rlviz.advantages: the blocked GAE against the reference loop, special cases, input checks."""
+"""rlviz.fn.returns: the blocked GAE against the reference loop, special cases, input checks."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from rlviz import advantages as adv
+from rlviz.fn import returns as adv
 from rlviz.identities.ch08 import discounted_td_sum, random_rollout
 
 
@@ -90,9 +90,9 @@ def test_truncation_bootstraps_from_final_value():
 
 
 def test_truncation_as_termination_is_biased_on_a_time_limit():
-    from rlviz.examples import two_state_chain
-    from rlviz.mdp import state_values
-    from rlviz.truncation import targets_by_enumeration
+    from rlviz.tabular.examples import two_state_chain
+    from rlviz.tabular.mdp import state_values
+    from rlviz.tabular.truncation import targets_by_enumeration
 
     chain, pi = two_state_chain(0.9), np.array([[0.7, 0.3], [0.4, 0.6]])
     v = state_values(chain, pi)
@@ -149,7 +149,7 @@ def test_flags_are_keyword_only():
 @pytest.mark.parametrize("T", [1, 5, 33, 100, 1000])
 def test_linear_scan_any_block_and_leaf_size(monkeypatch, block, leaf, T):
     """The blocked scan is exact for every tuning of its block and leaf sizes (and terminates)."""
-    import rlviz.advantages as adv
+    import rlviz.fn.returns as adv
 
     monkeypatch.setattr(adv, "_BLOCK", block)
     monkeypatch.setattr(adv, "_LEAF", leaf)

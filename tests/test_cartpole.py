@@ -1,10 +1,10 @@
-"""rlviz.cartpole: the batched CartPole against gymnasium's single CartPole-v1, step by step."""
+"""rlviz.agents.cartpole: the batched CartPole against gymnasium's single CartPole-v1, step by step."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlviz.cartpole import BatchedCartPole
+from rlviz.agents.cartpole import BatchedCartPole
 
 
 def balancing_actions(obs, rng, noise):

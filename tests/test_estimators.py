@@ -1,4 +1,4 @@
-"""Tests of rlviz.estimators: baselines, the optimal baseline, action-dependent bias, moments."""
+"""Tests of rlviz.tabular.pg_estimators: baselines, the optimal baseline, action-dependent bias, moments."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from rlviz.episodic import corridor, random_episodic_mdp
-from rlviz.estimators import (action_baseline_bias, action_baseline_estimates,
-                              advantage_estimate_moments, covariance, expectation,
-                              optimal_baseline, per_parameter_baseline_estimates,
-                              reward_to_go_estimates, sample_mean_se, score_terms,
-                              total_return_estimates, total_variance)
-from rlviz.policy_gradient import exact_gradient, finite_horizon_values, softmax_policy
-from rlviz.trajectories import enumerate_trajectories, sample_trajectories
+from rlviz.tabular.episodic import corridor, random_episodic_mdp
+from rlviz.tabular.pg_estimators import (action_baseline_bias, action_baseline_estimates,
+                                         advantage_estimate_moments, covariance, expectation,
+                                         optimal_baseline, per_parameter_baseline_estimates,
+                                         reward_to_go_estimates, score_terms,
+                                         total_return_estimates, total_variance)
+from rlviz.fn.stats import sample_mean_se
+from rlviz.tabular.policy_gradient import exact_gradient, finite_horizon_values, softmax_policy
+from rlviz.tabular.trajectories import enumerate_trajectories, sample_trajectories
 
 TOL = 1e-10
 
@@ -32,7 +33,7 @@ def enumerated(draw):
 
 def _reference_reward_to_go(tr, pi, gamma):
     """The obvious loop over trajectories and steps (oracle of the vectorised version)."""
-    from rlviz.policy_gradient import score_table
+    from rlviz.tabular.policy_gradient import score_table
 
     table = score_table(pi)
     out = np.zeros((tr.n, table.shape[2]))

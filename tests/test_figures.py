@@ -11,10 +11,10 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import pytest
 
-from rlviz.examples import book_grid_policy, two_state_chain
+from rlviz.tabular.examples import book_grid_policy, two_state_chain
 from rlviz.figures import ch01, ch02, ch04, ch06, ch07, ch08, ch09, ch10, ch11, ch12, ch14
 from rlviz.figures.common import slider_steps
-from rlviz.mdp import uniform_policy
+from rlviz.tabular.mdp import uniform_policy
 
 
 def test_slider_steps_shows_one_block_per_step():

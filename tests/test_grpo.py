@@ -1,12 +1,12 @@
-"""rlviz.grpo (pure functions), rlviz.grpo_exact (the chapter 14 identities) and a GRPO smoke test."""
+"""rlviz.fn.grpo_loss (pure functions), rlviz.tabular.answer_tree (the chapter 14 identities) and a GRPO smoke test."""
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from rlviz import grpo
-from rlviz.grpo_exact import (enumerate_answers, exact_gradient, expected_group_gradient,
+from rlviz.fn import grpo_loss as grpo
+from rlviz.tabular.answer_tree import (enumerate_answers, exact_gradient, expected_group_gradient,
                               group_gradient_fn, k3_loss_gradient, kl_moments, reverse_kl_gradient)
 
 
@@ -166,7 +166,7 @@ def test_k3_loss_gradient_is_reverse_kl(n, seed):
 
 
 def test_enumerated_answers_sum_to_one():
-    from rlviz.grpo_exact import answer_probs
+    from rlviz.tabular.answer_tree import answer_probs
     ans = enumerate_answers(3, 3)
     assert ans.n == 15 and ans.n_prefix == 7
     p = answer_probs(torch.randn(2, ans.n_prefix, 3, dtype=torch.float64), ans)
@@ -187,7 +187,7 @@ def test_chapter_identities_pass():
 
 # ---------------------------------------------------------------- training smoke test
 def test_grpo_training_smoke():
-    from rlviz.grpo_train import (AdditionTask, GRPOConfig, PPOConfig, greedy_success,
+    from rlviz.agents.grpo import (AdditionTask, GRPOConfig, PPOConfig, greedy_success,
                                   pretrain_reference, success_rates, train_grpo, train_ppo)
     torch.set_num_threads(1)
     task = AdditionTask.make()

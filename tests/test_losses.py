@@ -1,4 +1,4 @@
-"""rlviz.losses: properties of the clipped surrogate and the other PPO loss terms, input checks."""
+"""rlviz.fn.ppo_loss: properties of the clipped surrogate and the other PPO loss terms, input checks."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from rlviz import losses as L
+from rlviz.fn import ppo_loss as L
 
 floats = st.floats(-5, 5, allow_nan=False, width=64)
 

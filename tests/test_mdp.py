@@ -1,4 +1,4 @@
-"""Unit tests of rlviz.mdp against exact answers: the hand-solved chain and random MDPs."""
+"""Unit tests of rlviz.tabular.mdp against exact answers: the hand-solved chain and random MDPs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlviz import mdp as M
-from rlviz.examples import (gridworld, random_mdp, random_policy, two_state_chain,
+from rlviz.tabular import mdp as M
+from rlviz.tabular.examples import (gridworld, random_mdp, random_policy, two_state_chain,
                             two_state_values_by_hand)
 
 TOL = 1e-10

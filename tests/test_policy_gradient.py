@@ -1,4 +1,4 @@
-"""Tests of rlviz.policy_gradient: the exact objective, its gradient, and the chapter 3-6 identities
+"""Tests of rlviz.tabular.policy_gradient: the exact objective, its gradient, and the chapter 3-6 identities
 on random small MDPs (S <= 5, A <= 3, H <= 4) and random policies."""
 
 from __future__ import annotations
@@ -8,17 +8,18 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from rlviz.episodic import corridor, random_episodic_mdp
-from rlviz.estimators import (advantage_estimates, expectation, past_reward_estimates,
+from rlviz.tabular.episodic import corridor, random_episodic_mdp
+from rlviz.tabular.pg_estimators import (advantage_estimates, expectation, past_reward_estimates,
                               reward_to_go_estimates, total_return_estimates)
-from rlviz.examples import random_mdp
-from rlviz.mdp import discounted_state_distribution, finite_horizon_objective, objective
-from rlviz.policy_gradient import (angle_and_norm_ratio, exact_gradient, exact_hessian,
-                                   finite_horizon_values, jacobian_asymmetry, notes_direction,
-                                   notes_direction_torch, objective_torch,
-                                   policy_gradient_theorem, score_table, score_table_autograd,
-                                   softmax_policy)
-from rlviz.trajectories import enumerate_trajectories
+from rlviz.tabular.examples import random_mdp
+from rlviz.tabular.mdp import discounted_state_distribution, finite_horizon_objective, objective
+from rlviz.tabular.policy_gradient import (exact_gradient, exact_hessian, finite_horizon_values,
+                                           jacobian_asymmetry, notes_direction,
+                                           notes_direction_torch, objective_torch,
+                                           policy_gradient_theorem, score_table,
+                                           score_table_autograd, softmax_policy)
+from rlviz.fn.stats import angle_and_norm_ratio
+from rlviz.tabular.trajectories import enumerate_trajectories
 
 TOL = 1e-10
 THETA = np.array([[0.3, -0.2], [-0.4, 0.5], [0.2, 0.1], [0.0, 0.0]])

@@ -1,4 +1,4 @@
-"""rlviz.ppo: a tiny run logs what it should, NaN stops it, settings are independent in a batch,
+"""rlviz.agents.ppo: a tiny run logs what it should, NaN stops it, settings are independent in a batch,
 the per-column GAE is rlviz's GAE, and truncated episodes bootstrap from V(final obs)."""
 
 import dataclasses
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlviz.advantages import gae
-from rlviz.ppo import (ActorCritic, PPOConfig, _Runner, collect, evaluate, gae_per_column,
+from rlviz.fn.returns import gae
+from rlviz.agents.ppo import (ActorCritic, PPOConfig, _Runner, collect, evaluate, gae_per_column,
                        rollout_values, train)
 
 TINY = PPOConfig(total_steps=4 * 16 * 3, n_envs=4, n_steps=16, epochs=2, minibatches=2, hidden=8)

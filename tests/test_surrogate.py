@@ -1,4 +1,4 @@
-"""Tests of rlviz.surrogate: importance sampling, the surrogate objective, KL and Fisher matrices,
+"""Tests of rlviz.tabular.surrogate: importance sampling, the surrogate objective, KL and Fisher matrices,
 the lower bound of Schulman et al. (2015) and tabular TRPO, on random small MDPs."""
 
 from __future__ import annotations
@@ -8,16 +8,17 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from rlviz.episodic import corridor
-from rlviz.examples import random_mdp, random_policy
-from rlviz.mdp import TabularMDP, discounted_state_distribution, objective
-from rlviz.policy_gradient import DTYPE, exact_gradient, objective_torch, softmax_policy
-from rlviz.surrogate import (fisher_matrix, importance_weighted_means, kl_hessian, kl_rows,
-                             kl_rows_torch, line_profile, mean_kl_torch, old_policy,
-                             policy_directions, ratio_variance, sample_variance_se,
-                             schulman_constant, surrogate_estimate_variance,
-                             surrogate_sample_estimates, surrogate_torch,
-                             tabular_natural_gradient, tabular_trpo, tabular_trpo_step)
+from rlviz.tabular.episodic import corridor
+from rlviz.tabular.examples import random_mdp, random_policy
+from rlviz.tabular.mdp import TabularMDP, discounted_state_distribution, objective
+from rlviz.tabular.policy_gradient import DTYPE, exact_gradient, objective_torch, softmax_policy
+from rlviz.tabular.surrogate import (fisher_matrix, importance_weighted_means, kl_hessian, kl_rows,
+                                     kl_rows_torch, line_profile, mean_kl_torch, old_policy,
+                                     policy_directions, ratio_variance, schulman_constant,
+                                     surrogate_estimate_variance, surrogate_sample_estimates,
+                                     surrogate_torch, tabular_natural_gradient, tabular_trpo,
+                                     tabular_trpo_step)
+from rlviz.fn.stats import sample_variance_se
 
 TOL = 1e-10
 

@@ -1,4 +1,4 @@
-"""Unit tests of rlviz.trajectories: enumeration, sampling, returns."""
+"""Unit tests of rlviz.tabular.trajectories: enumeration, sampling, returns."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlviz import mdp as M
-from rlviz.examples import gridworld, random_mdp, random_policy, two_state_chain
-from rlviz.stats import z_scores
-from rlviz.trajectories import (discounted_sum, enumerate_trajectories, mc_action_values,
+from rlviz.tabular import mdp as M
+from rlviz.tabular.examples import gridworld, random_mdp, random_policy, two_state_chain
+from rlviz.fn.stats import z_scores
+from rlviz.tabular.trajectories import (discounted_sum, enumerate_trajectories, mc_action_values,
                                 mc_state_values, rewards_to_go, sample_trajectories)
 
 
@@ -82,11 +82,11 @@ def test_monte_carlo_values_within_standard_errors():
     grid = gridworld(0.9)
     pi = M.uniform_policy(grid)
     est = mc_state_values(grid, pi, 400, 300, seed=3)
-    assert z_scores(est, M.state_values(grid, pi)).max() < 4.5
+    assert z_scores(est.mean, est.se, M.state_values(grid, pi), bias_bound=est.truncation_bias_bound).max() < 4.5
     q_est = mc_action_values(grid, pi, 200, 300, seed=4)
-    assert z_scores(q_est, M.action_values(grid, pi)).max() < 4.5
+    assert z_scores(q_est.mean, q_est.se, M.action_values(grid, pi), bias_bound=q_est.truncation_bias_bound).max() < 4.5
     # and the check can fail: a wrong "exact" value is many standard errors away
-    assert z_scores(est, M.state_values(grid, pi) + 0.05).max() > 4.5
+    assert z_scores(est.mean, est.se, M.state_values(grid, pi) + 0.05, bias_bound=est.truncation_bias_bound).max() > 4.5
 
 
 @pytest.mark.parametrize("call,match", [

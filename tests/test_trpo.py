@@ -1,9 +1,9 @@
-"""rlviz.trpo: a tiny TRPO run respects the KL limit of its line search and logs what it should."""
+"""rlviz.agents.trpo: a tiny TRPO run respects the KL limit of its line search and logs what it should."""
 
 import numpy as np
 import pytest
 
-from rlviz.trpo import TRPOConfig, train
+from rlviz.agents.trpo import TRPOConfig, train
 
 
 def test_tiny_run_respects_the_kl_limit():

@@ -1,4 +1,4 @@
-"""Tests of rlviz.trust_region: conjugate gradient, Fisher-vector products, the TRPO step size and
+"""Tests of rlviz.fn.trust_region: conjugate gradient, Fisher-vector products, the TRPO step size and
 the backtracking line search."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from rlviz.trust_region import (backtracking_line_search, conjugate_gradient,
+from rlviz.fn.trust_region import (backtracking_line_search, conjugate_gradient,
                                 fisher_vector_product, trpo_step_size)
 
 D = torch.float64

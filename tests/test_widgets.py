@@ -1,5 +1,5 @@
-"""rlviz.widgets.explorer: first draw, newest value wins, progress and cancellation, errors;
-rlviz.notebooks: what a saved chapter keeps."""
+"""rlviz.jupyter.widgets.explorer: first draw, newest value wins, progress and cancellation, errors;
+rlviz.jupyter.notebooks: what a saved chapter keeps."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import nbformat
 import plotly.graph_objects as go
 import pytest
 
-from rlviz import widgets
-from rlviz.notebooks import clean_notebook, coalesce_streams, pre_save_hook
-from rlviz.widgets import Explorer, Superseded, explorer
+from rlviz.jupyter import widgets
+from rlviz.jupyter.notebooks import clean_notebook, coalesce_streams, pre_save_hook
+from rlviz.jupyter.widgets import Explorer, Superseded, explorer
 
 PLOTLY = "application/vnd.plotly.v1+json"
 

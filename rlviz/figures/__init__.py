@@ -1,5 +1,5 @@
 """Plotly figures of the chapters, one module per chapter, and :func:`show` to display them."""
 
-from .common import show, slider_steps
+from rlviz.figures.common import show, slider_steps
 
 __all__ = ["show", "slider_steps"]

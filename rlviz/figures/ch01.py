@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from ..mdp import finite_horizon_objective, objective
-from ..trajectories import sample_trajectories
-from .common import rounded, slider_steps
+from rlviz.tabular.mdp import finite_horizon_objective, objective
+from rlviz.tabular.trajectories import sample_trajectories
+from rlviz.figures.common import rounded, slider_steps
 
 GAMMAS = (0.5, 0.8, 0.9, 0.95, 0.99)
 

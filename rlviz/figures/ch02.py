@@ -6,9 +6,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..mdp import advantages, state_values
-from ..stats import loglog_slope
-from .common import rounded, slider_steps
+from rlviz.tabular.mdp import advantages, state_values
+from rlviz.fn.stats import loglog_slope
+from rlviz.figures.common import rounded, slider_steps
 
 GAMMAS = (0.5, 0.8, 0.9, 0.95, 0.99, 1.0)
 
@@ -17,7 +17,7 @@ def to_grid(mdp, values) -> np.ndarray:
     """Per-state values laid out on the gridworld (NaN on walls); the terminal state is dropped."""
     lay = mdp.layout
     if lay is None:
-        raise ValueError(f"{mdp.name} has no grid layout; use rlviz.examples.gridworld")
+        raise ValueError(f"{mdp.name} has no grid layout; use rlviz.tabular.examples.gridworld")
     z = np.full((lay["rows"], lay["cols"]), np.nan)
     for k, (i, j) in enumerate(lay["cells"]):
         z[i, j] = values[k]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from ..estimators import covariance, sample_mean_se
-from ..identities.ch03 import book_setting
-from ..policy_gradient import exact_gradient
-from ..trajectories import enumerate_trajectories, sample_trajectories
-from .common import rounded, slider_steps
+from rlviz.tabular.pg_estimators import covariance
+from rlviz.fn.stats import sample_mean_se
+from rlviz.identities.ch03 import book_setting
+from rlviz.tabular.policy_gradient import exact_gradient
+from rlviz.tabular.trajectories import enumerate_trajectories, sample_trajectories
+from rlviz.figures.common import rounded, slider_steps
 
 NS = (10, 100, 1000, 10000)
 GAMMAS = (0.5, 0.8, 0.9, 0.95, 1.0)
@@ -26,7 +27,7 @@ def live_parameters(mdp) -> tuple[np.ndarray, list[str]]:
 
 
 def _estimator_fns():
-    from ..estimators import reward_to_go_estimates, total_return_estimates
+    from rlviz.tabular.pg_estimators import reward_to_go_estimates, total_return_estimates
 
     return {"total return": lambda tr, mdp, theta, pi, H: total_return_estimates(tr, pi, mdp.gamma),
             "reward-to-go": lambda tr, mdp, theta, pi, H: reward_to_go_estimates(tr, pi, mdp.gamma)}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from ..episodic import corridor
-from ..identities.ch03 import THETA
-from ..mdp import discounted_state_distribution, state_visitation
-from ..policy_gradient import softmax_policy
-from .ch03 import live_parameters
-from .common import rounded, slider_steps
+from rlviz.tabular.episodic import corridor
+from rlviz.identities.ch03 import THETA
+from rlviz.tabular.mdp import discounted_state_distribution, state_visitation
+from rlviz.tabular.policy_gradient import softmax_policy
+from rlviz.figures.ch03 import live_parameters
+from rlviz.figures.common import rounded, slider_steps
 
 GAMMAS = (0.5, 0.8, 0.9, 0.95, 0.99)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from ..identities.ch05 import BASELINES, baseline_estimates, variance_table
-from .ch03 import estimates_figure
-from .common import slider_steps
+from rlviz.identities.ch05 import BASELINES, baseline_estimates, variance_table
+from rlviz.figures.ch03 import estimates_figure
+from rlviz.figures.common import slider_steps
 
 GAMMAS = (0.5, 0.8, 0.9, 0.95, 1.0)
 

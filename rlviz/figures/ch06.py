@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from ..identities.ch06 import advantage_setting
-from ..trajectories import rewards_to_go
-from .common import rounded, slider_steps
+from rlviz.identities.ch06 import advantage_setting
+from rlviz.tabular.trajectories import rewards_to_go
+from rlviz.figures.common import rounded, slider_steps
 
 GAMMAS = (0.5, 0.8, 0.9, 0.95, 1.0)
 

@@ -6,10 +6,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..advantage_stats import gae_moments, kstep_moments, pair_weights, summarise, value_error
-from ..examples import book_grid_policy
-from ..mdp import state_values
-from .common import rounded, slider_steps
+from rlviz.tabular.advantage_moments import gae_moments, kstep_moments, pair_weights, summarise, value_error
+from rlviz.tabular.examples import book_grid_policy
+from rlviz.tabular.mdp import state_values
+from rlviz.figures.common import rounded, slider_steps
 
 GAMMAS = (0.9, 0.95, 0.99)
 ERRORS = (0.0, 0.05, 0.1, 0.2, 0.4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import rounded, slider_steps
+from rlviz.figures.common import rounded, slider_steps
 
 LAMBDAS = (0.0, 0.5, 0.8, 0.95, 1.0)
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from ..mdp import state_values
-from ..truncation import fitted_values, target_bias
-from .common import rounded, slider_steps
+from rlviz.tabular.mdp import state_values
+from rlviz.tabular.truncation import fitted_values, target_bias
+from rlviz.figures.common import rounded, slider_steps
 
 LAMBDAS = (0.0, 0.5, 0.9, 0.95, 1.0)
 

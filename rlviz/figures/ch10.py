@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from ..identities.ch10 import book_old, gradient_gaps, variance_study
-from ..policy_gradient import exact_gradient
-from ..surrogate import line_profile, policy_directions
-from .common import rounded, slider_steps
+from rlviz.identities.ch10 import book_old, gradient_gaps, variance_study
+from rlviz.tabular.policy_gradient import exact_gradient
+from rlviz.tabular.surrogate import line_profile, policy_directions
+from rlviz.figures.common import rounded, slider_steps
 
 STEPS = np.round(np.linspace(-6, 6, 61), 4)
 GAP_STEPS = tuple(np.round(np.geomspace(1e-3, 4.0, 13), 6))

@@ -7,11 +7,11 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..identities.ch10 import _random_olds, book_old
-from ..identities.ch11 import DELTAS, bound_profiles, cg_report, trpo_runs
-from ..mdp import value_iteration
-from ..surrogate import fisher_matrix, kl_hessian, schulman_constant
-from .common import rounded, slider_steps
+from rlviz.identities.ch10 import _random_olds, book_old
+from rlviz.identities.ch11 import DELTAS, bound_profiles, cg_report, trpo_runs
+from rlviz.tabular.mdp import value_iteration
+from rlviz.tabular.surrogate import fisher_matrix, kl_hessian, schulman_constant
+from rlviz.figures.common import rounded, slider_steps
 
 
 def _labels(old) -> list[str]:
@@ -114,7 +114,7 @@ def trpo_figure(runs: dict | None = None, deltas=DELTAS) -> go.Figure:
 def cartpole_figure(result, delta: float) -> go.Figure:
     """TRPO on CartPole: mean return of the last finished episodes (left) and the KL of each update (right).
 
-    ``result`` is what :func:`rlviz.trpo.train` returns (logs ``steps``, ``return``, ``kl``).
+    ``result`` is what :func:`rlviz.agents.trpo.train` returns (logs ``steps``, ``return``, ``kl``).
     """
     steps = np.asarray(result.log("steps"), dtype=float).ravel()
     ret = np.asarray(result.log("return"), dtype=float)[:, 0]

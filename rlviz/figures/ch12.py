@@ -7,8 +7,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..ppo_clip import clip_piecewise
-from .common import rounded, slider_steps
+from rlviz.experiments.ch12 import clip_piecewise
+from rlviz.figures.common import rounded, slider_steps
 
 EPSILONS = (0.1, 0.2, 0.3, 0.4)
 

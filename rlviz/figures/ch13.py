@@ -8,8 +8,8 @@ import itertools
 import numpy as np
 import plotly.graph_objects as go
 
-from ..ppo_experiments import EPSILONS, GAMMAS, LAMBDAS
-from .common import rounded, slider_steps
+from rlviz.experiments.ch13 import EPSILONS, GAMMAS, LAMBDAS
+from rlviz.figures.common import rounded, slider_steps
 
 NAMES = {"gamma": "gamma", "lam": "lambda", "clip_eps": "epsilon"}
 
@@ -22,7 +22,7 @@ def _curve(result, k):
 def grid_figure(result, vary: str = "gamma", values=None) -> go.Figure:
     """Learning curves of the grid: one line per value of ``vary``; slider over the other two.
 
-    ``result`` is :func:`rlviz.ppo.train` on :func:`rlviz.ppo_experiments.grid_configs`.
+    ``result`` is :func:`rlviz.agents.ppo.train` on :func:`rlviz.experiments.ch13.grid_configs`.
     """
     axes = {"gamma": GAMMAS, "lam": LAMBDAS, "clip_eps": EPSILONS}
     if vary not in axes:
@@ -57,7 +57,7 @@ def grid_figure(result, vary: str = "gamma", values=None) -> go.Figure:
 
 
 def _book(name):
-    from ..ppo import PPOConfig
+    from rlviz.agents.ppo import PPOConfig
     return getattr(PPOConfig(), name)
 
 
@@ -97,7 +97,7 @@ def live_run_figure(gamma: float = 0.98, lam: float = 0.8, epsilon: float = 0.2,
 
     ``progress(fraction)``, if given, is called after each update (the widget's progress bar).
     """
-    from ..ppo import PPOConfig, train
+    from rlviz.agents.ppo import PPOConfig, train
 
     cfg = PPOConfig(gamma=gamma, lam=lam, clip_eps=epsilon, seed=seed, total_steps=total_steps)
     callback = None if progress is None else (

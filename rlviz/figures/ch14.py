@@ -6,9 +6,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..grpo_exact import angle_deg, exact_gradient, expected_group_gradient, group_gradient_fn
-from ..identities.ch14 import book_tree, prompt_gain, variance_along
-from .common import rounded, slider_steps
+from rlviz.tabular.answer_tree import exact_gradient, expected_group_gradient, group_gradient_fn
+from rlviz.fn.stats import angle_deg
+from rlviz.identities.ch14 import book_tree, prompt_gain, variance_along
+from rlviz.figures.common import rounded, slider_steps
 
 GAIN_KS = (2, 4, 8, 12)
 P_GRID = tuple(np.round(np.linspace(0.05, 0.95, 13), 3))
@@ -132,7 +133,7 @@ def live_run_figure(epsilon: float = 0.2, beta: float = 0.0, K: int = 8, steps: 
 
     ``progress(fraction)``, if given, is called after each update (the widget's progress bar).
     """
-    from ..grpo_train import GRPOConfig, book_task, train_grpo
+    from rlviz.agents.grpo import GRPOConfig, book_task, train_grpo
 
     task, ref = book_task()
     callback = None if progress is None else (lambda step, total: progress(step / total))

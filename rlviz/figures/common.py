@@ -2,7 +2,7 @@
 
 :func:`show` emits the figure as ``application/vnd.plotly.v1+json``, which JupyterLab,
 Notebook 7 and VS Code render with their own plotly, and which the book renders with
-:class:`rlviz.sphinxext.PlotlyMimeRenderer` as a ``<div>`` and a ``Plotly.newPlot`` call
+:class:`rlviz.jupyter.sphinxext.PlotlyMimeRenderer` as a ``<div>`` and a ``Plotly.newPlot`` call
 (plotly.js itself is served once from the site's ``_static``). The div id is a hash of the
 figure, so a rebuild gives the same page.
 """

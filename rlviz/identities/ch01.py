@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..examples import gridworld, two_state_chain
-from ..mdp import (finite_horizon_objective, objective, time_unrolled, unrolled_policy,
+from rlviz.tabular.examples import gridworld, two_state_chain
+from rlviz.tabular.mdp import (finite_horizon_objective, objective, time_unrolled, unrolled_policy,
                    uniform_policy)
-from ..trajectories import discounted_sum, enumerate_trajectories, rewards_to_go
-from ..verify import Measure, identity
+from rlviz.tabular.trajectories import discounted_sum, enumerate_trajectories, rewards_to_go
+from rlviz.verify import Measure, identity
 
 CHAIN_POLICY = np.array([[0.7, 0.3], [0.4, 0.6]])
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..examples import (book_grid_policy, random_mdp, random_policy, two_state_chain,
+from rlviz.tabular.examples import (book_grid_policy, random_mdp, random_policy, two_state_chain,
                         two_state_values_by_hand)
-from ..mdp import action_values, advantages, bellman_residuals, state_values
-from ..stats import z_scores
-from ..trajectories import mc_action_values, mc_state_values
-from ..verify import Measure, identity
+from rlviz.tabular.mdp import action_values, advantages, bellman_residuals, state_values
+from rlviz.fn.stats import z_scores
+from rlviz.tabular.trajectories import mc_action_values, mc_state_values
+from rlviz.verify import Measure, identity
 
 
 @identity("ch2.two_state_by_hand", chapter=2, title="V by linear solve = V solved by hand (two-state chain)")
@@ -56,7 +56,7 @@ def advantage_mean_zero() -> Measure:
 def monte_carlo_v() -> Measure:
     grid, pi = book_grid_policy()
     est = mc_state_values(grid, pi, 2000, 200, seed=0)
-    z = z_scores(est, state_values(grid, pi))
+    z = z_scores(est.mean, est.se, state_values(grid, pi), bias_bound=est.truncation_bias_bound)
     return Measure(float(z.max()), f"{grid.n_states} states x 2000 episodes, seed 0")
 
 
@@ -65,7 +65,7 @@ def monte_carlo_v() -> Measure:
 def monte_carlo_q() -> Measure:
     grid, pi = book_grid_policy()
     est = mc_action_values(grid, pi, 500, 200, seed=1)
-    z = z_scores(est, action_values(grid, pi))
+    z = z_scores(est.mean, est.se, action_values(grid, pi), bias_bound=est.truncation_bias_bound)
     return Measure(float(z.max()), f"{grid.n_states * grid.n_actions} pairs x 500 episodes, seed 1")
 
 
@@ -74,7 +74,7 @@ MC_NS = (10, 30, 100, 300, 1000, 3000)
 
 def mc_error_curve() -> tuple[np.ndarray, np.ndarray]:
     """The chapter's Monte-Carlo error curve: RMS error of V-hat against episodes per state."""
-    from ..stats import mc_value_error_curve
+    from rlviz.tabular.trajectories import mc_value_error_curve
 
     grid, pi = book_grid_policy()
     return np.array(MC_NS), mc_value_error_curve(grid, pi, MC_NS, 200, seed=4)
@@ -84,7 +84,7 @@ def mc_error_curve() -> tuple[np.ndarray, np.ndarray]:
           statistic="|fitted slope + 1/2|",
           title="Monte-Carlo error of V shrinks like N^-1/2 (log-log slope)")
 def monte_carlo_rate() -> Measure:
-    from ..stats import loglog_slope
+    from rlviz.fn.stats import loglog_slope
 
     ns, err = mc_error_curve()
     slope, _ = loglog_slope(ns, err)

@@ -1,6 +1,6 @@
 """Chapter 3: the policy gradient and the log-derivative trick.
 
-Setting: the corridor (:func:`rlviz.episodic.corridor`) with softmax logits
+Setting: the corridor (:func:`rlviz.tabular.episodic.corridor`) with softmax logits
 :data:`THETA`, episodes cut at :data:`HORIZON` steps; the true gradient is autograd of the
 exact :math:`J_H(\\theta)`.
 """
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..episodic import corridor, random_episodic_mdp
-from ..estimators import (expectation, past_reward_estimates, reward_to_go_estimates,
-                          sample_mean_se, total_return_estimates)
-from ..policy_gradient import exact_gradient, score_table, score_table_autograd, softmax_policy
-from ..trajectories import enumerate_trajectories, sample_trajectories
-from ..verify import Measure, identity
+from rlviz.tabular.episodic import corridor, random_episodic_mdp
+from rlviz.tabular.pg_estimators import (expectation, past_reward_estimates,
+                                         reward_to_go_estimates, total_return_estimates)
+from rlviz.fn.stats import sample_mean_se
+from rlviz.tabular.policy_gradient import exact_gradient, score_table, score_table_autograd, softmax_policy
+from rlviz.tabular.trajectories import enumerate_trajectories, sample_trajectories
+from rlviz.fn.stats import z_scores
+from rlviz.verify import Measure, identity
 
 THETA = np.array([[0.3, -0.2], [-0.4, 0.5], [0.2, 0.1], [0.0, 0.0]])
 HORIZON = 6
@@ -102,12 +104,6 @@ def mc_estimates(n: int = 4000, seed: int = 0, gamma: float = 0.9) -> dict:
             "reward-to-go": reward_to_go_estimates(tr, pi, mdp.gamma)}
 
 
-def z_scores(mean, se, exact) -> np.ndarray:
-    """|mean - exact| / se per component; a component with se = 0 must match exactly (z = 0)."""
-    gap = np.abs(mean - exact)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(se > 0, gap / se, np.where(gap > 1e-12, np.inf, 0.0))
-
 
 @identity("ch3.monte_carlo_gradient", chapter=3, kind="statistical", tol=4.0,
           title="Monte-Carlo REINFORCE and reward-to-go within 4 s.e. of grad J_H (every component)")
@@ -152,7 +148,7 @@ def mc_error_curve(ns=MC_NS, replicates: int = 20, seed: int = 1, gamma: float =
           statistic="max |fitted slope + 1/2|",
           title="Monte-Carlo gradient error shrinks like N^-1/2 (log-log slope, both estimators)")
 def monte_carlo_rate() -> Measure:
-    from ..stats import loglog_slope
+    from rlviz.fn.stats import loglog_slope
 
     curve = mc_error_curve()
     slopes = {k: loglog_slope(curve["ns"], v)[0] for k, v in curve.items() if k != "ns"}

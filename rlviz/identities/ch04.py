@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..episodic import corridor, random_episodic_mdp
-from ..estimators import reward_to_go_estimates, sample_mean_se
-from ..mdp import action_values, discounted_state_distribution, policy_transition
-from ..policy_gradient import (angle_and_norm_ratio, exact_gradient, exact_hessian,
-                               jacobian_asymmetry, notes_direction, notes_direction_torch,
-                               score_table, softmax_policy)
-from ..trajectories import sample_trajectories
-from ..verify import Measure, identity
-from .ch03 import THETA, z_scores
+from rlviz.tabular.episodic import corridor, random_episodic_mdp
+from rlviz.tabular.pg_estimators import reward_to_go_estimates
+from rlviz.fn.stats import sample_mean_se
+from rlviz.tabular.mdp import action_values, discounted_state_distribution, policy_transition
+from rlviz.tabular.policy_gradient import (exact_gradient, exact_hessian, jacobian_asymmetry,
+                                           notes_direction, notes_direction_torch, score_table,
+                                           softmax_policy)
+from rlviz.fn.stats import angle_and_norm_ratio
+from rlviz.tabular.trajectories import sample_trajectories
+from rlviz.verify import Measure, identity
+from rlviz.identities.ch03 import THETA
+from rlviz.fn.stats import z_scores
 
 GAMMAS = (0.5, 0.8, 0.9, 0.95, 0.99)
 

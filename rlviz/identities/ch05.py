@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..estimators import (action_baseline_bias, action_baseline_estimates, expectation,
+from rlviz.tabular.pg_estimators import (action_baseline_bias, action_baseline_estimates, expectation,
                           optimal_baseline, per_parameter_baseline_estimates,
                           reward_to_go_estimates, score_terms, total_variance)
-from ..mdp import finite_horizon_objective
-from ..policy_gradient import finite_horizon_values
-from ..trajectories import enumerate_trajectories
-from ..verify import Measure, identity
-from .ch03 import SETTINGS_DETAIL, book_setting, enumerated_settings
+from rlviz.tabular.mdp import finite_horizon_objective
+from rlviz.tabular.policy_gradient import finite_horizon_values
+from rlviz.tabular.trajectories import enumerate_trajectories
+from rlviz.verify import Measure, identity
+from rlviz.identities.ch03 import SETTINGS_DETAIL, book_setting, enumerated_settings
 
 BASELINES = ("none", "constant b = J_H", "V_t(s)", "optimal b*_{t,i}")
 

@@ -1,19 +1,19 @@
 """Chapter 6: the advantage form. Same setting as chapter 3 (corridor, episodes cut at H = 6).
 
 With a horizon the values depend on the time left: :math:`V_t, Q_t, A_t` from
-:func:`rlviz.policy_gradient.finite_horizon_values`.
+:func:`rlviz.tabular.policy_gradient.finite_horizon_values`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..estimators import (advantage_estimate_moments, advantage_estimates, expectation,
+from rlviz.tabular.pg_estimators import (advantage_estimate_moments, advantage_estimates, expectation,
                           reward_to_go_estimates, total_variance)
-from ..policy_gradient import finite_horizon_values
-from ..trajectories import enumerate_trajectories
-from ..verify import Measure, identity
-from .ch03 import SETTINGS_DETAIL, book_setting, enumerated_settings
+from rlviz.tabular.policy_gradient import finite_horizon_values
+from rlviz.tabular.trajectories import enumerate_trajectories
+from rlviz.verify import Measure, identity
+from rlviz.identities.ch03 import SETTINGS_DETAIL, book_setting, enumerated_settings
 
 
 def advantage_setting(gamma: float = 0.9) -> dict:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..advantage_stats import (gae_moments, gae_moments_by_enumeration, kstep_moments,
+from rlviz.tabular.advantage_moments import (gae_moments, gae_moments_by_enumeration, kstep_moments,
                                kstep_moments_by_enumeration, value_error)
-from ..examples import random_mdp, random_policy
-from ..mdp import state_values, time_unrolled, unrolled_policy
-from ..verify import Measure, identity
-from ..examples import book_grid_policy
+from rlviz.tabular.examples import random_mdp, random_policy
+from rlviz.tabular.mdp import state_values, time_unrolled, unrolled_policy
+from rlviz.verify import Measure, identity
+from rlviz.tabular.examples import book_grid_policy
 
 LAMBDAS = (0.0, 0.3, 0.7, 0.95, 1.0)
 

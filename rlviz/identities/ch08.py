@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..advantages import gae, k_step_advantages, td_errors
-from ..verify import Measure, identity
+from rlviz.fn.returns import gae, k_step_advantages, td_errors
+from rlviz.verify import Measure, identity
 
 
 def random_rollout(seed: int, T: int = 12, N: int = 6, p_end: float = 0.15) -> dict:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..advantages import discounted_returns, gae, gae_reference, lambda_returns, td_errors
-from ..examples import two_state_chain
-from ..mdp import state_values
-from ..truncation import (expected_targets, fitted_fixed_point, target_bias,
+from rlviz.fn.returns import discounted_returns, gae, gae_reference, lambda_returns, td_errors
+from rlviz.tabular.examples import two_state_chain
+from rlviz.tabular.mdp import state_values
+from rlviz.tabular.truncation import (expected_targets, fitted_fixed_point, target_bias,
                           targets_by_enumeration)
-from ..verify import Measure, identity
-from .ch08 import SETTINGS, random_rollout
+from rlviz.verify import Measure, identity
+from rlviz.identities.ch08 import SETTINGS, random_rollout
 
 CHAIN_POLICY = np.array([[0.7, 0.3], [0.4, 0.6]])
 TIME_LIMIT = 6

@@ -3,7 +3,7 @@ r"""Chapter 10: importance sampling and the surrogate objective.
 Setting: the corridor of chapters 3-4 read as a discounted MDP (:math:`\gamma = 0.9`) with the
 old logits :data:`rlviz.identities.ch03.THETA`, and random dense MDPs (:math:`S = 5`,
 :math:`A = 3`). :math:`J` is the exact linear-solve objective (autograd), :math:`L` the
-surrogate :func:`rlviz.surrogate.surrogate_torch`.
+surrogate :func:`rlviz.tabular.surrogate.surrogate_torch`.
 """
 
 from __future__ import annotations
@@ -11,16 +11,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..episodic import corridor
-from ..examples import random_mdp, random_policy
-from ..mdp import discounted_state_distribution, objective
-from ..policy_gradient import DTYPE, exact_gradient, objective_torch, softmax_policy
-from ..stats import loglog_slope
-from ..surrogate import (importance_weighted_means, line_profile, old_policy, one_thread,
-                         policy_directions, sample_variance_se, surrogate_estimate_variance,
-                         surrogate_sample_estimates, surrogate_torch)
-from ..verify import Measure, identity
-from .ch03 import THETA
+from rlviz.tabular.episodic import corridor
+from rlviz.tabular.examples import random_mdp, random_policy
+from rlviz.tabular.mdp import discounted_state_distribution, objective
+from rlviz.tabular.policy_gradient import DTYPE, exact_gradient, objective_torch, softmax_policy
+from rlviz.fn.stats import loglog_slope
+from rlviz.tabular.surrogate import (importance_weighted_means, line_profile, old_policy,
+                                     one_thread, policy_directions, surrogate_estimate_variance,
+                                     surrogate_sample_estimates, surrogate_torch)
+from rlviz.fn.stats import sample_variance_se
+from rlviz.verify import Measure, identity
+from rlviz.identities.ch03 import THETA
 
 GAMMA = 0.9
 VARIANCE_STEPS = (0.0, 1.0, 2.0, 4.0, 6.0, 8.0)  # steps t along a direction for the variance study

@@ -10,14 +10,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..policy_gradient import DTYPE
-from ..surrogate import (fisher_matrix, kl_hessian, line_profile, mean_kl_torch, one_thread,
+from rlviz.tabular.policy_gradient import DTYPE
+from rlviz.tabular.surrogate import (fisher_matrix, kl_hessian, line_profile, mean_kl_torch, one_thread,
                          policy_directions, surrogate_torch, tabular_natural_gradient,
                          tabular_trpo, tabular_trpo_step)
-from ..trust_region import conjugate_gradient, fisher_vector_product, trpo_step_size
-from ..verify import Measure, identity
-from .ch03 import THETA
-from .ch10 import DETAIL, _random_olds, book_old
+from rlviz.fn.trust_region import conjugate_gradient, fisher_vector_product, trpo_step_size
+from rlviz.verify import Measure, identity
+from rlviz.identities.ch03 import THETA
+from rlviz.identities.ch10 import DETAIL, _random_olds, book_old
 
 DELTAS = (0.001, 0.003, 0.01, 0.03, 0.1)
 TRPO_ITERS = 25
@@ -134,7 +134,7 @@ def step_kl_within_delta() -> Measure:
 
 
 def bound_profiles(old=None, n_random: int = 3, steps=BOUND_STEPS) -> dict:
-    """:func:`rlviz.surrogate.line_profile` along the gradient and random directions."""
+    """:func:`rlviz.tabular.surrogate.line_profile` along the gradient and random directions."""
     old = book_old() if old is None else old
     return {name: line_profile(old, u, steps)
             for name, u in policy_directions(old, n_random).items()}

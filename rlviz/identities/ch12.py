@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..losses import clipped_surrogate, policy_gradient_surrogate
-from ..ppo_clip import clip_piecewise
-from ..verify import Measure, identity
+from rlviz.fn.ppo_loss import clipped_surrogate, policy_gradient_surrogate
+from rlviz.experiments.ch12 import clip_piecewise
+from rlviz.verify import Measure, identity
 
 EPSILONS = (0.05, 0.1, 0.2, 0.3, 0.5)
 

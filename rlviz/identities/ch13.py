@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..losses import clipped_surrogate, entropy, value_loss
-from ..ppo import ActorCritic
-from ..verify import Measure, identity
+from rlviz.fn.ppo_loss import clipped_surrogate, entropy, value_loss
+from rlviz.agents.ppo import ActorCritic
+from rlviz.verify import Measure, identity
 
 
 def _batch(seed: int = 0, B: int = 64):

@@ -1,6 +1,6 @@
 r"""Chapter 14: GRPO's group baseline, the KL estimators and the normalisations, exactly.
 
-Settings (:mod:`rlviz.grpo_exact`): a *bandit* (answers of one token, :math:`V = 5`,
+Settings (:mod:`rlviz.tabular.answer_tree`): a *bandit* (answers of one token, :math:`V = 5`,
 :math:`P = 3` prompts, random logits and real rewards, groups of :math:`K \in \{2, 3, 4\}`)
 and a *tree* (answers of 1 to 3 tokens over ``a``, ``b`` and an end token, 15 answers,
 :math:`P = 2` prompts, random logits and rewards, :math:`K \in \{2, 3\}`). Expectations over
@@ -12,11 +12,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..grpo_exact import (angle_deg, answer_probs, enumerate_answers, exact_gradient,
-                          expected_group_gradient, forward_kl_gradient, group_gradient_fn,
-                          k3_loss_gradient, kl_moments, reverse_kl_gradient, token_log_probs)
-from ..grpo import kl_k1, kl_k3
-from ..verify import Measure, identity
+from rlviz.tabular.answer_tree import (answer_probs, enumerate_answers, exact_gradient,
+                                       expected_group_gradient, forward_kl_gradient,
+                                       group_gradient_fn, k3_loss_gradient, kl_moments,
+                                       reverse_kl_gradient, token_log_probs)
+from rlviz.fn.stats import angle_deg
+from rlviz.fn.grpo_loss import kl_k1, kl_k3
+from rlviz.verify import Measure, identity
 
 BANDIT_K = (2, 3, 4)
 TREE_K = (2, 3)
@@ -114,7 +116,7 @@ def prompt_gain(p: float, K: int, advantage: str = "std") -> float:
     r"""The factor :math:`c_K(p)` by which a group estimator scales one prompt's gradient:
     :math:`\mathbb E[\hat g] = c_K(p)\,\nabla J_x` for a prompt with binary reward and success
     probability :math:`p` (two answers, right and wrong; exact over all :math:`2^K` groups).
-    With binary rewards every advantage of :data:`rlviz.grpo.ADVANTAGES` scales the gradient
+    With binary rewards every advantage of :data:`rlviz.fn.grpo_loss.ADVANTAGES` scales the gradient
     (:math:`\mathbb E[A_i \mid y_i]` depends on :math:`r(y_i)` only); ``"mean"`` gives
     :math:`(K-1)/K`, ``"loo"`` 1, ``"std"`` a factor that depends on :math:`p` when K >= 4."""
     ans = enumerate_answers(2, 1)

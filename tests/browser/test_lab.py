@@ -6,7 +6,7 @@ on localhost with a fresh random token, then for every chapter that has live wid
 1. opens it and runs all cells (the command behind Run > Run All Cells); every code cell
    must finish with no error output, and no "Error displaying widget" or lasting
    "Loading widget..." may appear;
-2. for every live explorer (``rlviz.widgets.explorer``), moves each of its controls in turn
+2. for every live explorer (``rlviz.jupyter.widgets.explorer``), moves each of its controls in turn
    (sliders with the keyboard, as a user can; dropdowns by choosing another option) and
    requires the status line to report a new figure drawn for the new value and the plotted
    data to change; a recompute longer than a second must have shown "computing" and a
@@ -152,7 +152,7 @@ JS_EXPLORERS = """() => Array.from(window.jupyterapp.shell.currentWidget.node
 }))"""
 
 STATUS_DONE = re.compile(r"^(?P<label>.*) · drawn in (?P<seconds>[0-9.]+) s$")
-ERROR_MARK = " · error: "  # rlviz.widgets shows "<values> · error: <exception>"
+ERROR_MARK = " · error: "  # rlviz.jupyter.widgets shows "<values> · error: <exception>"
 
 
 def _explorer(page, i: int) -> dict:
@@ -424,7 +424,7 @@ def test_checks_fail_on_a_broken_widget(browser, lab, case):
                                                            "language": "python"}})
     nb.cells = [nbformat.v4.new_code_cell("import ipywidgets as w\n"
                                           "from rlviz.figures import ch08 as figs\n"
-                                          "from rlviz.widgets import explorer"),
+                                          "from rlviz.jupyter.widgets import explorer"),
                 nbformat.v4.new_code_cell(code)]
     name = f"zz_broken_{re.sub(r'[^a-z]+', '_', case)}.ipynb"
     nbformat.write(nb, folder / name)

@@ -178,7 +178,7 @@ def test_site_pages_present(site):
                  "book/appendix_api.html", "book/bibliography.html", *CHAPTERS]:
         assert (site / page).exists(), page
     api = (site / "book/appendix_api.html").read_text()
-    assert "rlviz.mdp.state_values" in api  # generated from docstrings
+    assert "rlviz.tabular.mdp.state_values" in api  # generated from docstrings
 
 
 # ---------------------------------------------------------------- negative controls

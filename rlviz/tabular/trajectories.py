@@ -17,11 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _validate as V
-from .mdp import TabularMDP, check_policy
+from rlviz import _validate as V
+from rlviz.tabular.mdp import TabularMDP, check_policy
+from rlviz.tabular.mdp import state_values as _state_values
 
 __all__ = ["Trajectories", "enumerate_trajectories", "sample_trajectories", "discounted_sum",
-           "rewards_to_go", "mc_state_values", "mc_action_values", "MonteCarloEstimate"]
+           "rewards_to_go", "mc_state_values", "mc_action_values", "MonteCarloEstimate",
+           "mc_value_error_curve"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,6 @@ def enumerate_trajectories(mdp: TabularMDP, pi, horizon: int, *,
     """
     pi = check_policy(mdp, pi)
     H = V.positive("horizon", horizon, integer=True)
-    S, A = mdp.n_states, mdp.n_actions
     s0 = np.flatnonzero(mdp.rho0 > 0)
     states = s0[:, None]
     prob = mdp.rho0[s0]
@@ -215,3 +216,24 @@ def mc_action_values(mdp: TabularMDP, pi, n: int, horizon: int, *, seed=None) ->
     g = discounted_sum(tr.rewards, mdp.gamma).reshape(S, A, n)
     se = g.std(axis=2, ddof=1) / np.sqrt(n) if n > 1 else np.full((S, A), np.inf)
     return MonteCarloEstimate(g.mean(axis=2), se, n, horizon, _truncation_bound(mdp, horizon))
+
+
+def mc_value_error_curve(mdp: TabularMDP, pi, ns, horizon: int, *, seed: int = 0) -> np.ndarray:
+    r"""RMS over states of :math:`\hat V_N(s) - V(s)` for each N in ``ns``.
+
+    One batch of ``max(ns)`` episodes per state is sampled and the estimates use its first N
+    episodes (nested prefixes), so the curve costs one simulation.
+    """
+    ns = np.asarray(ns, dtype=np.int64)
+    if ns.ndim != 1 or np.any(ns < 1):
+        raise ValueError(f"ns must be a 1-d array of positive integers, got {ns!r}")
+    n_max = int(ns.max())
+    S = mdp.n_states
+    tr = sample_trajectories(mdp, pi, S * n_max, horizon, seed=seed,
+                             s0=np.repeat(np.arange(S), n_max))
+    g = discounted_sum(tr.rewards, mdp.gamma).reshape(S, n_max)
+    v = _state_values(mdp, pi)
+    live = ~mdp.terminal
+    csum = np.cumsum(g, axis=1)
+    return np.array([np.sqrt(np.mean((csum[live, n - 1] / n - v[live]) ** 2)) for n in ns])
+

@@ -30,7 +30,7 @@ import traceback
 
 import ipywidgets as w
 
-from .figures.common import mime_bundle
+from rlviz.figures.common import mime_bundle
 
 __all__ = ["explorer", "Explorer", "Superseded", "SLOW_SECONDS"]
 

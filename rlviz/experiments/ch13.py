@@ -1,8 +1,8 @@
-"""The experiments of chapter 13 as lists of :class:`rlviz.ppo.PPOConfig`, trained as one batch.
+"""The experiments of chapter 13 as lists of :class:`rlviz.agents.ppo.PPOConfig`, trained as one batch.
 
 :func:`grid_configs` is the gamma x lambda x epsilon grid behind the chapter's sliders;
 :func:`ablation_configs` switches one implementation detail at a time (Huang et al. 2022;
-Andrychowicz et al. 2021) over several seeds. Both are passed whole to :func:`rlviz.ppo.train`,
+Andrychowicz et al. 2021) over several seeds. Both are passed whole to :func:`rlviz.agents.ppo.train`,
 which trains the settings as a batch dimension of one computation.
 """
 
@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from .ppo import PPOConfig
+from rlviz.agents.ppo import PPOConfig
 
 __all__ = ["GAMMAS", "LAMBDAS", "EPSILONS", "ABLATIONS", "grid_configs", "ablation_configs",
            "first_sustained"]
@@ -21,7 +21,7 @@ GAMMAS = (0.9, 0.98, 0.995)
 LAMBDAS = (0.5, 0.8, 0.95)
 EPSILONS = (0.1, 0.2, 0.3)
 
-# name -> the change from the book's setting (rlviz.ppo.PPOConfig defaults)
+# name -> the change from the book's setting (rlviz.agents.ppo.PPOConfig defaults)
 ABLATIONS = {
     "book setting": {},
     "no advantage normalisation": {"norm_adv": False},

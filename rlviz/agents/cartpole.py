@@ -11,7 +11,7 @@ gymnasium 1.x's ``CartPoleVectorEnv`` supports only *next-step* autoreset: the s
 episode ends is a dummy transition (reward 0, the action ignored) that the trainer must mask
 out of the rollout and out of GAE. Same-step autoreset gives every transition a meaning, and
 the final observation of a truncated episode goes straight to the value bootstrap
-(``v_final_t`` of :func:`rlviz.advantages.gae`). Measured in ``benchmarks/ppo_cartpole.py``:
+(``v_final_t`` of :func:`rlviz.fn.returns.gae`). Measured in ``benchmarks/ppo_cartpole.py``:
 at N = 8 (the trainer's size) a step call takes about half the time of gymnasium's, at
 N = 1024 the same (both near 6M environment steps/s here). tests/test_cartpole.py steps it
 beside gymnasium's single ``CartPole-v1`` with the same actions and checks that states,
@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from . import _validate as V
+from rlviz import _validate as V
 
 __all__ = ["BatchedCartPole"]
 

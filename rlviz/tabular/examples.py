@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validate as V
-from .mdp import TabularMDP, epsilon_greedy, value_iteration
+from rlviz import _validate as V
+from rlviz.tabular.mdp import TabularMDP, epsilon_greedy, value_iteration
 
 __all__ = ["two_state_chain", "two_state_values_by_hand", "gridworld", "GRID_ACTIONS",
            "book_grid_policy", "random_mdp", "random_policy"]

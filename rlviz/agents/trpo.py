@@ -2,19 +2,19 @@ r"""TRPO on CartPole (chapter 11; Schulman et al. 2015), from the book's own par
 
 One update of :func:`train`:
 
-1. **rollout** of the current policy (:func:`rlviz.ppo.collect`, same-step autoreset);
-2. **advantages** by :func:`rlviz.advantages.gae`, truncated episodes bootstrapping from
+1. **rollout** of the current policy (:func:`rlviz.agents.ppo.collect`, same-step autoreset);
+2. **advantages** by :func:`rlviz.fn.returns.gae`, truncated episodes bootstrapping from
    :math:`\hat V` of their final observation; value targets :math:`\hat A_t + \hat V(s_t)`;
 3. **policy step**: the surrogate gradient :math:`g = \nabla_\theta L(\theta_{\text{old}})`,
    :math:`L(\theta) = \hat E_t[r_t(\theta)\hat A_t]`; :math:`x \approx F^{-1} g` by
-   :func:`rlviz.trust_region.conjugate_gradient` with Fisher-vector products by double
-   back-propagation (:func:`rlviz.trust_region.fisher_vector_product`); the full step
-   :math:`\sqrt{2\delta / g^\top x}\; x` (:func:`rlviz.trust_region.trpo_step_size`); then
-   :func:`rlviz.trust_region.backtracking_line_search` halves it until the exact mean KL is
+   :func:`rlviz.fn.trust_region.conjugate_gradient` with Fisher-vector products by double
+   back-propagation (:func:`rlviz.fn.trust_region.fisher_vector_product`); the full step
+   :math:`\sqrt{2\delta / g^\top x}\; x` (:func:`rlviz.fn.trust_region.trpo_step_size`); then
+   :func:`rlviz.fn.trust_region.backtracking_line_search` halves it until the exact mean KL is
    at most :math:`\delta` and the surrogate improved;
-4. **critic**: a few Adam epochs on the squared error :func:`rlviz.losses.value_loss`.
+4. **critic**: a few Adam epochs on the squared error :func:`rlviz.fn.ppo_loss.value_loss`.
 
-The network is :class:`rlviz.ppo.ActorCritic` with K = 1 (row 0 the actor, row 1 the critic):
+The network is :class:`rlviz.agents.ppo.ActorCritic` with K = 1 (row 0 the actor, row 1 the critic):
 the policy quantities depend on the actor row only and the value on the critic row only, so
 the parameter vector of the trust-region functions is all of ``agent.params`` and the step is
 zero on the critic's entries.
@@ -27,12 +27,12 @@ from dataclasses import dataclass
 
 import torch
 
-from . import _validate as V
-from .advantages import gae
-from .losses import value_loss
-from .ppo import (OBS, ActorCritic, PPOResult, _record, _Runner, collect, rollout_values,
+from rlviz import _validate as V
+from rlviz.fn.returns import gae
+from rlviz.fn.ppo_loss import value_loss
+from rlviz.agents.ppo import (OBS, ActorCritic, PPOResult, _record, _Runner, collect, rollout_values,
                   single_threaded)
-from .trust_region import (backtracking_line_search, conjugate_gradient, fisher_vector_product,
+from rlviz.fn.trust_region import (backtracking_line_search, conjugate_gradient, fisher_vector_product,
                            trpo_step_size)
 
 __all__ = ["TRPOConfig", "train"]
@@ -81,7 +81,7 @@ def _assign(agent: ActorCritic, x: torch.Tensor) -> None:
 
 @single_threaded
 def train(cfg: TRPOConfig, *, callback=None, progress: bool = False) -> PPOResult:
-    """Train TRPO on CartPole-v1; returns a :class:`rlviz.ppo.PPOResult` (K = 1).
+    """Train TRPO on CartPole-v1; returns a :class:`rlviz.agents.ppo.PPOResult` (K = 1).
 
     Logged per update: ``return``, ``kl`` (exact mean KL of the accepted step),
     ``step_fraction`` (accepted shrink factor, 0 if the step was rejected), ``cg_residual``

@@ -4,7 +4,7 @@
   renders the ``application/vnd.plotly.v1+json`` output of a notebook cell as an HTML
   ``<div>`` plus a ``Plotly.newPlot`` call, without plotly.js inlined. Without it myst-nb
   drops plotly outputs with a warning.
-* :func:`setup` (the Sphinx extension ``rlviz.sphinxext``) copies the plotly.js that ships
+* :func:`setup` (the Sphinx extension ``rlviz.jupyter.sphinxext``) copies the plotly.js that ships
   with the installed ``plotly`` package into ``_static/`` and loads it on every page, so the
   site needs no network and no CDN, and the library (4.8 MB) is fetched once and cached by
   the browser instead of inlined in every page.
@@ -32,7 +32,7 @@ class PlotlyMimeRenderer:
             return None
         from docutils import nodes
 
-        from .figures.common import figure_html
+        from rlviz.figures.common import figure_html
 
         html = figure_html(data.content)
         return [nodes.raw("", html, format="html", classes=["output", "text_html"])]

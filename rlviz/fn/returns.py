@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _validate as V
+from rlviz import _validate as V
 
 __all__ = ["next_values", "td_errors", "discounted_returns", "k_step_advantages",
            "gae_reference", "gae", "lambda_returns", "linear_scan"]

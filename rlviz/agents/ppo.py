@@ -2,9 +2,9 @@ r"""PPO on CartPole, for one setting or a grid of K settings trained as one comp
 
 Chapter 13 (notes section 13; Schulman et al. 2017; the implementation details of Huang et al.
 2022). The trainer :func:`train` reads top to bottom: rollout, advantages, update. It is
-built from the book's own functions: the batched CartPole of :mod:`rlviz.cartpole`, GAE
-(:func:`gae_per_column`, the recursion of :func:`rlviz.advantages.gae` with one
-:math:`(\gamma, \lambda)` per column) and the loss terms of :mod:`rlviz.losses`:
+built from the book's own functions: the batched CartPole of :mod:`rlviz.agents.cartpole`, GAE
+(:func:`gae_per_column`, the recursion of :func:`rlviz.fn.returns.gae` with one
+:math:`(\gamma, \lambda)` per column) and the loss terms of :mod:`rlviz.fn.ppo_loss`:
 
 .. math::
     L(\theta, \phi) = \hat E_t\bigl[\ell^{CLIP}_t(\theta) - c_1 \ell^V_t(\phi) + c_2 H(\pi_\theta(\cdot\mid s_t))\bigr],
@@ -48,10 +48,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import _validate as V
-from .advantages import linear_scan, next_values
-from .cartpole import BatchedCartPole
-from .losses import approx_kl, clip_fraction, clipped_surrogate, entropy, value_loss
+from rlviz import _validate as V
+from rlviz.fn.returns import linear_scan, next_values
+from rlviz.agents.cartpole import BatchedCartPole
+from rlviz.fn.ppo_loss import approx_kl, clip_fraction, clipped_surrogate, entropy, value_loss
 
 __all__ = ["PPOConfig", "PPOResult", "ActorCritic", "gae_per_column", "train", "evaluate",
            "Rollout", "collect"]
@@ -207,9 +207,9 @@ def gae_per_column(r_t, v_t, *, v_T, terminated_t, truncated_t, gamma_n, lam_n,
         \delta_{t,n} = r_{t,n} + \gamma_n \hat v^{\text{next}}_{t,n} - \hat V(s_{t,n}), \qquad
         \hat A_{t,n} = \delta_{t,n} + \gamma_n\lambda_n\,\text{continue}_{t,n}\,\hat A_{t+1,n},
 
-    the recursion of :func:`rlviz.advantages.gae` (same next values
-    :func:`rlviz.advantages.next_values`, same scan :func:`rlviz.advantages.linear_scan`), with
-    the coefficients broadcast along columns; equal to :func:`~rlviz.advantages.gae` when all
+    the recursion of :func:`rlviz.fn.returns.gae` (same next values
+    :func:`rlviz.fn.returns.next_values`, same scan :func:`rlviz.fn.returns.linear_scan`), with
+    the coefficients broadcast along columns; equal to :func:`~rlviz.fn.returns.gae` when all
     columns share them (tests/test_ppo.py). Shapes: ``(T, N)`` rollout, ``gamma_n``/``lam_n``
     ``(N,)`` in [0, 1].
     """
@@ -294,7 +294,7 @@ def rollout_values(agent: ActorCritic, ro: Rollout):
     Returns float32 numpy arrays: ``logp_t`` ``(T, N)`` :math:`\log\pi_{\text{old}}(a_t\mid s_t)`;
     ``v_t`` ``(T, N)`` :math:`\hat V(s_t)`; ``v_T`` ``(N,)`` the value of ``last_obs``; and
     ``v_final_t`` ``(T, N)`` the value of each step's final observation (before any reset), the
-    bootstrap of a truncated episode (``v_final_t`` of :func:`rlviz.advantages.gae`).
+    bootstrap of a truncated episode (``v_final_t`` of :func:`rlviz.fn.returns.gae`).
     """
     T, N = ro.actions.shape
     K = agent.K
@@ -382,7 +382,7 @@ def train(config, *, callback=None, progress: bool = False) -> PPOResult:
     :math:`(\gamma,\lambda)`, value targets :math:`\hat A_t + \hat V(s_t)` (the
     :math:`\lambda`-returns of chapter 9); (3) **update**: ``epochs`` passes of minibatch Adam
     steps on :math:`-L` (module docstring), with the per-setting details switched by the
-    configs; approximate KL (:func:`rlviz.losses.approx_kl`) and clip fraction logged.
+    configs; approximate KL (:func:`rlviz.fn.ppo_loss.approx_kl`) and clip fraction logged.
 
     ``callback(update, steps, agent)`` runs after each update (its time is not counted in
     ``train_seconds``). ``threads`` (keyword, default 1) sets torch's thread count for the

@@ -1,6 +1,6 @@
 r"""Per-trajectory policy-gradient estimators and their exact moments (chapters 3, 5, 6).
 
-Every estimator maps a :class:`rlviz.trajectories.Trajectories` batch of :math:`M`
+Every estimator maps a :class:`rlviz.tabular.trajectories.Trajectories` batch of :math:`M`
 trajectories of :math:`H` steps to an array of shape ``(M, K)``, one gradient estimate
 (flattened like the logits, :math:`K = SA`) per trajectory, vectorised over trajectories.
 With :math:`\psi_t = \nabla_\theta \log \pi(a_t \mid s_t)` (0 after the episode ended) and
@@ -13,7 +13,7 @@ With :math:`\psi_t = \nabla_\theta \log \pi(a_t \mid s_t)` (0 after the episode 
   :math:`A_t(s, a)` in place of :math:`G_t`.
 
 On enumerated trajectories (``prob`` set) :func:`expectation` and :func:`covariance` are the
-exact moments (probability-weighted sums); on sampled ones :func:`sample_mean_se` gives the
+exact moments (probability-weighted sums); on sampled ones :func:`rlviz.fn.stats.sample_mean_se` gives the
 Monte-Carlo mean and its standard error.
 """
 
@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validate as V
-from .mdp import TabularMDP, policy_transition
-from .policy_gradient import score_table
-from .trajectories import Trajectories, discounted_sum, rewards_to_go
+from rlviz import _validate as V
+from rlviz.tabular.mdp import TabularMDP, policy_transition
+from rlviz.tabular.policy_gradient import score_table
+from rlviz.tabular.trajectories import Trajectories, discounted_sum, rewards_to_go
 
 __all__ = ["score_terms", "total_return_estimates", "reward_to_go_estimates",
            "past_reward_estimates", "action_baseline_estimates", "advantage_estimates",
            "optimal_baseline", "per_parameter_baseline_estimates", "expectation", "covariance",
-           "total_variance", "sample_mean_se", "action_baseline_bias", "advantage_estimate_moments"]
+           "total_variance", "action_baseline_bias", "advantage_estimate_moments"]
 
 
 def score_terms(traj: Trajectories, pi) -> np.ndarray:
@@ -152,7 +152,7 @@ def per_parameter_baseline_estimates(traj: Trajectories, pi, gamma: float, b) ->
 def _probs(traj: Trajectories) -> np.ndarray:
     if traj.prob is None:
         raise ValueError("exact moments need enumerated trajectories (prob set); for samples "
-                         "use sample_mean_se")
+                         "use rlviz.fn.stats.sample_mean_se")
     return traj.prob
 
 
@@ -178,14 +178,6 @@ def total_variance(traj: Trajectories, est) -> float:
     c = est - expectation(traj, est)[None, :]
     return float(_probs(traj) @ (c ** 2).sum(axis=1))
 
-
-def sample_mean_se(est) -> tuple[np.ndarray, np.ndarray]:
-    """Monte-Carlo mean of sampled estimates ``(N, K)`` and its standard error ``std / sqrt(N)``."""
-    est = V.array("est", est, ndim=2)
-    n = est.shape[0]
-    if n < 2:
-        raise ValueError(f"est needs at least 2 samples for a standard error, got {n}")
-    return est.mean(axis=0), est.std(axis=0, ddof=1) / np.sqrt(n)
 
 
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from . import _validate as Vd
-from .losses import clipped_surrogate
+from rlviz import _validate as Vd
+from rlviz.fn.ppo_loss import clipped_surrogate
 
 __all__ = ["ADVANTAGES", "RATIOS", "LENGTH_NORMS", "KL_ESTIMATORS", "group_advantages",
            "sequence_log_prob", "token_ratios", "sequence_ratios", "kl_k1", "kl_k2", "kl_k3",
@@ -223,7 +223,7 @@ def grpo_objective(logp_t: torch.Tensor, logp_old_t: torch.Tensor, adv: torch.Te
     DeepSeekMath) between the current and the reference policy, with the sampled tokens held
     fixed; ``beta`` >= 0 (``logp_ref_t`` required when ``beta > 0``). ``adv`` ``(B, K)`` are the
     advantages (:func:`group_advantages`), constants. ``epsilon`` > 0 (the clip of
-    :func:`rlviz.losses.clipped_surrogate`).
+    :func:`rlviz.fn.ppo_loss.clipped_surrogate`).
     """
     ratio = _choice("ratio", ratio, RATIOS)
     beta = Vd.non_negative("beta", beta)

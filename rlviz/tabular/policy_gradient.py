@@ -8,7 +8,7 @@ Gradients are with respect to the flattened :math:`\theta` (index ``s * A + a``,
 :math:`K = SA`). The objective is written in ``torch`` (float64) as a function of
 :math:`\theta`, computed exactly (forward recursion over a horizon, or a linear solve), so
 ``torch.autograd`` gives the true gradient, which the chapters compare with the expectations
-of the Monte-Carlo estimators of :mod:`rlviz.estimators`.
+of the Monte-Carlo estimators of :mod:`rlviz.tabular.pg_estimators`.
 
 Settings (stated everywhere they are used):
 
@@ -23,13 +23,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import _validate as V
-from .mdp import TabularMDP
+from rlviz import _validate as V
+from rlviz.tabular.mdp import TabularMDP
 
 __all__ = ["softmax_policy", "score_table", "score_table_autograd", "objective_torch",
            "exact_gradient", "exact_hessian", "finite_horizon_values", "visitation_torch",
            "policy_gradient_theorem", "notes_direction", "notes_direction_torch",
-           "jacobian_asymmetry", "angle_and_norm_ratio"]
+           "jacobian_asymmetry"]
 
 DTYPE = torch.float64
 
@@ -221,14 +221,3 @@ def jacobian_asymmetry(fn, theta) -> tuple[float, np.ndarray]:
     if norm == 0:
         return 0.0, jac
     return float(np.linalg.norm(jac - jac.T) / norm), jac
-
-
-def angle_and_norm_ratio(u, v) -> tuple[float, float]:
-    r"""The angle between two vectors in degrees and the norm ratio :math:`\|u\| / \|v\|`."""
-    u = V.array("u", u, ndim=1)
-    v = V.array("v", v, shape=(u.shape[0],))
-    nu, nv = np.linalg.norm(u), np.linalg.norm(v)
-    if nu == 0 or nv == 0:
-        raise ValueError("u and v must be non-zero vectors to have an angle")
-    cos = np.clip(u @ v / (nu * nv), -1.0, 1.0)
-    return float(np.degrees(np.arccos(cos))), float(nu / nv)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _validate as V
+from rlviz import _validate as V
 
 __all__ = [
     "TabularMDP",

@@ -19,7 +19,7 @@ answer steps. Success rates are exact: :math:`\pi(y^\star \mid x)` by teacher fo
 right answer, averaged over the prompts (the probability that a *sampled* answer is right).
 
 Trainers (:func:`train_grpo`, :func:`train_ppo`) read top to bottom: rollout, advantages,
-update; both are built from :mod:`rlviz.grpo`, :mod:`rlviz.losses` and :mod:`rlviz.advantages`.
+update; both are built from :mod:`rlviz.fn.grpo_loss`, :mod:`rlviz.fn.ppo_loss` and :mod:`rlviz.fn.returns`.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _validate as Vd
-from .advantages import gae
-from .grpo import (ADVANTAGES, KL_ESTIMATORS, LENGTH_NORMS, RATIOS, group_advantages,
-                   grpo_objective, kl_estimate)
-from .losses import clipped_surrogate, value_loss
+from rlviz import _validate as Vd
+from rlviz.fn.returns import gae
+from rlviz.fn.grpo_loss import (ADVANTAGES, KL_ESTIMATORS, LENGTH_NORMS, RATIOS, group_advantages,
+                   grpo_objective)
+from rlviz.fn.ppo_loss import clipped_surrogate, value_loss
 
 __all__ = ["EOS", "EQ", "MAX_LEN", "AdditionTask", "Policy", "pretrain_reference",
            "RunConfig", "GRPOConfig", "PPOConfig", "TrainLog", "train_grpo", "train_ppo", "success_rates",

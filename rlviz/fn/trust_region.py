@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from . import _validate as V
+from rlviz import _validate as V
 
 __all__ = ["conjugate_gradient", "fisher_vector_product", "trpo_step_size",
            "backtracking_line_search"]

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import _validate as Vd
-from .grpo import group_advantages, grpo_objective, kl_k1, kl_k3
+from rlviz import _validate as Vd
+from rlviz.fn.grpo_loss import group_advantages, grpo_objective, kl_k1, kl_k3
 
 __all__ = ["Answers", "enumerate_answers", "token_log_probs", "answer_probs", "objective",
-           "exact_gradient", "expected_group_gradient", "group_gradient_fn", "angle_deg",
+           "exact_gradient", "expected_group_gradient", "group_gradient_fn",
            "kl_moments", "k3_loss_gradient", "forward_kl_gradient", "reverse_kl_gradient"]
 
 DTYPE = torch.float64
@@ -111,8 +111,8 @@ def exact_gradient(theta, ans: Answers, r) -> np.ndarray:
 def group_gradient_fn(advantage: str = "mean", ratio: str = "sequence",
                       length_norm: str | None = None, std_eps: float = 1e-4):
     """A per-group objective ``f(logp_t, logp_old_t, r, mask_t) -> (B,)`` for
-    :func:`expected_group_gradient`: :func:`rlviz.grpo.grpo_objective` (epsilon 0.2, no KL)
-    with advantages :func:`rlviz.grpo.group_advantages` of kind ``advantage``."""
+    :func:`expected_group_gradient`: :func:`rlviz.fn.grpo_loss.grpo_objective` (epsilon 0.2, no KL)
+    with advantages :func:`rlviz.fn.grpo_loss.group_advantages` of kind ``advantage``."""
     def f(logp_t, logp_old_t, r, mask_t):
         adv = group_advantages(r, advantage, std_eps=std_eps)
         return grpo_objective(logp_t, logp_old_t, adv, mask_t, epsilon=0.2, ratio=ratio,
@@ -148,16 +148,10 @@ def expected_group_gradient(theta, ans: Answers, r, K: int, group_objective) -> 
     return th.grad.numpy().ravel()
 
 
-def angle_deg(u, v) -> float:
-    """The angle between two vectors, in degrees (0 = same direction)."""
-    u, v = np.asarray(u, float), np.asarray(v, float)
-    c = float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
-    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
-
 
 def kl_moments(p, p_ref) -> dict:
     r"""Exact mean and variance under :math:`y\sim p` of :math:`k_1` and :math:`k_3`
-    (:func:`rlviz.grpo.kl_k1`, :func:`rlviz.grpo.kl_k3`) and the exact
+    (:func:`rlviz.fn.grpo_loss.kl_k1`, :func:`rlviz.fn.grpo_loss.kl_k3`) and the exact
     :math:`\mathrm{KL}(p\,\|\,p_\text{ref})`; ``p``, ``p_ref``: distributions ``(n,)``, ``p_ref > 0``.
     Also ``min_k3``, the smallest value of :math:`k_3` over the support."""
     p = Vd.array("p", p, ndim=1)

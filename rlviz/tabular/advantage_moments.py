@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _validate as V
-from .advantages import gae, k_step_advantages
-from .mdp import TabularMDP, advantages, check_policy, state_values, state_visitation
-from .trajectories import enumerate_trajectories
+from rlviz import _validate as V
+from rlviz.fn.returns import gae, k_step_advantages
+from rlviz.tabular.mdp import TabularMDP, advantages, check_policy, state_visitation
+from rlviz.tabular.trajectories import enumerate_trajectories
 
 __all__ = ["Moments", "value_error", "kstep_moments", "gae_moments", "pair_weights",
            "summarise", "kstep_moments_by_enumeration", "gae_moments_by_enumeration"]
@@ -176,7 +176,7 @@ def _time_major(tr, v_hat, terminal):
 
 
 def kstep_moments_by_enumeration(mdp: TabularMDP, pi, v_hat, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of :func:`rlviz.advantages.k_step_advantages` at t = 0 over every k-step trajectory."""
+    """Mean and variance of :func:`rlviz.fn.returns.k_step_advantages` at t = 0 over every k-step trajectory."""
     v_hat = _check_v_hat(mdp, v_hat)
 
     def estimate(tr):
@@ -189,10 +189,10 @@ def kstep_moments_by_enumeration(mdp: TabularMDP, pi, v_hat, k: int) -> tuple[np
 
 def gae_moments_by_enumeration(mdp: TabularMDP, pi, v_hat, lam: float, horizon: int, *,
                                states=None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of :func:`rlviz.advantages.gae` at t = 0 by enumeration.
+    """Mean and variance of :func:`rlviz.fn.returns.gae` at t = 0 by enumeration.
 
     Exact when every episode has ended within ``horizon`` steps (e.g. a
-    :func:`rlviz.mdp.time_unrolled` MDP); raises ``ValueError`` otherwise. Only the start
+    :func:`rlviz.tabular.mdp.time_unrolled` MDP); raises ``ValueError`` otherwise. Only the start
     states in ``states`` (default: all non-terminal) are enumerated; other rows are NaN.
     """
     v_hat = _check_v_hat(mdp, v_hat)

@@ -2,11 +2,11 @@ r"""Importance sampling, the surrogate objective, KL divergences, the Fisher mat
 (chapters 10 and 11).
 
 Setting: a tabular discounted MDP (:math:`\gamma < 1`) and the softmax policy of
-:mod:`rlviz.policy_gradient` with flat logits :math:`\theta` (length :math:`K = SA`). The old
+:mod:`rlviz.tabular.policy_gradient` with flat logits :math:`\theta` (length :math:`K = SA`). The old
 policy :math:`\pi_{\text{old}} = \pi_{\theta_{\text{old}}}` fixes the data distribution: the
 discounted state distribution :math:`d_{\text{old}} = d^{\pi_{\text{old}}}_\gamma` (sums to 1,
-:func:`rlviz.mdp.discounted_state_distribution`) and the advantages
-:math:`A_{\text{old}} = A^{\pi_{\text{old}}}` (:func:`rlviz.mdp.advantages`).
+:func:`rlviz.tabular.mdp.discounted_state_distribution`) and the advantages
+:math:`A_{\text{old}} = A^{\pi_{\text{old}}}` (:func:`rlviz.tabular.mdp.advantages`).
 
 The **surrogate** (Kakade and Langford 2002; Schulman et al. 2015, with :math:`\eta`
 written :math:`J`) is
@@ -31,15 +31,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import _validate as V
-from .mdp import TabularMDP, advantages, discounted_state_distribution, objective
-from .policy_gradient import DTYPE, objective_torch, score_table, softmax_policy
-from .trust_region import (backtracking_line_search, conjugate_gradient, fisher_vector_product,
+from rlviz import _validate as V
+from rlviz.tabular.mdp import TabularMDP, advantages, discounted_state_distribution, objective
+from rlviz.tabular.policy_gradient import DTYPE, objective_torch, score_table, softmax_policy
+from rlviz.fn.trust_region import (backtracking_line_search, conjugate_gradient, fisher_vector_product,
                            trpo_step_size)
 
 __all__ = ["one_thread", "kl_rows", "importance_weighted_means", "ratio_variance",
            "OldPolicy", "old_policy", "surrogate_torch", "surrogate_sample_estimates",
-           "surrogate_estimate_variance", "sample_variance_se", "mean_kl_torch", "kl_rows_torch",
+           "surrogate_estimate_variance", "mean_kl_torch", "kl_rows_torch",
            "line_profile", "policy_directions", "schulman_constant", "fisher_matrix", "kl_hessian",
            "tabular_natural_gradient", "tabular_trpo_step", "tabular_trpo"]
 
@@ -201,20 +201,6 @@ def surrogate_sample_estimates(rng: np.random.Generator, old: OldPolicy, theta,
     return rho, rho * old.adv[s, a] / (1 - old.mdp.gamma)
 
 
-def sample_variance_se(x) -> tuple[float, float]:
-    r"""The sample variance :math:`s^2` of ``x`` (shape ``(n,)``) and its large-:math:`n` standard error.
-
-    :math:`\operatorname{se}(s^2) \approx \sqrt{(m_4 - s^4)/n}` with :math:`m_4` the fourth
-    central sample moment (the delta method; valid when the fourth moment is finite).
-    """
-    x = V.array("x", x, ndim=1)
-    if x.size < 2:
-        raise ValueError(f"x must have at least 2 samples, got {x.size}")
-    c = x - x.mean()
-    var = float(np.mean(c ** 2))
-    m4 = float(np.mean(c ** 4))
-    return var, float(np.sqrt(max(m4 - var ** 2, 0.0) / x.size))
-
 
 def surrogate_estimate_variance(old: OldPolicy, theta) -> tuple[float, float]:
     r"""Exact variances of one sample of :func:`surrogate_sample_estimates`: ``(Var[rho], Var[X])``.
@@ -322,7 +308,7 @@ def fisher_matrix(old: OldPolicy) -> np.ndarray:
     .. math:: F = \mathbb E_{s \sim d_{\text{old}}, a \sim \pi_{\text{old}}}\big[
               \nabla_\theta \log\pi_\theta(a|s)\, \nabla_\theta \log\pi_\theta(a|s)^\top\big]_{\theta_{\text{old}}},
 
-    with the closed-form softmax score (:func:`rlviz.policy_gradient.score_table`). Block
+    with the closed-form softmax score (:func:`rlviz.tabular.policy_gradient.score_table`). Block
     diagonal: the block of state :math:`s` is :math:`d(s)(\operatorname{diag}\pi_s - \pi_s\pi_s^\top)`,
     which kills the all-ones vector, so :math:`F` is singular (rank at most :math:`S(A-1)`).
     """
@@ -362,11 +348,11 @@ def tabular_trpo_step(old: OldPolicy, delta: float, *, cg_iters: int = 50, dampi
     r"""One exact TRPO step: :math:`g = \nabla L = \nabla J`, :math:`x \approx F^{-1} g` by CG, step :math:`\sqrt{2\delta/g^\top x}\,x`, line search.
 
     1. :math:`g = \nabla_\theta L(\theta_{\text{old}})` by autograd (equal to :math:`\nabla J`);
-    2. :math:`x` from :func:`~rlviz.trust_region.conjugate_gradient` with
-       :func:`~rlviz.trust_region.fisher_vector_product` of :func:`mean_kl_torch`
+    2. :math:`x` from :func:`~rlviz.fn.trust_region.conjugate_gradient` with
+       :func:`~rlviz.fn.trust_region.fisher_vector_product` of :func:`mean_kl_torch`
        (plus ``damping``); with no damping CG stays in the range of the singular :math:`F`;
-    3. full step :math:`\beta x`, :math:`\beta` from :func:`~rlviz.trust_region.trpo_step_size`;
-    4. :func:`~rlviz.trust_region.backtracking_line_search` on the exact mean KL and the
+    3. full step :math:`\beta x`, :math:`\beta` from :func:`~rlviz.fn.trust_region.trpo_step_size`;
+    4. :func:`~rlviz.fn.trust_region.backtracking_line_search` on the exact mean KL and the
        surrogate improvement.
 
     Returns a dict: ``theta`` (new flat logits), ``fraction``, ``kl`` (exact mean KL of the

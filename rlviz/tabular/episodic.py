@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validate as V
-from .mdp import TabularMDP
+from rlviz import _validate as V
+from rlviz.tabular.mdp import TabularMDP
 
 __all__ = ["corridor", "CORRIDOR_ACTIONS", "random_episodic_mdp"]
 

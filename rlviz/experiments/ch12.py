@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .losses import clipped_surrogate, policy_gradient_surrogate
-from .ppo import ActorCritic, PPOResult
+from rlviz.fn.ppo_loss import clipped_surrogate, policy_gradient_surrogate
+from rlviz.agents.ppo import ActorCritic, PPOResult
 
 __all__ = ["clip_piecewise", "interpolation_curves", "ratio_spread"]
 
@@ -26,7 +26,7 @@ def clip_piecewise(ratio: np.ndarray, adv: np.ndarray, epsilon: float) -> np.nda
         \ell^{CLIP} = \begin{cases} \min(r, 1+\epsilon)\,\hat A & \hat A \ge 0 \\
                                     \max(r, 1-\epsilon)\,\hat A & \hat A < 0. \end{cases}
 
-    Equal to :func:`rlviz.losses.clipped_surrogate` (identity ``ch12.clip_piecewise``):
+    Equal to :func:`rlviz.fn.ppo_loss.clipped_surrogate` (identity ``ch12.clip_piecewise``):
     for :math:`\hat A \ge 0` the min of the two products is :math:`\hat A` times the min of
     :math:`r` and :math:`\operatorname{clip}(r)`, which is :math:`\min(r, 1+\epsilon)`; for
     :math:`\hat A < 0` multiplying by :math:`\hat A` turns min into max. Shapes alike.
@@ -88,7 +88,7 @@ def interpolation_curves(result: PPOResult, alphas, *, k: int = 0) -> dict:
 def ratio_spread(result: PPOResult, *, k: int = 0) -> dict:
     """Per-update ratio spread of the updated policies of a run (setting ``k``), and summaries.
 
-    From the logs of :func:`rlviz.ppo.train` (measured on the whole batch after each update):
+    From the logs of :func:`rlviz.agents.ppo.train` (measured on the whole batch after each update):
     ``outside`` (fraction of samples with ratio outside [1 - eps, 1 + eps]), ``max_ratio``
     and ``kl`` (k3 estimate), with their means and maxima over updates.
     """

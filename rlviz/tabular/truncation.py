@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validate as V
-from .advantages import lambda_returns
-from .mdp import TabularMDP, check_policy, policy_reward, policy_transition, state_values
-from .trajectories import enumerate_trajectories
+from rlviz import _validate as V
+from rlviz.fn.returns import lambda_returns
+from rlviz.tabular.mdp import TabularMDP, check_policy, policy_reward, policy_transition, state_values
+from rlviz.tabular.trajectories import enumerate_trajectories
 
 __all__ = ["state_occupancy", "expected_targets", "target_bias", "fitted_values",
            "fitted_fixed_point", "targets_by_enumeration"]
@@ -127,7 +127,7 @@ def targets_by_enumeration(mdp: TabularMDP, pi, v, lam: float, horizon: int, *,
                            truncation_as_termination: bool) -> np.ndarray:
     r""":math:`\mathbb E[G^\lambda_t \mid s_t = s]` by enumerating every H-step episode, ``(H, S)``.
 
-    The targets come from :func:`rlviz.advantages.lambda_returns` on the episodes laid out
+    The targets come from :func:`rlviz.fn.returns.lambda_returns` on the episodes laid out
     time-major: the last step is flagged ``truncated_t`` with ``v_final_t`` = v(s_H) (right),
     or ``terminated_t`` (wrong). NaN where :math:`\Pr(s_t = s) = 0`.
     """

@@ -63,7 +63,7 @@ def coalesce_streams(outputs: list) -> list:
 def pre_save_hook(model, **kwargs):
     """Jupyter server pre-save hook: :func:`clean_notebook` on every notebook saved.
 
-    Set it with ``c.FileContentsManager.pre_save_hook = "rlviz.notebooks.pre_save_hook"``
+    Set it with ``c.FileContentsManager.pre_save_hook = "rlviz.jupyter.notebooks.pre_save_hook"``
     (``scripts/jupyter_server_config.py`` does).
     """
     if model.get("type") == "notebook" and isinstance(model.get("content"), dict):
