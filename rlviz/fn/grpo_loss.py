@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from rlviz import _validate as Vd
-from rlviz.fn.ppo_loss import clipped_surrogate
+from rlviz.fn.ppo_loss import clipped_surrogate, k3
 
 __all__ = ["ADVANTAGES", "RATIOS", "LENGTH_NORMS", "KL_ESTIMATORS", "group_advantages",
            "sequence_log_prob", "token_ratios", "sequence_ratios", "kl_k1", "kl_k2", "kl_k3",
@@ -166,8 +166,7 @@ def kl_k3(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
     r""":math:`k_3 = \rho - 1 - \log\rho` (Schulman 2020; DeepSeekMath eq. 4): unbiased
     (:math:`\mathbb E_{y\sim\pi}[\rho] = 1`) and non-negative (:math:`\log\rho \le \rho - 1`).
     Any shape, elementwise."""
-    lr = _log_ratio(logp, logp_ref)
-    return torch.expm1(lr) - lr
+    return k3(_log_ratio(logp, logp_ref))
 
 
 def kl_estimate(name: str, logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 __all__ = ["clipped_surrogate", "policy_gradient_surrogate", "value_loss", "entropy",
-           "approx_kl", "clip_fraction"]
+           "normalize_advantages", "categorical_kl", "k3", "approx_kl", "clip_fraction"]
 
 
 def _same_shape(**tensors) -> torch.Size:
@@ -124,16 +124,57 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(logp.exp() * logp).sum(-1)
 
 
+def normalize_advantages(adv: torch.Tensor, *, dim: int = -1, eps: float = 1e-8) -> torch.Tensor:
+    r"""Advantages standardised over a batch (a PPO implementation detail; Huang et al. 2022, detail 7):
+
+    .. math:: \tilde A_i = \frac{\hat A_i - \operatorname{mean}(\hat A)}{\operatorname{std}(\hat A) + \varepsilon},
+
+    mean and standard deviation (Bessel-corrected, ``torch.std``) over ``dim``: the samples of
+    one minibatch of one setting, e.g. ``dim=1`` for ``(K, B)``. Whoever calls it decides the
+    batch: the PPO trainer normalises each *minibatch*, so with several minibatches per epoch the
+    advantages of the whole rollout are not standardised as one set. Shape kept.
+    """
+    _same_shape(adv=adv)
+    if adv.ndim == 0 or adv.shape[dim] < 2:
+        raise ValueError(f"adv needs at least 2 samples along dim {dim} to be normalised, "
+                         f"got shape {tuple(adv.shape)}")
+    return (adv - adv.mean(dim, keepdim=True)) / (adv.std(dim, keepdim=True) + eps)
+
+
+def categorical_kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+    r"""The exact KL divergence between categorical distributions given by log-probabilities:
+
+    .. math:: \mathrm{KL}(p \,\|\, q) = \sum_a p(a) \bigl(\log p(a) - \log q(a)\bigr).
+
+    Shapes: ``logp`` and ``logq`` ``(..., A)`` alike (normalised log-probabilities, e.g. from
+    ``log_softmax``); result ``(...)``. Differentiable in both.
+    """
+    _same_shape(logp=logp, logq=logq)
+    return (logp.exp() * (logp - logq)).sum(-1)
+
+
+def k3(log_rho: torch.Tensor) -> torch.Tensor:
+    r"""Schulman's (2020) estimator :math:`k_3 = (\rho - 1) - \log\rho` from a log-ratio.
+
+    With :math:`\rho = q(x)/p(x)` and :math:`x \sim p` it estimates :math:`\mathrm{KL}(p\,\|\,q)`
+    without bias (:math:`\mathbb E_p[\rho] = 1`) and is never negative
+    (:math:`\log\rho \le \rho - 1`). Computed as ``expm1(log_rho) - log_rho`` (accurate
+    near :math:`\rho = 1`). Any shape, elementwise. The one copy behind PPO's logged
+    approximate KL (:func:`approx_kl`) and GRPO's KL penalty (:func:`rlviz.fn.grpo_loss.kl_k3`).
+    """
+    _same_shape(log_rho=log_rho)
+    return torch.expm1(log_rho) - log_rho
+
+
 def approx_kl(logratio: torch.Tensor) -> torch.Tensor:
     r"""Per-sample estimate of :math:`KL(\pi_{\text{old}} \,\|\, \pi_\theta)` from samples of the old policy.
 
     .. math:: k_3 = (r - 1) - \log r, \qquad r = \frac{\pi_\theta(a\mid s)}{\pi_{\text{old}}(a\mid s)},
 
-    unbiased (:math:`E_{\text{old}}[r] = 1`) and never negative (Schulman 2020, "Approximating
-    KL divergence"; the estimator CleanRL and Stable-Baselines3 log). Shape kept.
+    i.e. :func:`k3` of ``logratio`` :math:`= \log r` (the estimator CleanRL and
+    Stable-Baselines3 log). Shape kept.
     """
-    _same_shape(logratio=logratio)
-    return torch.expm1(logratio) - logratio
+    return k3(logratio)
 
 
 def clip_fraction(ratio: torch.Tensor, epsilon) -> torch.Tensor:

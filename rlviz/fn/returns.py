@@ -115,8 +115,18 @@ def _check_rollout(r_t, v_t, v_T, terminated_t, truncated_t, v_final_t) -> _Roll
     return _Rollout(cast(r), cast(v), cast(v_T), term, trunc, cast(v_final))
 
 
-def _coefficient(name: str, x) -> float:
-    return V.unit_interval(name, x)
+def _coefficient(name: str, x, n_columns: int | None = None):
+    """A coefficient in [0, 1]: a number (one for every column) or an array ``(N,)`` (one per
+    column, e.g. one gamma per setting when a grid of settings shares one rollout)."""
+    if np.ndim(x) == 0:
+        return V.unit_interval(name, x)
+    c = np.asarray(x)
+    if c.ndim != 1 or (n_columns is not None and c.shape[0] != n_columns):
+        raise ValueError(f"{name} must be a number in [0, 1] or an array of shape "
+                         f"({n_columns},) (one per column), got shape {c.shape}")
+    if not np.issubdtype(c.dtype, np.number) or np.any(~((c >= 0) & (c <= 1))):
+        raise ValueError(f"{name} must be in [0, 1] in every column, got {c!r}")
+    return c.astype(np.float64)
 
 
 # ---------------------------------------------------------------- building blocks
@@ -152,13 +162,12 @@ def td_errors(r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, v_final_t=None
 
     :math:`\delta_t` is the one-step advantage :math:`\hat A^{(1)}_t` (notes section 7).
     """
-    gamma = _coefficient("gamma", gamma)
     ro = _check_rollout(r_t, v_t, v_T, terminated_t, truncated_t, v_final_t)
-    return _deltas(ro, gamma)
+    return _deltas(ro, _coefficient("gamma", gamma, ro.r.shape[1]))
 
 
-def _deltas(ro: _Rollout, gamma: float) -> np.ndarray:
-    g = ro.v.dtype.type(gamma)
+def _deltas(ro: _Rollout, gamma) -> np.ndarray:
+    g = np.asarray(gamma, dtype=ro.v.dtype)
     delta = _next_values(ro)
     delta *= g
     delta += ro.r
@@ -179,9 +188,9 @@ def discounted_returns(r_t, *, v_T, terminated_t, truncated_t, gamma, v_final_t=
     that terminates inside the rollout this is the Monte-Carlo return of notes section 1.
     Shapes: ``r_t`` and flags ``(T, N)``, ``v_T`` ``(N,)``; result ``(T, N)``.
     """
-    gamma = _coefficient("gamma", gamma)
     ro = _check_rollout(r_t, np.zeros_like(np.asarray(r_t)), v_T, terminated_t, truncated_t,
                         v_final_t)
+    gamma = _coefficient("gamma", gamma, ro.r.shape[1])
     # with v = 0 the TD residual is r_t + gamma * (bootstrap or 0) and G solves G = delta + gamma c G
     delta = _deltas(ro, gamma)
     return _discounted_sum(delta, _continues(ro), gamma)
@@ -202,8 +211,8 @@ def k_step_advantages(r_t, v_t, *, k: int, v_T, terminated_t, truncated_t, gamma
     it is an independent check of the telescoping sum of chapter 8.
     """
     k = V.positive("k", k, integer=True)
-    gamma = _coefficient("gamma", gamma)
     ro = _check_rollout(r_t, v_t, v_T, terminated_t, truncated_t, v_final_t)
+    gamma = _coefficient("gamma", gamma, ro.r.shape[1])
     T, N = ro.r.shape
     nxt = _next_values(ro)
     cont = _continues(ro)
@@ -232,12 +241,14 @@ def gae_reference(r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, lam,
     with :math:`\text{continue}_t = 0` where the episode ended at t or t = T - 1.
     Written to be read, not to be fast. Shapes as :func:`gae`.
     """
-    gamma = _coefficient("gamma", gamma)
-    lam = _coefficient("lam", lam)
     ro = _check_rollout(r_t, v_t, v_T, terminated_t, truncated_t, v_final_t)
+    gamma = _coefficient("gamma", gamma, ro.r.shape[1])
+    lam = _coefficient("lam", lam, ro.r.shape[1])
     T, N = ro.r.shape
     adv = np.zeros((T, N), dtype=ro.r.dtype)
+    gamma_n, lam_n = np.broadcast_to(gamma, (N,)), np.broadcast_to(lam, (N,))
     for n in range(N):
+        gamma, lam = gamma_n[n], lam_n[n]  # column n's coefficients
         a_next = 0.0  # A_{t+1} of the same episode
         for t in reversed(range(T)):
             if ro.terminated[t, n]:      # episode over: nothing follows
@@ -273,8 +284,9 @@ def gae(r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, lam, v_final_t=None)
         :math:`\hat V(s_T)`, the bootstrap at the end of the rollout.
     terminated_t, truncated_t : bool arrays (T, N)
         Episode ended at t in a terminal state / by a time limit.
-    gamma, lam : floats in [0, 1]
-        Discount and GAE parameter.
+    gamma, lam : floats in [0, 1], or float arrays (N,) in [0, 1]
+        Discount and GAE parameter: one for all columns, or one per column (a grid of
+        settings in one rollout, as the PPO trainer of chapter 13 runs it).
     v_final_t : float array (T, N), required if any ``truncated_t``
         Value of the final observation where ``truncated_t`` (other entries are ignored).
 
@@ -283,9 +295,9 @@ def gae(r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, lam, v_final_t=None)
     Vectorised: the recursion is run by the blocked scan of :func:`linear_scan`. Agrees with
     :func:`gae_reference` to rounding (tests/test_advantages.py).
     """
-    gamma = _coefficient("gamma", gamma)
-    lam = _coefficient("lam", lam)
     ro = _check_rollout(r_t, v_t, v_T, terminated_t, truncated_t, v_final_t)
+    gamma = _coefficient("gamma", gamma, ro.r.shape[1])
+    lam = _coefficient("lam", lam, ro.r.shape[1])
     return _discounted_sum(_deltas(ro, gamma), _continues(ro), gamma * lam)
 
 
@@ -303,9 +315,9 @@ def lambda_returns(r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, lam,
     (Sutton and Barto 2018, section 12.1). Chapter 9 checks
     :math:`G^\lambda_t = \hat A^{\text{GAE}}_t + \hat V(s_t)`.
     """
-    gamma = _coefficient("gamma", gamma)
-    lam = _coefficient("lam", lam)
     ro = _check_rollout(r_t, v_t, v_T, terminated_t, truncated_t, v_final_t)
+    gamma = _coefficient("gamma", gamma, ro.r.shape[1])
+    lam = _coefficient("lam", lam, ro.r.shape[1])
     cont = _continues(ro)
     nxt = _next_values(ro)
     # G = b + gamma*lam*cont*G_{t+1} with b = r + gamma * (next value, weighted 1-lam if continuing)
@@ -349,9 +361,10 @@ def linear_scan(x_t, a_t) -> np.ndarray:
     return y
 
 
-def _discounted_sum(x: np.ndarray, cont: np.ndarray, kappa: float) -> np.ndarray:
-    """y_t = x_t + kappa * cont_t * y_{t+1}, overwriting and returning ``x`` (owned by the caller)."""
-    a = np.multiply(cont, x.dtype.type(kappa), dtype=x.dtype)
+def _discounted_sum(x: np.ndarray, cont: np.ndarray, kappa) -> np.ndarray:
+    """y_t = x_t + kappa * cont_t * y_{t+1}, overwriting and returning ``x`` (owned by the caller);
+    ``kappa`` a number or one per column ``(N,)``."""
+    a = np.multiply(cont, np.asarray(kappa, dtype=x.dtype), dtype=x.dtype)
     _scan_inplace(x, a)
     return x
 
