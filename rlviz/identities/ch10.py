@@ -17,9 +17,10 @@ from rlviz.tabular.mdp import discounted_state_distribution, objective
 from rlviz.tabular.policy_gradient import DTYPE, exact_gradient, objective_torch, softmax_policy
 from rlviz.fn.stats import loglog_slope
 from rlviz.tabular.surrogate import (importance_weighted_means, line_profile, old_policy,
-                                     one_thread, policy_directions, surrogate_estimate_variance,
+                                     policy_directions, surrogate_estimate_variance,
                                      surrogate_sample_estimates, surrogate_torch)
 from rlviz.fn.stats import sample_variance_se
+from rlviz._threads import torch_threads
 from rlviz.verify import Measure, identity
 from rlviz.identities.ch03 import THETA
 
@@ -91,7 +92,7 @@ def surrogate_value_at_old() -> Measure:
           title="grad L(theta_old) = grad J(theta_old) (autograd of both)")
 def surrogate_gradient_at_old() -> Measure:
     errs = []
-    with one_thread():
+    with torch_threads(1):
         for old in [book_old()] + _random_olds():
             gL = _grad(lambda th: surrogate_torch(old, th), old.theta)
             gJ = exact_gradient(old.mdp, old.theta.reshape(old.mdp.n_states, old.mdp.n_actions))
@@ -106,7 +107,7 @@ def gradient_gaps(old=None, steps=(0.25, 0.5, 1.0, 2.0), n_random: int = 3) -> d
     """
     old = book_old() if old is None else old
     out = {}
-    with one_thread():
+    with torch_threads(1):
         for name, u in policy_directions(old, n_random).items():
             gg, vg = [], []
             for t in steps:

@@ -11,10 +11,11 @@ import numpy as np
 import torch
 
 from rlviz.tabular.policy_gradient import DTYPE
-from rlviz.tabular.surrogate import (fisher_matrix, kl_hessian, line_profile, mean_kl_torch, one_thread,
+from rlviz.tabular.surrogate import (fisher_matrix, kl_hessian, line_profile, mean_kl_torch,
                          policy_directions, surrogate_torch, tabular_natural_gradient,
                          tabular_trpo, tabular_trpo_step)
 from rlviz.fn.trust_region import conjugate_gradient, fisher_vector_product, trpo_step_size
+from rlviz._threads import torch_threads
 from rlviz.verify import Measure, identity
 from rlviz.identities.ch03 import THETA
 from rlviz.identities.ch10 import DETAIL, _random_olds, book_old
@@ -44,7 +45,7 @@ def fvp_operator(old, damping: float = 0.0):
 @identity("ch11.fisher_is_kl_hessian", chapter=11,
           title="E_{d_old, pi_old}[grad log pi grad log pi^T] = Hessian of the mean KL at theta_old")
 def fisher_is_kl_hessian() -> Measure:
-    with one_thread():
+    with torch_threads(1):
         errs = [np.abs(fisher_matrix(o) - kl_hessian(o)).max() for o in _settings()]
     return Measure(float(max(errs)), DETAIL)
 
@@ -53,7 +54,7 @@ def fisher_is_kl_hessian() -> Measure:
           title="Fisher-vector product by double backprop = F v (every basis vector)")
 def fvp_matches_fisher() -> Measure:
     errs = []
-    with one_thread():
+    with torch_threads(1):
         for o in _settings():
             fvp = fvp_operator(o)
             K = o.theta.size
@@ -65,7 +66,7 @@ def fvp_matches_fisher() -> Measure:
 def cg_report(old, damping: float = 0.0, iters: int = 30) -> dict:
     """CG on F x = g with Fisher-vector products: residuals, x, and the pinv / lstsq solutions."""
     g = surrogate_grad(old)
-    with one_thread():
+    with torch_threads(1):
         x, res = conjugate_gradient(fvp_operator(old, damping), g, iters=iters, tol=1e-12)
     F = fisher_matrix(old) + damping * np.eye(old.theta.size)
     x_pinv = np.linalg.pinv(F) @ g.numpy()
@@ -124,7 +125,7 @@ def trust_region_steps(deltas=DELTAS) -> list[dict]:
           statistic="max over settings and delta of KL(accepted step) / delta",
           title="after the line search the exact mean KL of the step is at most delta")
 def step_kl_within_delta() -> Measure:
-    with one_thread():
+    with torch_threads(1):
         rows = trust_region_steps()
     worst = max(r["kl"] / r["delta"] for r in rows)
     shrunk = sum(r["fraction"] < 1 for r in rows)

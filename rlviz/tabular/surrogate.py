@@ -25,35 +25,23 @@ and Hessians. Arrays: policies ``(S, A)``, flat logits ``(S*A,)``.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from rlviz import _validate as V
+from rlviz._threads import torch_threads
 from rlviz.tabular.mdp import TabularMDP, advantages, discounted_state_distribution, objective
 from rlviz.tabular.policy_gradient import DTYPE, objective_torch, score_table, softmax_policy
 from rlviz.fn.trust_region import (backtracking_line_search, conjugate_gradient, fisher_vector_product,
                            trpo_step_size)
 
-__all__ = ["one_thread", "kl_rows", "importance_weighted_means", "ratio_variance",
+__all__ = ["kl_rows", "importance_weighted_means", "ratio_variance",
            "OldPolicy", "old_policy", "surrogate_torch", "surrogate_sample_estimates",
            "surrogate_estimate_variance", "mean_kl_torch", "kl_rows_torch",
            "line_profile", "policy_directions", "schulman_constant", "fisher_matrix", "kl_hessian",
            "tabular_natural_gradient", "tabular_trpo_step", "tabular_trpo"]
-
-
-@contextmanager
-def one_thread():
-    """Run torch on one thread inside the block (restored after): tiny tensors are ~100x faster
-    without the inter-thread synchronisation of every op."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 # ----------------------------------------------------------------------------- per-state tables
@@ -287,7 +275,7 @@ def line_profile(old: OldPolicy, direction, steps) -> dict:
     t = V.array("steps", steps, ndim=1)
     C, _ = schulman_constant(old)
     out = {k: np.empty(t.size) for k in ("J", "L", "kl_mean", "kl_max")}
-    with torch.no_grad(), one_thread():
+    with torch.no_grad(), torch_threads(1):
         for i, ti in enumerate(t):
             th = torch.tensor(old.theta + ti * u, dtype=DTYPE)
             out["J"][i] = float(objective_torch(old.mdp, th))
@@ -393,7 +381,7 @@ def tabular_trpo(mdp: TabularMDP, theta0, delta: float, n_iters: int, **step_kwa
     old = old_policy(mdp, theta0)
     hist = {"J": [old.J], "kl": [], "fraction": [], "cg_residual": [], "improvement": []}
     for _ in range(n):
-        with one_thread():
+        with torch_threads(1):
             out = tabular_trpo_step(old, delta, **step_kwargs)
         old = old_policy(mdp, out["theta"])
         hist["J"].append(old.J)
