@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 
 from rlviz.tabular.pg_estimators import covariance
 from rlviz.fn.stats import sample_mean_se
-from rlviz.identities.ch03 import book_setting
+from rlviz.experiments.ch03 import book_setting
 from rlviz.tabular.policy_gradient import exact_gradient
 from rlviz.tabular.trajectories import enumerate_trajectories, sample_trajectories
 from rlviz.figures.common import rounded, slider_steps

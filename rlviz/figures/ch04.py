@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from rlviz.tabular.episodic import corridor
-from rlviz.identities.ch03 import THETA
+from rlviz.experiments.ch03 import THETA
 from rlviz.tabular.mdp import discounted_state_distribution, state_visitation
 from rlviz.tabular.policy_gradient import softmax_policy
 from rlviz.figures.ch03 import live_parameters
@@ -37,7 +37,7 @@ def distribution_figure(gammas=GAMMAS) -> go.Figure:
 def notes_figure(rows) -> go.Figure:
     """grad J and the notes' direction (gamma^t dropped), component by component, per gamma.
 
-    ``rows`` is :func:`rlviz.identities.ch04.notes_comparison`'s output.
+    ``rows`` is :func:`rlviz.experiments.ch04.notes_comparison`'s output.
     """
     m = corridor(rows[0]["gamma"])
     idx, labels = live_parameters(m)

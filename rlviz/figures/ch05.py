@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from rlviz.identities.ch05 import BASELINES, baseline_estimates, variance_table
+from rlviz.experiments.ch05 import BASELINES, baseline_estimates, variance_table
 from rlviz.figures.ch03 import estimates_figure
 from rlviz.figures.common import slider_steps
 

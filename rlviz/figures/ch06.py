@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from rlviz.identities.ch06 import advantage_setting
+from rlviz.experiments.ch06 import advantage_setting
 from rlviz.tabular.trajectories import rewards_to_go
 from rlviz.figures.common import rounded, slider_steps
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from rlviz.identities.ch10 import book_old, gradient_gaps, variance_study
+from rlviz.experiments.ch10 import book_old, gradient_gaps, variance_study
 from rlviz.tabular.policy_gradient import exact_gradient
 from rlviz.tabular.surrogate import line_profile, policy_directions
 from rlviz.figures.common import rounded, slider_steps

@@ -7,8 +7,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from rlviz.identities.ch10 import _random_olds, book_old
-from rlviz.identities.ch11 import DELTAS, bound_profiles, cg_report, trpo_runs
+from rlviz.experiments.ch10 import random_olds, book_old
+from rlviz.experiments.ch11 import DELTAS, bound_profiles, cg_report, trpo_runs
 from rlviz.tabular.mdp import value_iteration
 from rlviz.tabular.surrogate import fisher_matrix, kl_hessian, schulman_constant
 from rlviz.figures.common import rounded, slider_steps
@@ -42,7 +42,7 @@ def fisher_figure(old=None) -> go.Figure:
 def cg_figure(olds=None, dampings=(0.0, 0.1)) -> go.Figure:
     """||g - (F + lambda I) x_k|| against the CG iteration k, per MDP and damping lambda."""
     olds = {"corridor": book_old(), **{f"random MDP {i + 1}": o
-                                       for i, o in enumerate(_random_olds(3))}} if olds is None else olds
+                                       for i, o in enumerate(random_olds(3))}} if olds is None else olds
     fig = go.Figure()
     colors = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
     for (name, o), c in zip(olds.items(), colors):

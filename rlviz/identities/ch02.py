@@ -10,6 +10,7 @@ from rlviz.tabular.mdp import action_values, advantages, bellman_residuals, stat
 from rlviz.fn.stats import z_scores
 from rlviz.tabular.trajectories import mc_action_values, mc_state_values
 from rlviz.verify import Measure, identity
+from rlviz.experiments.ch02 import mc_error_curve
 
 
 @identity("ch2.two_state_by_hand", chapter=2, title="V by linear solve = V solved by hand (two-state chain)")
@@ -67,17 +68,6 @@ def monte_carlo_q() -> Measure:
     est = mc_action_values(grid, pi, 500, 200, seed=1)
     z = z_scores(est.mean, est.se, action_values(grid, pi), bias_bound=est.truncation_bias_bound)
     return Measure(float(z.max()), f"{grid.n_states * grid.n_actions} pairs x 500 episodes, seed 1")
-
-
-MC_NS = (10, 30, 100, 300, 1000, 3000)
-
-
-def mc_error_curve() -> tuple[np.ndarray, np.ndarray]:
-    """The chapter's Monte-Carlo error curve: RMS error of V-hat against episodes per state."""
-    from rlviz.tabular.trajectories import mc_value_error_curve
-
-    grid, pi = book_grid_policy()
-    return np.array(MC_NS), mc_value_error_curve(grid, pi, MC_NS, 200, seed=4)
 
 
 @identity("ch2.monte_carlo_rate", chapter=2, kind="statistical", tol=0.15,

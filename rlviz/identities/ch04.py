@@ -8,32 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlviz.tabular.episodic import corridor, random_episodic_mdp
+from rlviz.tabular.episodic import corridor
 from rlviz.tabular.pg_estimators import reward_to_go_estimates
 from rlviz.fn.stats import sample_mean_se
-from rlviz.tabular.mdp import action_values, discounted_state_distribution, policy_transition
-from rlviz.tabular.policy_gradient import (exact_gradient, exact_hessian, jacobian_asymmetry,
-                                           notes_direction, notes_direction_torch, score_table,
-                                           softmax_policy)
-from rlviz.fn.stats import angle_and_norm_ratio
+from rlviz.tabular.mdp import discounted_state_distribution, policy_transition
+from rlviz.tabular.policy_gradient import (exact_gradient, exact_hessian, notes_direction, softmax_policy)
 from rlviz.tabular.trajectories import sample_trajectories
 from rlviz.verify import Measure, identity
-from rlviz.identities.ch03 import THETA
+from rlviz.experiments.ch03 import THETA
 from rlviz.fn.stats import z_scores
-
-GAMMAS = (0.5, 0.8, 0.9, 0.95, 0.99)
-
-
-def _settings(gammas=GAMMAS, n_random: int = 5, seed: int = 4):
-    out = [(corridor(g), THETA) for g in gammas]
-    rng = np.random.default_rng(seed)
-    for _ in range(n_random):
-        out.append((random_episodic_mdp(rng, 5, 3, float(rng.choice([0.5, 0.9, 0.99]))),
-                    rng.normal(size=(5, 3))))
-    return out
-
-
-DETAIL = "corridor, gamma in {0.5, 0.8, 0.9, 0.95, 0.99} + 5 random episodic MDPs (S=5, A=3)"
+from rlviz.experiments.ch04 import DETAIL, settings, notes_comparison
+from rlviz.tabular.policy_gradient import pg_theorem_rhs
 
 
 def discounted_series(mdp, pi, f, tol: float = 1e-15) -> float:
@@ -52,17 +37,10 @@ def discounted_series(mdp, pi, f, tol: float = 1e-15) -> float:
     return total
 
 
-def pg_theorem_rhs(mdp, pi) -> np.ndarray:
-    r""":math:`\frac{1}{1-\gamma}\mathbb E_{s \sim d_\gamma, a \sim \pi}[Q^\pi(s,a) \nabla \log \pi(a|s)]`, shape ``(S*A,)``."""
-    d = discounted_state_distribution(mdp, pi)
-    q = action_values(mdp, pi)
-    return np.einsum("s,sa,sak->k", d, pi * q, score_table(pi)) / (1 - mdp.gamma)
-
-
 @identity("ch4.d_sums_to_one", chapter=4, title="the discounted state distribution d_gamma sums to 1")
 def d_sums_to_one() -> Measure:
     errs = [abs(discounted_state_distribution(m, softmax_policy(th)).sum() - 1)
-            for m, th in _settings()]
+            for m, th in settings()]
     return Measure(float(max(errs)), DETAIL)
 
 
@@ -71,7 +49,7 @@ def d_sums_to_one() -> Measure:
 def discounted_sum_as_d() -> Measure:
     rng = np.random.default_rng(5)
     errs = []
-    for m, th in _settings():
+    for m, th in settings():
         pi = softmax_policy(th)
         f = rng.normal(size=m.n_states)
         lhs = discounted_series(m, pi, f)
@@ -84,7 +62,7 @@ def discounted_sum_as_d() -> Measure:
           title="grad J (autograd of the linear solve) = E_{s~d,a~pi}[Q grad log pi] / (1 - gamma)")
 def policy_gradient_theorem_check() -> Measure:
     errs = [np.abs(exact_gradient(m, th) - pg_theorem_rhs(m, softmax_policy(th))).max()
-            for m, th in _settings()]
+            for m, th in settings()]
     return Measure(float(max(errs)), DETAIL)
 
 
@@ -93,24 +71,10 @@ def policy_gradient_theorem_check() -> Measure:
           statistic="max relative asymmetry")
 def hessian_symmetric() -> Measure:
     errs = []
-    for m, th in _settings(gammas=(0.5, 0.9, 0.99), n_random=2):
+    for m, th in settings(gammas=(0.5, 0.9, 0.99), n_random=2):
         hs = exact_hessian(m, th)
         errs.append(np.linalg.norm(hs - hs.T) / np.linalg.norm(hs))
     return Measure(float(max(errs)), "corridor, gamma in {0.5, 0.9, 0.99} + 2 random episodic MDPs")
-
-
-def notes_comparison(gammas=GAMMAS) -> list[dict]:
-    """For each gamma: grad J, the notes' direction (gamma^t dropped), angle, norm ratio, asymmetry."""
-    rows = []
-    for g in gammas:
-        m = corridor(g)
-        grad = exact_gradient(m, THETA)
-        notes = notes_direction(m, THETA)
-        angle, ratio = angle_and_norm_ratio(notes, grad)
-        asym, _ = jacobian_asymmetry(lambda th: notes_direction_torch(m, th), THETA)
-        rows.append({"gamma": g, "grad": grad, "notes": notes, "angle": angle,
-                     "norm_ratio": ratio, "asymmetry": asym})
-    return rows
 
 
 @identity("ch4.notes_direction_not_gradient", chapter=4, kind="bound", tol=0.01, at_least=True,

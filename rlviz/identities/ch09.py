@@ -10,7 +10,7 @@ from rlviz.tabular.mdp import state_values
 from rlviz.tabular.truncation import (expected_targets, fitted_fixed_point, target_bias,
                           targets_by_enumeration)
 from rlviz.verify import Measure, identity
-from rlviz.identities.ch08 import SETTINGS, random_rollout
+from rlviz.experiments.ch08 import SETTINGS, random_rollout
 
 CHAIN_POLICY = np.array([[0.7, 0.3], [0.4, 0.6]])
 TIME_LIMIT = 6

@@ -1,7 +1,7 @@
 r"""Chapter 10: importance sampling and the surrogate objective.
 
 Setting: the corridor of chapters 3-4 read as a discounted MDP (:math:`\gamma = 0.9`) with the
-old logits :data:`rlviz.identities.ch03.THETA`, and random dense MDPs (:math:`S = 5`,
+old logits :data:`rlviz.experiments.ch03.THETA`, and random dense MDPs (:math:`S = 5`,
 :math:`A = 3`). :math:`J` is the exact linear-solve objective (autograd), :math:`L` the
 surrogate :func:`rlviz.tabular.surrogate.surrogate_torch`.
 """
@@ -12,44 +12,15 @@ import numpy as np
 import torch
 
 from rlviz.tabular.episodic import corridor
-from rlviz.tabular.examples import random_mdp, random_policy
+from rlviz.tabular.examples import random_policy
 from rlviz.tabular.mdp import discounted_state_distribution, objective
 from rlviz.tabular.policy_gradient import DTYPE, exact_gradient, objective_torch, softmax_policy
 from rlviz.fn.stats import loglog_slope
-from rlviz.tabular.surrogate import (importance_weighted_means, line_profile, old_policy,
-                                     policy_directions, surrogate_estimate_variance,
-                                     surrogate_sample_estimates, surrogate_torch)
-from rlviz.fn.stats import sample_variance_se
+from rlviz.tabular.surrogate import (importance_weighted_means, line_profile, policy_directions, surrogate_torch)
 from rlviz._threads import torch_threads
 from rlviz.verify import Measure, identity
-from rlviz.identities.ch03 import THETA
-
-GAMMA = 0.9
-VARIANCE_STEPS = (0.0, 1.0, 2.0, 4.0, 6.0, 8.0)  # steps t along a direction for the variance study
-MC_N = 20_000
-
-
-def book_old(gamma: float = GAMMA):
-    """The chapter's old policy: the corridor (discounted) with the chapter-3 logits."""
-    return old_policy(corridor(gamma), THETA)
-
-
-RANDOM_GAMMAS = (0.5, 0.9, 0.95)
-
-
-def _random_olds(n: int = 5, seed: int = 10, gammas=RANDOM_GAMMAS):
-    rng = np.random.default_rng(seed)
-    return [old_policy(random_mdp(rng, 5, 3, float(rng.choice(gammas))), rng.normal(size=15))
-            for _ in range(n)]
-
-
-DETAIL = "corridor (gamma 0.9) + 5 random MDPs (S=5, A=3, gamma in {0.5, 0.9, 0.95})"
-
-
-def _grad(fn, theta: np.ndarray) -> np.ndarray:
-    th = torch.tensor(theta, dtype=DTYPE, requires_grad=True)
-    (g,) = torch.autograd.grad(fn(th), th)
-    return g.numpy()
+from rlviz.experiments.ch03 import THETA
+from rlviz.experiments.ch10 import DETAIL, GAMMA, MC_N, autograd_gradient, random_olds, book_old, gradient_gaps, variance_study
 
 
 @identity("ch10.importance_sampling", chapter=10,
@@ -70,7 +41,7 @@ def importance_sampling() -> Measure:
 def performance_difference() -> Measure:
     rng = np.random.default_rng(13)
     errs = []
-    for old in [book_old()] + _random_olds():
+    for old in [book_old()] + random_olds():
         for _ in range(4):
             th = old.theta + rng.normal(size=old.theta.size)
             pi = softmax_policy(th.reshape(old.mdp.n_states, old.mdp.n_actions))
@@ -82,7 +53,7 @@ def performance_difference() -> Measure:
 @identity("ch10.surrogate_value_at_old", chapter=10, title="L(theta_old) = J(theta_old)")
 def surrogate_value_at_old() -> Measure:
     errs = []
-    for old in [book_old()] + _random_olds():
+    for old in [book_old()] + random_olds():
         th = torch.tensor(old.theta, dtype=DTYPE)
         errs.append(abs(float(surrogate_torch(old, th)) - float(objective_torch(old.mdp, th))))
     return Measure(float(max(errs)), DETAIL)
@@ -93,32 +64,11 @@ def surrogate_value_at_old() -> Measure:
 def surrogate_gradient_at_old() -> Measure:
     errs = []
     with torch_threads(1):
-        for old in [book_old()] + _random_olds():
-            gL = _grad(lambda th: surrogate_torch(old, th), old.theta)
+        for old in [book_old()] + random_olds():
+            gL = autograd_gradient(lambda th: surrogate_torch(old, th), old.theta)
             gJ = exact_gradient(old.mdp, old.theta.reshape(old.mdp.n_states, old.mdp.n_actions))
             errs.append(np.abs(gL - gJ).max())
     return Measure(float(max(errs)), DETAIL)
-
-
-def gradient_gaps(old=None, steps=(0.25, 0.5, 1.0, 2.0), n_random: int = 3) -> dict:
-    r""":math:`\|\nabla J - \nabla L\|` and :math:`|J - L|` at :math:`\theta_{\text{old}} + t u`, per direction.
-
-    Returns ``{direction: {"t": steps, "grad_gap": ..., "value_gap": ...}}`` (arrays).
-    """
-    old = book_old() if old is None else old
-    out = {}
-    with torch_threads(1):
-        for name, u in policy_directions(old, n_random).items():
-            gg, vg = [], []
-            for t in steps:
-                th = old.theta + t * u
-                gg.append(np.linalg.norm(_grad(lambda x: objective_torch(old.mdp, x), th)
-                                         - _grad(lambda x: surrogate_torch(old, x), th)))
-                prof = line_profile(old, u, [t])
-                vg.append(abs(prof["J"][0] - prof["L"][0]))
-            out[name] = {"t": np.asarray(steps), "grad_gap": np.asarray(gg),
-                         "value_gap": np.asarray(vg)}
-    return out
 
 
 @identity("ch10.gradients_part_away", chapter=10, kind="bound", tol=1e-3, at_least=True,
@@ -144,33 +94,6 @@ def second_order_contact() -> Measure:
         slopes.append(loglog_slope(ts, np.abs(prof["J"] - prof["L"]))[0])
     return Measure(float(max(abs(s - 2) for s in slopes)),
                    f"corridor, t in [0.001, 0.01]; slopes {', '.join(f'{s:.3f}' for s in slopes)}")
-
-
-def variance_study(old=None, direction: str = "gradient", steps=VARIANCE_STEPS, n: int = MC_N,
-                   seed: int = 12) -> dict:
-    """Exact and measured variances of the ratio and of the surrogate sample along a direction.
-
-    Returns arrays over ``steps``: ``t``, ``kl`` (mean KL(pi_old || pi)), ``var_rho``,
-    ``var_x`` (exact), ``mc_var_rho``, ``mc_var_x``, ``se_var_rho``, ``se_var_x`` (measured on
-    ``n`` samples each), ``mc_mean_x``, ``se_mean_x`` and ``mean_x`` (= L - J_old, exact).
-    """
-    old = book_old() if old is None else old
-    u = policy_directions(old, 3)[direction]
-    rng = np.random.default_rng(seed)
-    prof = line_profile(old, u, steps)
-    keys = ("var_rho", "var_x", "mc_var_rho", "mc_var_x", "se_var_rho", "se_var_x",
-            "mc_mean_x", "se_mean_x")
-    out = {k: [] for k in keys}
-    for t in steps:
-        th = old.theta + t * u
-        vr, vx = surrogate_estimate_variance(old, th)
-        rho, x = surrogate_sample_estimates(rng, old, th, n)
-        (mvr, sr), (mvx, sx) = sample_variance_se(rho), sample_variance_se(x)
-        for k, v in zip(keys, (vr, vx, mvr, mvx, sr, sx, x.mean(), x.std(ddof=1) / np.sqrt(n))):
-            out[k].append(v)
-    out = {k: np.asarray(v) for k, v in out.items()}
-    out.update(t=np.asarray(steps), kl=prof["kl_mean"], mean_x=prof["L"] - old.J)
-    return out
 
 
 @identity("ch10.ratio_estimator_mc", chapter=10, kind="statistical", tol=4.0,

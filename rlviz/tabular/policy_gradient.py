@@ -24,12 +24,12 @@ import numpy as np
 import torch
 
 from rlviz import _validate as V
-from rlviz.tabular.mdp import TabularMDP
+from rlviz.tabular.mdp import TabularMDP, action_values, discounted_state_distribution
 
 __all__ = ["softmax_policy", "score_table", "score_table_autograd", "objective_torch",
            "exact_gradient", "exact_hessian", "finite_horizon_values", "visitation_torch",
            "policy_gradient_theorem", "notes_direction", "notes_direction_torch",
-           "jacobian_asymmetry"]
+           "jacobian_asymmetry", "pg_theorem_rhs"]
 
 DTYPE = torch.float64
 
@@ -221,3 +221,10 @@ def jacobian_asymmetry(fn, theta) -> tuple[float, np.ndarray]:
     if norm == 0:
         return 0.0, jac
     return float(np.linalg.norm(jac - jac.T) / norm), jac
+
+
+def pg_theorem_rhs(mdp, pi) -> np.ndarray:
+    r""":math:`\frac{1}{1-\gamma}\mathbb E_{s \sim d_\gamma, a \sim \pi}[Q^\pi(s,a) \nabla \log \pi(a|s)]`, shape ``(S*A,)``."""
+    d = discounted_state_distribution(mdp, pi)
+    q = action_values(mdp, pi)
+    return np.einsum("s,sa,sak->k", d, pi * q, score_table(pi)) / (1 - mdp.gamma)

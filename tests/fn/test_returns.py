@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from rlviz.fn import returns as adv
-from rlviz.identities.ch08 import discounted_td_sum, random_rollout
+from rlviz.experiments.ch08 import discounted_td_sum, random_rollout
 
 
 def rollout(rng, T, N, p_term, p_trunc, dtype=np.float64):
