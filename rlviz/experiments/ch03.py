@@ -53,7 +53,7 @@ SETTINGS_DETAIL = "corridor H=6, gamma in {0.5, 0.9, 1} + 5 random MDPs (S=4, A=
 
 
 def mc_estimates(n: int = 4000, seed: int = 0, gamma: float = 0.9) -> dict:
-    """Seeded Monte-Carlo estimates of both estimators: name -> (N, K) array."""
+    """Seeded Monte-Carlo estimates of both estimators: name -> (N, SA) array."""
     mdp, _, pi, H = book_setting(gamma)
     tr = sample_trajectories(mdp, pi, n, H, seed=seed)
     return {"total return": total_return_estimates(tr, pi, mdp.gamma),

@@ -36,7 +36,7 @@ def _estimator_fns():
 def estimates_figure(gamma: float = 0.9, ns=NS, estimators=None, seed: int = 0) -> go.Figure:
     """Monte-Carlo means +/- 2 s.e. of each estimator and the exact grad J_H, one slider step per N.
 
-    ``estimators`` maps a name to ``fn(tr, mdp, theta, pi, H) -> (M, K)`` (default: total
+    ``estimators`` maps a name to ``fn(tr, mdp, theta, pi, H) -> (M, SA)`` (default: total
     return and reward-to-go). All steps are computed at build time.
     """
     estimators = estimators or _estimator_fns()

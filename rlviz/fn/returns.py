@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlviz import _validate as V
+from rlviz import _validate as validate
 
 __all__ = ["next_values", "td_errors", "discounted_returns", "k_step_advantages",
            "gae_reference", "gae", "lambda_returns", "linear_scan"]
@@ -119,7 +119,7 @@ def _coefficient(name: str, x, n_columns: int | None = None):
     """A coefficient in [0, 1]: a number (one for every column) or an array ``(N,)`` (one per
     column, e.g. one gamma per setting when a grid of settings shares one rollout)."""
     if np.ndim(x) == 0:
-        return V.unit_interval(name, x)
+        return validate.unit_interval(name, x)
     c = np.asarray(x)
     if c.ndim != 1 or (n_columns is not None and c.shape[0] != n_columns):
         raise ValueError(f"{name} must be a number in [0, 1] or an array of shape "
@@ -210,7 +210,7 @@ def k_step_advantages(r_t, v_t, *, k: int, v_T, terminated_t, truncated_t, gamma
     :math:`k = \infty` does. Computed directly, step by step over l (vectorised over t and n), so
     it is an independent check of the telescoping sum of chapter 8.
     """
-    k = V.positive("k", k, integer=True)
+    k = validate.positive("k", k, integer=True)
     ro = _check_rollout(r_t, v_t, v_T, terminated_t, truncated_t, v_final_t)
     gamma = _coefficient("gamma", gamma, ro.r.shape[1])
     T, N = ro.r.shape

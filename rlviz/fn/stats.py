@@ -41,7 +41,7 @@ def z_scores(mean, se, exact, *, bias_bound: float = 0.0) -> np.ndarray:
 
 
 def sample_mean_se(est) -> tuple[np.ndarray, np.ndarray]:
-    """Monte-Carlo mean of sampled estimates ``(N, K)`` and its standard error ``std / sqrt(N)``."""
+    """Monte-Carlo mean of sampled estimates ``(N, D)`` and its standard error ``std / sqrt(N)``."""
     est = validate.array("est", est, ndim=2)
     n = est.shape[0]
     if n < 2:

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from rlviz import _validate as V
+from rlviz import _validate as validate
 
 __all__ = ["conjugate_gradient", "fisher_vector_product", "trpo_step_size",
            "backtracking_line_search"]
@@ -77,8 +77,8 @@ def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.
         (one extra product per iteration) so it is the true residual, not the recursive one.
     """
     b = _vector("b", b)
-    iters = V.positive("iters", iters, integer=True)
-    tol = V.non_negative("tol", tol)
+    iters = validate.positive("iters", iters, integer=True)
+    tol = validate.non_negative("tol", tol)
     if not callable(matvec):
         raise ValueError(f"matvec must be callable (Tensor -> Tensor), got {type(matvec).__name__}")
     x = torch.zeros_like(b)
@@ -161,7 +161,7 @@ def fisher_vector_product(kl_fn: Callable[[], torch.Tensor], params, v: torch.Te
     """
     params = _params(params)
     v = _vector("v", v)
-    damping = V.non_negative("damping", damping)
+    damping = validate.non_negative("damping", damping)
     n = sum(p.numel() for p in params)
     if v.shape[0] != n:
         raise ValueError(f"v must have length {n} (the number of parameter entries), got {v.shape[0]}")
@@ -197,7 +197,7 @@ def trpo_step_size(g: torch.Tensor, Finv_g: torch.Tensor, delta: float) -> float
     Finv_g = _vector("Finv_g", Finv_g)
     if Finv_g.shape != g.shape:
         raise ValueError(f"Finv_g must have the shape of g {tuple(g.shape)}, got {tuple(Finv_g.shape)}")
-    delta = V.positive("delta", delta)
+    delta = validate.positive("delta", delta)
     quad = float(torch.dot(g, Finv_g))
     if not quad > 0:
         raise ValueError(f"g^T F^-1 g must be > 0 (F positive definite, g != 0), got {quad:.3g}")
@@ -247,9 +247,9 @@ def backtracking_line_search(step: torch.Tensor, objective_fn: Callable, kl_fn: 
         ``accepted`` (index of the accepted try, or ``None``).
     """
     step = _vector("step", step)
-    delta = V.positive("delta", delta)
-    max_backtracks = V.positive("max_backtracks", max_backtracks, integer=True)
-    shrink = V.unit_interval("shrink", shrink, open_left=True, open_right=True)
+    delta = validate.positive("delta", delta)
+    max_backtracks = validate.positive("max_backtracks", max_backtracks, integer=True)
+    shrink = validate.unit_interval("shrink", shrink, open_left=True, open_right=True)
     if theta_old is not None:
         theta_old = _vector("theta_old", theta_old)
         if theta_old.shape != step.shape:

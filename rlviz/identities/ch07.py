@@ -66,8 +66,8 @@ def gae_mixture_of_kstep_means() -> Measure:
     v_hat = state_values(grid, pi) + value_error(grid, 0.3)
     errs = []
     for lam in (0.3, 0.7):
-        K = int(np.ceil(np.log(1e-13) / np.log(lam)))
+        n_terms = int(np.ceil(np.log(1e-13) / np.log(lam)))
         mix = sum((1 - lam) * lam ** (k - 1) * kstep_moments(grid, pi, v_hat, k).mean
-                  for k in range(1, K + 1))
+                  for k in range(1, n_terms + 1))
         errs.append(np.abs(mix - gae_moments(grid, pi, v_hat, lam).mean).max())
     return Measure(float(max(errs)), "gridworld, V-hat error 0.3, lambda in {0.3, 0.7}")

@@ -34,8 +34,8 @@ def fvp_matches_fisher() -> Measure:
     with torch_threads(1):
         for o in settings():
             fvp = fvp_operator(o)
-            K = o.theta.size
-            cols = torch.stack([fvp(e) for e in torch.eye(K, dtype=DTYPE)], dim=1).numpy()
+            n_params = o.theta.size
+            cols = torch.stack([fvp(e) for e in torch.eye(n_params, dtype=DTYPE)], dim=1).numpy()
             errs.append(np.abs(cols - fisher_matrix(o)).max())
     return Measure(float(max(errs)), DETAIL)
 

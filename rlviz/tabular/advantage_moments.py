@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlviz import _validate as V
+from rlviz import _validate as validate
 from rlviz.fn.returns import gae, k_step_advantages
 from rlviz.tabular.mdp import TabularMDP, advantages, check_policy, state_visitation
 from rlviz.tabular.trajectories import enumerate_trajectories
@@ -51,7 +51,7 @@ def value_error(mdp: TabularMDP, scale: float, seed: int = 0) -> np.ndarray:
 
 
 def _check_v_hat(mdp: TabularMDP, v_hat) -> np.ndarray:
-    v_hat = V.array("v_hat", v_hat, shape=(mdp.n_states,))
+    v_hat = validate.array("v_hat", v_hat, shape=(mdp.n_states,))
     if np.any(v_hat[mdp.terminal] != 0):
         raise ValueError(f"v_hat must be 0 on terminal states (their value is known), got "
                          f"{v_hat[mdp.terminal]}")
@@ -74,7 +74,7 @@ def kstep_moments(mdp: TabularMDP, pi, v_hat, k: int) -> Moments:
     """
     pi = check_policy(mdp, pi)
     v_hat = _check_v_hat(mdp, v_hat)
-    k = V.positive("k", k, integer=True)
+    k = validate.positive("k", k, integer=True)
     g, P, r = mdp.gamma, mdp.P, mdp.r
     f, sq = v_hat, v_hat ** 2
     for _ in range(k):
@@ -91,12 +91,12 @@ def gae_moments(mdp: TabularMDP, pi, v_hat, lam: float) -> Moments:
     r"""Exact mean, variance and bias of :math:`\hat A^{\text{GAE}(\gamma,\lambda)}` given (s, a).
 
     :math:`W = \sum_l \kappa^l u_l`, :math:`\kappa = \gamma\lambda`, is a discounted additive
-    functional of the chain of pairs, :math:`K[(s,a),(s',a')] = P(s'|s,a)\pi(a'|s')` (live
+    functional of the chain of pairs, :math:`\mathcal K[(s,a),(s',a')] = P(s'|s,a)\pi(a'|s')` (live
     :math:`s'` only). Its moments solve
 
     .. math::
-        m = \bar u + \kappa K m, \qquad
-        M_2(s,a) = \sum_{s'} P(s'|s,a)\big[u^2 + 2\kappa u\, \bar m(s')\big] + \kappa^2 (K M_2)(s,a),
+        m = \bar u + \kappa \mathcal K m, \qquad
+        M_2(s,a) = \sum_{s'} P(s'|s,a)\big[u^2 + 2\kappa u\, \bar m(s')\big] + \kappa^2 (\mathcal K M_2)(s,a),
 
     with :math:`u = r(s,a) + \gamma(1-\lambda)\hat V(s')`, :math:`\bar u = \mathbb E_{s'} u`,
     :math:`\bar m(s') = \sum_{a'} \pi(a'|s') m(s',a')`. Then :math:`\mathbb E[\hat A] = m - \hat V(s)`
@@ -104,14 +104,14 @@ def gae_moments(mdp: TabularMDP, pi, v_hat, lam: float) -> Moments:
     """
     pi = check_policy(mdp, pi)
     v_hat = _check_v_hat(mdp, v_hat)
-    lam = V.unit_interval("lam", lam)
+    lam = validate.unit_interval("lam", lam)
     g, S, A = mdp.gamma, mdp.n_states, mdp.n_actions
     kappa = g * lam
     live = ~mdp.terminal
     Plive = mdp.P * live[None, None, :]  # transitions into terminal states end the sum
-    K = (Plive[:, :, :, None] * pi[None, None, :, :]).reshape(S * A, S * A)
+    kernel = (Plive[:, :, :, None] * pi[None, None, :, :]).reshape(S * A, S * A)
     rows = np.repeat(live, A)  # pairs whose state is live
-    Kl = K[np.ix_(rows, rows)]
+    Kl = kernel[np.ix_(rows, rows)]
     M = np.eye(int(rows.sum())) - kappa * Kl
     u = mdp.r[:, :, None] + g * (1 - lam) * v_hat[None, None, :]  # (S, A, S')
     u_bar = (mdp.P * u).sum(-1).reshape(-1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlviz import _validate as V
+from rlviz import _validate as validate
 from rlviz.tabular.mdp import TabularMDP
 
 __all__ = ["corridor", "CORRIDOR_ACTIONS", "random_episodic_mdp"]
@@ -32,8 +32,8 @@ def corridor(gamma: float = 0.9, *, n_cells: int = 3, slip: float = 0.2,
 
     :math:`r(s, a)` is the expected reward of the move, shape ``(n_cells + 1, 2)``.
     """
-    n = V.positive("n_cells", n_cells, integer=True)
-    p = V.unit_interval("slip", slip)
+    n = validate.positive("n_cells", n_cells, integer=True)
+    p = validate.unit_interval("slip", slip)
     S, end = n + 1, n
     P = np.zeros((S, 2, S))
     r = np.zeros((S, 2))
@@ -68,9 +68,9 @@ def random_episodic_mdp(rng: np.random.Generator, n_states: int, n_actions: int,
     policy ends its episode with probability one; rewards are standard normal, the start
     distribution Dirichlet over the live states.
     """
-    S = V.positive("n_states", n_states, integer=True)
-    A = V.positive("n_actions", n_actions, integer=True)
-    q = V.unit_interval("end_prob", end_prob, open_left=True)
+    S = validate.positive("n_states", n_states, integer=True)
+    A = validate.positive("n_actions", n_actions, integer=True)
+    q = validate.unit_interval("end_prob", end_prob, open_left=True)
     if S < 2:
         raise ValueError(f"n_states must be at least 2 (one live, one terminal), got {S}")
     end = S - 1

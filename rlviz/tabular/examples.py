@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlviz import _validate as V
+from rlviz import _validate as validate
 from rlviz.tabular.mdp import TabularMDP, epsilon_greedy, value_iteration
 
 __all__ = ["two_state_chain", "two_state_values_by_hand", "gridworld", "GRID_ACTIONS",
@@ -27,7 +27,7 @@ def two_state_chain(gamma: float = 0.9, reward=(1.0, 0.0), rho0=(1.0, 0.0)) -> T
     P = np.zeros((2, 2, 2))
     P[0, 0, 0] = P[1, 0, 1] = 1.0  # stay
     P[0, 1, 1] = P[1, 1, 0] = 1.0  # move
-    rew = V.array("reward", reward, shape=(2,))
+    rew = validate.array("reward", reward, shape=(2,))
     r = np.repeat(rew[:, None], 2, axis=1)
     return TabularMDP(P, r, np.asarray(rho0, dtype=float), gamma,
                       state_names=("s0", "s1"), action_names=("stay", "move"),
@@ -68,7 +68,7 @@ def gridworld(gamma: float = 0.9, *, rows: int = 4, cols: int = 5, slip: float =
     ``step_reward``. Goal and pit lead to an absorbing terminal state (the last state index),
     so ``gamma = 1`` is allowed.
     """
-    V.unit_interval("slip", slip)
+    validate.unit_interval("slip", slip)
     cells = [(i, j) for i in range(rows) for j in range(cols) if (i, j) not in set(walls)]
     index = {c: k for k, c in enumerate(cells)}
     S, A = len(cells) + 1, 4

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rlviz import _validate as V
+from rlviz import _validate as validate
 
 __all__ = [
     "TabularMDP",
@@ -82,15 +82,15 @@ class TabularMDP:
     layout: dict | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        P = V.array("P", self.P, ndim=3)
+        P = validate.array("P", self.P, ndim=3)
         S, A, S2 = P.shape
         if S != S2 or S == 0 or A == 0:
             raise ValueError(f"P must have shape (S, A, S) with S, A >= 1, got {P.shape}")
-        V.distribution_rows("P", P)
-        r = V.array("r", self.r, shape=(S, A))
-        rho0 = V.array("rho0", self.rho0, shape=(S,))
-        V.distribution_rows("rho0", rho0)
-        gamma = V.unit_interval("gamma", self.gamma)
+        validate.distribution_rows("P", P)
+        r = validate.array("r", self.r, shape=(S, A))
+        rho0 = validate.array("rho0", self.rho0, shape=(S,))
+        validate.distribution_rows("rho0", rho0)
+        gamma = validate.unit_interval("gamma", self.gamma)
         if self.terminal is None:
             term = np.zeros(S, dtype=bool)
         else:
@@ -139,8 +139,8 @@ class TabularMDP:
 
 def check_policy(mdp: TabularMDP, pi) -> np.ndarray:
     r"""Validate a policy table :math:`\pi(a \mid s)` of shape ``(S, A)`` and return it as float64."""
-    pi = V.array("pi", pi, shape=(mdp.n_states, mdp.n_actions))
-    V.distribution_rows("pi", pi)
+    pi = validate.array("pi", pi, shape=(mdp.n_states, mdp.n_actions))
+    validate.distribution_rows("pi", pi)
     return pi
 
 
@@ -207,7 +207,7 @@ def finite_horizon_objective(mdp: TabularMDP, pi, horizon: int) -> float:
 
     The return of an episode cut after ``horizon`` steps (fewer if it terminates).
     """
-    H = V.positive("horizon", horizon, integer=True)
+    H = validate.positive("horizon", horizon, integer=True)
     P_pi, r_pi = policy_transition(mdp, pi), policy_reward(mdp, pi)
     p, J = mdp.rho0.copy(), 0.0
     for t in range(H):
@@ -247,9 +247,9 @@ def bellman_residuals(mdp: TabularMDP, pi, v=None, q=None) -> tuple[np.ndarray, 
     :math:`V^\pi, Q^\pi` (on non-terminal states; terminal states have V = Q = 0).
     """
     pi = check_policy(mdp, pi)
-    v = state_values(mdp, pi) if v is None else V.array("v", v, shape=(mdp.n_states,))
+    v = state_values(mdp, pi) if v is None else validate.array("v", v, shape=(mdp.n_states,))
     q = (action_values(mdp, pi) if q is None
-         else V.array("q", q, shape=(mdp.n_states, mdp.n_actions)))
+         else validate.array("q", q, shape=(mdp.n_states, mdp.n_actions)))
     res_v = v - np.einsum("sa,sa->s", pi, q)
     res_q = q - mdp.r - mdp.gamma * np.einsum("sat,t->sa", mdp.P, v)
     live = ~mdp.terminal
@@ -271,8 +271,8 @@ def value_iteration(mdp: TabularMDP, *, tol: float = 1e-12, max_iter: int = 100_
 
 def epsilon_greedy(q, epsilon: float) -> np.ndarray:
     r"""The policy that takes :math:`\arg\max_a Q(s, a)` w.p. :math:`1 - \epsilon` and a uniform action otherwise."""
-    q = V.array("q", q, ndim=2)
-    eps = V.unit_interval("epsilon", epsilon)
+    q = validate.array("q", q, ndim=2)
+    eps = validate.unit_interval("epsilon", epsilon)
     S, A = q.shape
     pi = np.full((S, A), eps / A)
     pi[np.arange(S), q.argmax(axis=1)] += 1 - eps
@@ -288,7 +288,7 @@ def time_unrolled(mdp: TabularMDP, horizon: int) -> TabularMDP:
     linear solve on it must equal enumeration of every H-step trajectory. Use
     :func:`unrolled_policy` for the matching policy table.
     """
-    H = V.positive("horizon", horizon, integer=True)
+    H = validate.positive("horizon", horizon, integer=True)
     S, A = mdp.n_states, mdp.n_actions
     n = H * S + 1
     end = n - 1
@@ -313,7 +313,7 @@ def time_unrolled(mdp: TabularMDP, horizon: int) -> TabularMDP:
 
 def unrolled_policy(pi, horizon: int) -> np.ndarray:
     """The stationary policy ``pi`` as a table on the states of :func:`time_unrolled`."""
-    pi = V.array("pi", pi, ndim=2)
-    H = V.positive("horizon", horizon, integer=True)
+    pi = validate.array("pi", pi, ndim=2)
+    H = validate.positive("horizon", horizon, integer=True)
     A = pi.shape[1]
     return np.vstack([np.tile(pi, (H, 1)), np.full((1, A), 1.0 / A)])

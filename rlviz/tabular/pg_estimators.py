@@ -1,8 +1,8 @@
 r"""Per-trajectory policy-gradient estimators and their exact moments (chapters 3, 5, 6).
 
 Every estimator maps a :class:`rlviz.tabular.trajectories.Trajectories` batch of :math:`M`
-trajectories of :math:`H` steps to an array of shape ``(M, K)``, one gradient estimate
-(flattened like the logits, :math:`K = SA`) per trajectory, vectorised over trajectories.
+trajectories of :math:`H` steps to an array of shape ``(M, SA)``, one gradient estimate
+(flattened like the logits, length :math:`SA`) per trajectory, vectorised over trajectories.
 With :math:`\psi_t = \nabla_\theta \log \pi(a_t \mid s_t)` (0 after the episode ended) and
 :math:`G_t = \sum_{l=0}^{H-1-t} \gamma^l r_{t+l}` the reward-to-go within the horizon:
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlviz import _validate as V
+from rlviz import _validate as validate
 from rlviz.tabular.mdp import TabularMDP, policy_transition
 from rlviz.tabular.policy_gradient import score_table
 from rlviz.tabular.trajectories import Trajectories, discounted_sum, rewards_to_go
@@ -46,7 +46,7 @@ def _weighted_scores(traj: Trajectories, pi, w) -> np.ndarray:
 
 def _per_step(name: str, table, traj: Trajectories, extra_dims: int) -> np.ndarray:
     """A table of shape (S, ...) or (H, S, ...) broadcast to (H, S, ...)."""
-    table = V.array(name, table)
+    table = validate.array(name, table)
     H = traj.horizon
     if table.ndim == 1 + extra_dims:
         return np.broadcast_to(table, (H,) + table.shape)
@@ -107,7 +107,7 @@ def advantage_estimates(traj: Trajectories, pi, gamma: float, adv) -> np.ndarray
 
 
 def _xy(traj: Trajectories, pi, gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    """X = sum_t gamma^t G_t psi_t, shape (M, K), and Y_t = gamma^t psi_t, shape (M, H, K)."""
+    """X = sum_t gamma^t G_t psi_t, shape (M, SA), and Y_t = gamma^t psi_t, shape (M, H, SA)."""
     psi = score_terms(traj, pi)
     disc = gamma ** np.arange(traj.horizon)
     G = rewards_to_go(traj.rewards, gamma)
@@ -145,7 +145,7 @@ def optimal_baseline(traj: Trajectories, pi, gamma: float) -> np.ndarray:
 def per_parameter_baseline_estimates(traj: Trajectories, pi, gamma: float, b) -> np.ndarray:
     r""":math:`X_i - \sum_t b_{t,i} Y_{t,i}` (see :func:`optimal_baseline`), ``b`` of shape ``(H, S*A)``; ``(M, S*A)``."""
     X, Y = _xy(traj, pi, gamma)
-    b = V.array("b", b, shape=Y.shape[1:])
+    b = validate.array("b", b, shape=Y.shape[1:])
     return X - np.einsum("tk,mtk->mk", b, Y)
 
 
@@ -159,22 +159,22 @@ def _probs(traj: Trajectories) -> np.ndarray:
 def expectation(traj: Trajectories, est) -> np.ndarray:
     r"""Exact :math:`\mathbb E[g] = \sum_\tau p(\tau) g(\tau)` over enumerated trajectories; ``est`` is ``(M, ...)``."""
     p = _probs(traj)
-    est = V.array("est", est)
+    est = validate.array("est", est)
     if est.shape[0] != p.shape[0]:
         raise ValueError(f"est must have {p.shape[0]} rows (one per trajectory), got {est.shape}")
     return np.tensordot(p, est, axes=1)
 
 
 def covariance(traj: Trajectories, est) -> np.ndarray:
-    r"""Exact covariance :math:`\sum_\tau p(\tau) (g - \bar g)(g - \bar g)^\top`, shape ``(K, K)``."""
-    est = V.array("est", est, ndim=2)
+    r"""Exact covariance :math:`\sum_\tau p(\tau) (g - \bar g)(g - \bar g)^\top`, shape ``(SA, SA)``."""
+    est = validate.array("est", est, ndim=2)
     c = est - expectation(traj, est)[None, :]
     return (c * _probs(traj)[:, None]).T @ c
 
 
 def total_variance(traj: Trajectories, est) -> float:
     r""":math:`\operatorname{tr} \operatorname{Cov}(g) = \mathbb E\|g - \mathbb E g\|^2`, exact."""
-    est = V.array("est", est, ndim=2)
+    est = validate.array("est", est, ndim=2)
     c = est - expectation(traj, est)[None, :]
     return float(_probs(traj) @ (c ** 2).sum(axis=1))
 
@@ -191,8 +191,8 @@ def action_baseline_bias(mdp: TabularMDP, pi, horizon: int, baseline_sa) -> np.n
     with :math:`\Pr(s_t = \cdot) = \rho_0^\top P_\pi^t`. Zero when :math:`b_t` does not
     depend on the action (then the inner sum is :math:`b_t(s) \sum_a \nabla \pi(a|s) = 0`).
     """
-    H = V.positive("horizon", horizon, integer=True)
-    b = V.array("baseline_sa", baseline_sa)
+    H = validate.positive("horizon", horizon, integer=True)
+    b = validate.array("baseline_sa", baseline_sa)
     if b.shape == (mdp.n_states, mdp.n_actions):
         b = np.broadcast_to(b, (H,) + b.shape)
     elif b.shape != (H, mdp.n_states, mdp.n_actions):
@@ -220,11 +220,11 @@ def advantage_estimate_moments(traj: Trajectories, gamma: float, values, n_actio
     """
     p = _probs(traj)
     H = traj.horizon
-    vals = V.array("values", values, ndim=2)
+    vals = validate.array("values", values, ndim=2)
     if vals.shape[0] != H:
         raise ValueError(f"values must have shape (H={H}, S), got {vals.shape}")
     S = vals.shape[1]
-    A = V.positive("n_actions", n_actions, integer=True)
+    A = validate.positive("n_actions", n_actions, integer=True)
     adv = rewards_to_go(traj.rewards, gamma) - vals[np.arange(H)[None, :], traj.states[:, :-1]]
     out = np.zeros((3, H, S * A))
     for t in range(H):

@@ -5,7 +5,7 @@ The policy is tabular softmax over logits :math:`\theta` of shape ``(S, A)``:
 .. math:: \pi_\theta(a \mid s) = \frac{e^{\theta_{s,a}}}{\sum_b e^{\theta_{s,b}}}.
 
 Gradients are with respect to the flattened :math:`\theta` (index ``s * A + a``, length
-:math:`K = SA`). The objective is written in ``torch`` (float64) as a function of
+:math:`SA`). The objective is written in ``torch`` (float64) as a function of
 :math:`\theta`, computed exactly (forward recursion over a horizon, or a linear solve), so
 ``torch.autograd`` gives the true gradient, which the chapters compare with the expectations
 of the Monte-Carlo estimators of :mod:`rlviz.tabular.pg_estimators`.
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rlviz import _validate as V
+from rlviz import _validate as validate
 from rlviz.tabular.mdp import TabularMDP, action_values, discounted_state_distribution
 
 __all__ = ["softmax_policy", "score_table", "score_table_autograd", "objective_torch",
@@ -35,12 +35,12 @@ DTYPE = torch.float64
 
 
 def _theta(mdp: TabularMDP, theta) -> np.ndarray:
-    return V.array("theta", theta, shape=(mdp.n_states, mdp.n_actions))
+    return validate.array("theta", theta, shape=(mdp.n_states, mdp.n_actions))
 
 
 def softmax_policy(theta) -> np.ndarray:
     r""":math:`\pi_\theta(a \mid s) = e^{\theta_{s,a}} / \sum_b e^{\theta_{s,b}}`, shape ``(S, A)``."""
-    theta = V.array("theta", theta, ndim=2)
+    theta = validate.array("theta", theta, ndim=2)
     z = np.exp(theta - theta.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
 
@@ -56,8 +56,8 @@ def score_table(pi) -> np.ndarray:
     i.e. the one-hot vector of :math:`a` minus :math:`\pi(\cdot \mid s)`, in the block of
     :math:`s`. Entry ``[s, a]`` is the gradient vector (flattened like ``theta``).
     """
-    pi = V.array("pi", pi, ndim=2)
-    V.distribution_rows("pi", pi)
+    pi = validate.array("pi", pi, ndim=2)
+    validate.distribution_rows("pi", pi)
     S, A = pi.shape
     out = np.zeros((S, A, S, A))
     for s in range(S):
@@ -67,7 +67,7 @@ def score_table(pi) -> np.ndarray:
 
 def score_table_autograd(theta) -> np.ndarray:
     r"""The same score table from ``torch.autograd`` of :math:`\log \pi_\theta(a \mid s)` (a check)."""
-    theta = V.array("theta", theta, ndim=2)
+    theta = validate.array("theta", theta, ndim=2)
     S, A = theta.shape
     jac = torch.autograd.functional.jacobian(
         lambda th: torch.log_softmax(th.reshape(S, A), dim=1).reshape(-1),
@@ -122,7 +122,7 @@ def objective_torch(mdp: TabularMDP, theta_flat: torch.Tensor, horizon: int | No
     rho0 = torch.tensor(mdp.rho0, dtype=DTYPE)
     if horizon is None:
         return rho0 @ _values_torch(mdp, P_pi, r_pi, mdp.gamma)
-    H = V.positive("horizon", horizon, integer=True)
+    H = validate.positive("horizon", horizon, integer=True)
     J, p = torch.zeros((), dtype=DTYPE), rho0
     for t in range(H):
         J = J + mdp.gamma ** t * (p @ r_pi)
@@ -155,8 +155,8 @@ def finite_horizon_values(mdp: TabularMDP, pi, horizon: int) -> tuple[np.ndarray
     :math:`t` with :math:`H - t` steps left. Returns ``(V, Q)`` of shapes ``(H, S)`` and
     ``(H, S, A)``; the advantage is ``Q - V[..., None]``.
     """
-    pi = V.array("pi", pi, shape=(mdp.n_states, mdp.n_actions))
-    H = V.positive("horizon", horizon, integer=True)
+    pi = validate.array("pi", pi, shape=(mdp.n_states, mdp.n_actions))
+    H = validate.positive("horizon", horizon, integer=True)
     Vt = np.zeros((H + 1, mdp.n_states))
     Qt = np.zeros((H, mdp.n_states, mdp.n_actions))
     for t in range(H - 1, -1, -1):

@@ -2,7 +2,7 @@ r"""Importance sampling, the surrogate objective, KL divergences, the Fisher mat
 (chapters 10 and 11).
 
 Setting: a tabular discounted MDP (:math:`\gamma < 1`) and the softmax policy of
-:mod:`rlviz.tabular.policy_gradient` with flat logits :math:`\theta` (length :math:`K = SA`). The old
+:mod:`rlviz.tabular.policy_gradient` with flat logits :math:`\theta` (length :math:`SA`). The old
 policy :math:`\pi_{\text{old}} = \pi_{\theta_{\text{old}}}` fixes the data distribution: the
 discounted state distribution :math:`d_{\text{old}} = d^{\pi_{\text{old}}}_\gamma` (sums to 1,
 :func:`rlviz.tabular.mdp.discounted_state_distribution`) and the advantages
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rlviz import _validate as V
+from rlviz import _validate as validate
 from rlviz._threads import torch_threads
 from rlviz.tabular.mdp import TabularMDP, advantages, discounted_state_distribution, objective
 from rlviz.tabular.policy_gradient import DTYPE, objective_torch, score_table, softmax_policy
@@ -47,8 +47,8 @@ __all__ = ["kl_rows", "importance_weighted_means", "ratio_variance",
 # ----------------------------------------------------------------------------- per-state tables
 
 def _policy(name: str, pi, shape=None) -> np.ndarray:
-    pi = V.array(name, pi, ndim=2) if shape is None else V.array(name, pi, shape=shape)
-    V.distribution_rows(name, pi)
+    pi = validate.array(name, pi, ndim=2) if shape is None else validate.array(name, pi, shape=shape)
+    validate.distribution_rows(name, pi)
     return pi
 
 
@@ -79,7 +79,7 @@ def importance_weighted_means(pi_old, pi_new, f) -> tuple[np.ndarray, np.ndarray
     """
     pi_old = _policy("pi_old", pi_old)
     pi_new = _policy("pi_new", pi_new, shape=pi_old.shape)
-    f = V.array("f", f, shape=pi_old.shape)
+    f = validate.array("f", f, shape=pi_old.shape)
     if np.any(pi_old <= 0):
         raise ValueError("pi_old must be > 0 everywhere (the ratio divides by it)")
     ratio = pi_new / pi_old
@@ -99,7 +99,7 @@ def ratio_variance(pi_old, pi_new, f) -> np.ndarray:
     """
     pi_old = _policy("pi_old", pi_old)
     pi_new = _policy("pi_new", pi_new, shape=pi_old.shape)
-    f = V.array("f", f, shape=pi_old.shape)
+    f = validate.array("f", f, shape=pi_old.shape)
     if np.any(pi_old <= 0):
         raise ValueError("pi_old must be > 0 everywhere (the ratio divides by it)")
     return (pi_new ** 2 / pi_old * f ** 2).sum(axis=1) - ((pi_new * f).sum(axis=1)) ** 2
@@ -124,7 +124,7 @@ def old_policy(mdp: TabularMDP, theta_old) -> OldPolicy:
     S, A = mdp.n_states, mdp.n_actions
     if not mdp.gamma < 1:
         raise ValueError(f"the surrogate needs a discounted MDP, gamma in [0, 1), got {mdp.gamma}")
-    th = V.array("theta_old", np.reshape(np.asarray(theta_old, dtype=float), -1), shape=(S * A,))
+    th = validate.array("theta_old", np.reshape(np.asarray(theta_old, dtype=float), -1), shape=(S * A,))
     pi = softmax_policy(th.reshape(S, A))
     return OldPolicy(mdp, th, pi, discounted_state_distribution(mdp, pi), advantages(mdp, pi),
                      objective(mdp, pi))
@@ -135,7 +135,7 @@ def _flat_torch(old: OldPolicy, theta) -> torch.Tensor:
         if theta.shape != (old.theta.size,):
             raise ValueError(f"theta must have shape ({old.theta.size},), got {tuple(theta.shape)}")
         return theta
-    return torch.tensor(V.array("theta", theta, shape=(old.theta.size,)), dtype=DTYPE)
+    return torch.tensor(validate.array("theta", theta, shape=(old.theta.size,)), dtype=DTYPE)
 
 
 def surrogate_torch(old: OldPolicy, theta) -> torch.Tensor:
@@ -164,7 +164,7 @@ def surrogate_torch(old: OldPolicy, theta) -> torch.Tensor:
 
 
 def _policy_at(old: OldPolicy, theta) -> np.ndarray:
-    th = V.array("theta", theta, shape=(old.theta.size,))
+    th = validate.array("theta", theta, shape=(old.theta.size,))
     return softmax_policy(th.reshape(old.mdp.n_states, old.mdp.n_actions))
 
 
@@ -179,7 +179,7 @@ def surrogate_sample_estimates(rng: np.random.Generator, old: OldPolicy, theta,
     the variances are :func:`surrogate_estimate_variance`. (The exact :math:`d_{\text{old}}`
     and :math:`A_{\text{old}}` are used, so the only noise is the sampling of :math:`(s, a)`.)
     """
-    n = V.positive("n", n, integer=True)
+    n = validate.positive("n", n, integer=True)
     pi = _policy_at(old, theta)
     S, A = pi.shape
     s = rng.choice(S, size=n, p=old.d / old.d.sum())
@@ -235,7 +235,7 @@ def policy_directions(old: OldPolicy, n_random: int, *, seed: int = 0) -> dict[s
     matter), with each state's mean removed (adding a constant to a state's logits leaves
     :math:`\pi` unchanged), then normalised. Keys: ``"gradient"``, ``"random 1"``, ...
     """
-    n_random = int(V.array("n_random", n_random, shape=()))
+    n_random = int(validate.array("n_random", n_random, shape=()))
     if n_random < 0:
         raise ValueError(f"n_random must be >= 0, got {n_random}")
     S, A = old.mdp.n_states, old.mdp.n_actions
@@ -271,8 +271,8 @@ def line_profile(old: OldPolicy, direction, steps) -> dict:
     ``kl_max`` (max over states), ``bound`` :math:`= L - C\,D^{\max}_{\mathrm{KL}}`
     (:func:`schulman_constant`), and ``t``.
     """
-    u = V.array("direction", direction, shape=(old.theta.size,))
-    t = V.array("steps", steps, ndim=1)
+    u = validate.array("direction", direction, shape=(old.theta.size,))
+    t = validate.array("steps", steps, ndim=1)
     C, _ = schulman_constant(old)
     out = {k: np.empty(t.size) for k in ("J", "L", "kl_mean", "kl_max")}
     with torch.no_grad(), torch_threads(1):
@@ -291,7 +291,7 @@ def line_profile(old: OldPolicy, direction, steps) -> dict:
 # ----------------------------------------------------------------------------- Fisher information
 
 def fisher_matrix(old: OldPolicy) -> np.ndarray:
-    r"""The Fisher information of the policy under :math:`d_{\text{old}}`, from the score, shape ``(K, K)``.
+    r"""The Fisher information of the policy under :math:`d_{\text{old}}`, from the score, shape ``(SA, SA)``.
 
     .. math:: F = \mathbb E_{s \sim d_{\text{old}}, a \sim \pi_{\text{old}}}\big[
               \nabla_\theta \log\pi_\theta(a|s)\, \nabla_\theta \log\pi_\theta(a|s)^\top\big]_{\theta_{\text{old}}},
@@ -300,19 +300,19 @@ def fisher_matrix(old: OldPolicy) -> np.ndarray:
     diagonal: the block of state :math:`s` is :math:`d(s)(\operatorname{diag}\pi_s - \pi_s\pi_s^\top)`,
     which kills the all-ones vector, so :math:`F` is singular (rank at most :math:`S(A-1)`).
     """
-    psi = score_table(old.pi)  # (S, A, K)
+    psi = score_table(old.pi)  # (S, A, SA)
     w = old.d[:, None] * old.pi  # (S, A)
     return np.einsum("sa,sak,sal->kl", w, psi, psi)
 
 
 def kl_hessian(old: OldPolicy) -> np.ndarray:
-    r""":math:`\nabla^2_\theta \bar D_{\mathrm{KL}}(\theta)` at :math:`\theta_{\text{old}}` by ``torch.autograd.functional.hessian``, shape ``(K, K)``."""
+    r""":math:`\nabla^2_\theta \bar D_{\mathrm{KL}}(\theta)` at :math:`\theta_{\text{old}}` by ``torch.autograd.functional.hessian``, shape ``(SA, SA)``."""
     return torch.autograd.functional.hessian(
         lambda th: mean_kl_torch(old, th), torch.tensor(old.theta, dtype=DTYPE)).numpy()
 
 
 def tabular_natural_gradient(old: OldPolicy) -> np.ndarray:
-    r"""The minimum-norm solution of :math:`F x = \nabla J(\theta_{\text{old}})` in closed form, shape ``(K,)``.
+    r"""The minimum-norm solution of :math:`F x = \nabla J(\theta_{\text{old}})` in closed form, shape ``(SA,)``.
 
     For the tabular softmax (Kakade 2002), :math:`\nabla J` has :math:`(s,a)` entry
     :math:`\frac{d(s)}{1-\gamma}\pi(a|s)A(s,a)` and the block of :math:`F` is
@@ -347,7 +347,7 @@ def tabular_trpo_step(old: OldPolicy, delta: float, *, cg_iters: int = 50, dampi
     accepted step, 0 if none), ``improvement`` of :math:`L`, ``cg_residual`` (last CG residual
     norm), ``residuals`` (all of them), ``tries``.
     """
-    delta = V.positive("delta", delta)
+    delta = validate.positive("delta", delta)
     th = torch.tensor(old.theta, dtype=DTYPE, requires_grad=True)
     (g,) = torch.autograd.grad(surrogate_torch(old, th), th)
     if float(torch.linalg.vector_norm(g)) <= 1e-12:  # at a stationary point: nothing to do
@@ -377,7 +377,7 @@ def tabular_trpo(mdp: TabularMDP, theta0, delta: float, n_iters: int, **step_kwa
     ``n_iters`` (``kl``, ``fraction``, ``cg_residual``, ``improvement``), and the final
     ``theta`` (flat).
     """
-    n = V.positive("n_iters", n_iters, integer=True)
+    n = validate.positive("n_iters", n_iters, integer=True)
     old = old_policy(mdp, theta0)
     hist = {"J": [old.J], "kl": [], "fraction": [], "cg_residual": [], "improvement": []}
     for _ in range(n):

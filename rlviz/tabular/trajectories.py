@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlviz import _validate as V
+from rlviz import _validate as validate
 from rlviz.tabular.mdp import TabularMDP, check_policy
 from rlviz.tabular.mdp import state_values as _state_values
 
@@ -66,7 +66,7 @@ def enumerate_trajectories(mdp: TabularMDP, pi, horizon: int, *,
     more than ``max_trajectories``.
     """
     pi = check_policy(mdp, pi)
-    H = V.positive("horizon", horizon, integer=True)
+    H = validate.positive("horizon", horizon, integer=True)
     s0 = np.flatnonzero(mdp.rho0 > 0)
     states = s0[:, None]
     prob = mdp.rho0[s0]
@@ -91,23 +91,23 @@ def enumerate_trajectories(mdp: TabularMDP, pi, horizon: int, *,
 
 
 class _Categorical:
-    """Inverse-CDF sampling from the rows of a table ``p`` of shape (..., K), vectorised.
+    """Inverse-CDF sampling from the rows of a table ``p`` of shape (..., C), vectorised.
 
     The rows' CDFs are laid end to end, row k shifted by k, so one ``searchsorted`` draws
     for a whole batch of rows.
     """
 
     def __init__(self, p: np.ndarray):
-        self.K = p.shape[-1]
-        flat = p.reshape(-1, self.K)
+        self.n_choices = p.shape[-1]
+        flat = p.reshape(-1, self.n_choices)
         cdf = np.cumsum(flat, axis=1)
         cdf[:, -1] = 1.0  # guard against rounding: the last bin closes the row
         self.shifted = (cdf + np.arange(flat.shape[0])[:, None]).ravel()
 
     def draw(self, rng: np.random.Generator, row: np.ndarray) -> np.ndarray:
         u = rng.random(row.shape[0])
-        idx = np.searchsorted(self.shifted, row + u, side="right") - row * self.K
-        return np.minimum(idx, self.K - 1)
+        idx = np.searchsorted(self.shifted, row + u, side="right") - row * self.n_choices
+        return np.minimum(idx, self.n_choices - 1)
 
 
 def sample_trajectories(mdp: TabularMDP, pi, n: int, horizon: int, *, seed=None,
@@ -119,8 +119,8 @@ def sample_trajectories(mdp: TabularMDP, pi, n: int, horizon: int, *, seed=None,
     action (to estimate :math:`Q(s, a)`). ``seed`` is an int or a ``numpy.random.Generator``.
     """
     pi = check_policy(mdp, pi)
-    n = V.positive("n", n, integer=True)
-    H = V.positive("horizon", horizon, integer=True)
+    n = validate.positive("n", n, integer=True)
+    H = validate.positive("horizon", horizon, integer=True)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     S, A = mdp.n_states, mdp.n_actions
     start, policy, step = _Categorical(mdp.rho0[None]), _Categorical(pi), _Categorical(mdp.P)
@@ -154,8 +154,8 @@ def sample_trajectories(mdp: TabularMDP, pi, n: int, horizon: int, *, seed=None,
 
 def discounted_sum(rewards, gamma: float) -> np.ndarray:
     r""":math:`G_0 = \sum_{t=0}^{H-1} \gamma^t r_t` for each row of ``rewards`` (shape (M, H))."""
-    rewards = V.array("rewards", rewards, ndim=2)
-    gamma = V.unit_interval("gamma", gamma)
+    rewards = validate.array("rewards", rewards, ndim=2)
+    gamma = validate.unit_interval("gamma", gamma)
     return rewards @ (gamma ** np.arange(rewards.shape[1]))
 
 
@@ -164,8 +164,8 @@ def rewards_to_go(rewards, gamma: float) -> np.ndarray:
 
     Computed backwards, :math:`G_t = r_t + \gamma G_{t+1}`, :math:`G_H = 0`.
     """
-    rewards = V.array("rewards", rewards, ndim=2)
-    gamma = V.unit_interval("gamma", gamma)
+    rewards = validate.array("rewards", rewards, ndim=2)
+    gamma = validate.unit_interval("gamma", gamma)
     G = np.zeros_like(rewards)
     acc = np.zeros(rewards.shape[0])
     for t in range(rewards.shape[1] - 1, -1, -1):
@@ -198,7 +198,7 @@ def mc_state_values(mdp: TabularMDP, pi, n: int, horizon: int, *, seed=None) -> 
     ``horizon`` steps, which biases it by at most :math:`\gamma^H \max|r| / (1-\gamma)`.
     """
     S = mdp.n_states
-    n = V.positive("n", n, integer=True)
+    n = validate.positive("n", n, integer=True)
     s0 = np.repeat(np.arange(S), n)
     tr = sample_trajectories(mdp, pi, S * n, horizon, seed=seed, s0=s0)
     g = discounted_sum(tr.rewards, mdp.gamma).reshape(S, n)
@@ -209,7 +209,7 @@ def mc_state_values(mdp: TabularMDP, pi, n: int, horizon: int, *, seed=None) -> 
 def mc_action_values(mdp: TabularMDP, pi, n: int, horizon: int, *, seed=None) -> MonteCarloEstimate:
     r"""Monte-Carlo :math:`\hat Q(s, a)` from ``n`` episodes per pair, first action forced to a."""
     S, A = mdp.n_states, mdp.n_actions
-    n = V.positive("n", n, integer=True)
+    n = validate.positive("n", n, integer=True)
     s0 = np.repeat(np.arange(S), A * n)
     a0 = np.tile(np.repeat(np.arange(A), n), S)
     tr = sample_trajectories(mdp, pi, S * A * n, horizon, seed=seed, s0=s0, a0=a0)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlviz import _validate as V
+from rlviz import _validate as validate
 from rlviz.fn.returns import lambda_returns
 from rlviz.tabular.mdp import TabularMDP, check_policy, policy_reward, policy_transition, state_values
 from rlviz.tabular.trajectories import enumerate_trajectories
@@ -33,7 +33,7 @@ def _check(mdp: TabularMDP, pi, horizon) -> tuple[np.ndarray, int]:
     if mdp.terminal.any():
         raise ValueError("this module models a time limit on a continuing MDP; got an MDP with "
                          "terminal states")
-    return pi, V.positive("horizon", horizon, integer=True)
+    return pi, validate.positive("horizon", horizon, integer=True)
 
 
 def state_occupancy(mdp: TabularMDP, pi, horizon: int) -> np.ndarray:
@@ -55,8 +55,8 @@ def expected_targets(mdp: TabularMDP, pi, v, lam: float, horizon: int, *,
     :math:`g_t = r_\pi + \gamma P_\pi\big[(1-\lambda) v + \lambda g_{t+1}\big]`.
     """
     pi, H = _check(mdp, pi, horizon)
-    v = V.array("v", v, shape=(mdp.n_states,))
-    lam = V.unit_interval("lam", lam)
+    v = validate.array("v", v, shape=(mdp.n_states,))
+    lam = validate.unit_interval("lam", lam)
     P, r, g = policy_transition(mdp, pi), policy_reward(mdp, pi), mdp.gamma
     out = np.empty((H, mdp.n_states))
     out[H - 1] = r if truncation_as_termination else r + g * P @ v
@@ -75,7 +75,7 @@ def target_bias(mdp: TabularMDP, pi, lam: float, horizon: int) -> np.ndarray:
     :math:`\gamma (\gamma\lambda)^{H-1-t} V^\pi(s_H)`.
     """
     pi, H = _check(mdp, pi, horizon)
-    lam = V.unit_interval("lam", lam)
+    lam = validate.unit_interval("lam", lam)
     P, v, g = policy_transition(mdp, pi), state_values(mdp, pi), mdp.gamma
     out = np.empty((H, mdp.n_states))
     Pv = P @ v
@@ -105,9 +105,9 @@ def fitted_values(mdp: TabularMDP, pi, lam: float, horizon: int, iterations: int
     fit of a table to infinitely many episodes' targets (every visit weighted equally).
     """
     pi, H = _check(mdp, pi, horizon)
-    n = V.positive("iterations", iterations, integer=True)
-    M, b = _regression(mdp, pi, V.unit_interval("lam", lam), H, truncation_as_termination)
-    v = np.zeros(mdp.n_states) if v0 is None else V.array("v0", v0, shape=(mdp.n_states,))
+    n = validate.positive("iterations", iterations, integer=True)
+    M, b = _regression(mdp, pi, validate.unit_interval("lam", lam), H, truncation_as_termination)
+    v = np.zeros(mdp.n_states) if v0 is None else validate.array("v0", v0, shape=(mdp.n_states,))
     out = [v]
     for _ in range(n):
         v = M @ v + b
@@ -119,7 +119,7 @@ def fitted_fixed_point(mdp: TabularMDP, pi, lam: float, horizon: int, *,
                        truncation_as_termination: bool) -> np.ndarray:
     """The limit of :func:`fitted_values`, solved directly: :math:`(I - M) v = b`."""
     pi, H = _check(mdp, pi, horizon)
-    M, b = _regression(mdp, pi, V.unit_interval("lam", lam), H, truncation_as_termination)
+    M, b = _regression(mdp, pi, validate.unit_interval("lam", lam), H, truncation_as_termination)
     return np.linalg.solve(np.eye(mdp.n_states) - M, b)
 
 
@@ -132,7 +132,7 @@ def targets_by_enumeration(mdp: TabularMDP, pi, v, lam: float, horizon: int, *,
     or ``terminated_t`` (wrong). NaN where :math:`\Pr(s_t = s) = 0`.
     """
     pi, H = _check(mdp, pi, horizon)
-    v = V.array("v", v, shape=(mdp.n_states,))
+    v = validate.array("v", v, shape=(mdp.n_states,))
     tr = enumerate_trajectories(mdp, pi, H)
     M = tr.n
     flag = np.zeros((H, M), dtype=bool)
