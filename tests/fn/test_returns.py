@@ -2,27 +2,18 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from rlviz.fn import returns as adv
 from rlviz.experiments.ch08 import discounted_td_sum, random_rollout
 
 
-def rollout(rng, T, N, p_term, p_trunc, dtype=np.float64):
-    term = rng.random((T, N)) < p_term
-    trunc = rng.random((T, N)) < p_trunc
-    return {"r_t": rng.normal(size=(T, N)).astype(dtype), "v_t": rng.normal(size=(T, N)).astype(dtype),
-            "v_T": rng.normal(size=N).astype(dtype),
-            "v_final_t": rng.normal(size=(T, N)).astype(dtype),
-            "terminated_t": term, "truncated_t": trunc}
-
-
 @pytest.mark.parametrize("T", [1, 2, 15, 16, 17, 33, 256, 257, 1000])
 @pytest.mark.parametrize("N", [1, 3])
 @pytest.mark.parametrize("gamma,lam", [(0.0, 0.0), (0.9, 0.95), (0.99, 1.0), (1.0, 1.0), (0.5, 0.3)])
-def test_fast_matches_reference(T, N, gamma, lam):
+def test_fast_matches_reference(T, N, gamma, lam, make_rollout):
     rng = np.random.default_rng(T * 31 + N)
-    ro = rollout(rng, T, N, 0.03, 0.03)
+    ro = make_rollout(rng, T, N, 0.03, 0.03)
     ro["terminated_t"][0] = True  # an episode ending at the first step
     ro["truncated_t"][-1, 0] = True  # and one cut at the last
     fast = adv.gae(**ro, gamma=gamma, lam=lam)
@@ -30,19 +21,19 @@ def test_fast_matches_reference(T, N, gamma, lam):
     np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-10)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(T=st.integers(1, 80), N=st.integers(1, 4), gamma=st.floats(0, 1), lam=st.floats(0, 1),
        p=st.floats(0, 0.6), seed=st.integers(0, 2**32 - 1))
-def test_fast_matches_reference_property(T, N, gamma, lam, p, seed):
-    ro = rollout(np.random.default_rng(seed), T, N, p, p)
+def test_fast_matches_reference_property(T, N, gamma, lam, p, seed, make_rollout):
+    ro = make_rollout(np.random.default_rng(seed), T, N, p, p)
     np.testing.assert_allclose(adv.gae(**ro, gamma=gamma, lam=lam),
                                adv.gae_reference(**ro, gamma=gamma, lam=lam), rtol=0, atol=1e-10)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(T=st.integers(1, 40), gamma=st.floats(0, 1), lam=st.floats(0, 1), seed=st.integers(0, 10**6))
-def test_closed_form_and_lambda_return(T, gamma, lam, seed):
-    ro = rollout(np.random.default_rng(seed), T, 3, 0.2, 0.2)
+def test_closed_form_and_lambda_return(T, gamma, lam, seed, make_rollout):
+    ro = make_rollout(np.random.default_rng(seed), T, 3, 0.2, 0.2)
     A = adv.gae(**ro, gamma=gamma, lam=lam)
     delta = adv.td_errors(ro["r_t"], ro["v_t"], v_T=ro["v_T"], terminated_t=ro["terminated_t"],
                           truncated_t=ro["truncated_t"], v_final_t=ro["v_final_t"], gamma=gamma)
@@ -63,8 +54,8 @@ def test_linear_scan_general_coefficients():
     np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-10)
 
 
-def test_float32_stays_float32_and_agrees():
-    ro = rollout(np.random.default_rng(1), 2048, 8, 0.005, 0.005, np.float32)
+def test_float32_stays_float32_and_agrees(make_rollout):
+    ro = make_rollout(np.random.default_rng(1), 2048, 8, 0.005, 0.005, np.float32)
     A = adv.gae(**ro, gamma=0.99, lam=0.95)
     assert A.dtype == np.float32
     ref = adv.gae_reference(**{k: (v.astype(np.float64) if v.dtype == np.float32 else v)
@@ -102,7 +93,7 @@ def test_truncation_as_termination_is_biased_on_a_time_limit():
     assert np.nanmax(np.abs(wrong - v)) > 1.0
 
 
-def test_k_step_special_cases():
+def test_k_step_special_cases(make_rollout):
     ro = random_rollout(3)
     for gamma in (0.0, 0.9, 1.0):
         one = adv.k_step_advantages(**ro, k=1, gamma=gamma)
@@ -159,3 +150,45 @@ def test_linear_scan_any_block_and_leaf_size(monkeypatch, block, leaf, T):
     for t in range(T - 2, -1, -1):
         ref[t] = x[t] + a[t] * ref[t + 1]
     np.testing.assert_allclose(adv.linear_scan(x, a), ref, rtol=0, atol=1e-10)
+
+
+def test_per_column_coefficients_equal_one_call_per_column(make_rollout):
+    """gamma and lam given per column (a grid of settings in one rollout, as chapter 13's
+    PPO runs it) equal separate calls with each column's numbers; the reference loop agrees."""
+    ro = make_rollout(np.random.default_rng(5), 40, 4, 0.1, 0.05)
+    gammas, lams = np.array([0.9, 0.95, 0.99, 1.0]), np.array([0.0, 0.5, 0.9, 1.0])
+    together = adv.gae(**ro, gamma=gammas, lam=lams)
+    np.testing.assert_allclose(together, adv.gae_reference(**ro, gamma=gammas, lam=lams),
+                               rtol=0, atol=1e-12)
+    for n in range(4):
+        column = {k: v[..., [n]] if np.ndim(v) == 2 else v[[n]] for k, v in ro.items()}
+        alone = adv.gae(**column, gamma=gammas[n], lam=lams[n])[:, 0]
+        np.testing.assert_allclose(together[:, n], alone, rtol=0, atol=1e-12)
+    # the lambda-return identity of chapter 9 holds column by column too
+    np.testing.assert_allclose(adv.lambda_returns(**ro, gamma=gammas, lam=lams),
+                               together + ro["v_t"], rtol=0, atol=1e-12)
+    # a mutation: swapping two columns' gammas changes those columns
+    swapped = adv.gae(**ro, gamma=gammas[[1, 0, 2, 3]], lam=lams)
+    assert np.abs(swapped[:, :2] - together[:, :2]).max() > 1e-3
+
+
+@pytest.mark.parametrize("gamma, match", [
+    (np.array([0.9, 0.9]), r"gamma must be a number in \[0, 1\] or an array of shape \(3,\)"),
+    (np.array([0.9, 1.2, 0.5]), r"gamma must be in \[0, 1\] in every column"),
+    (np.array([0.9, np.nan, 0.5]), r"gamma must be in \[0, 1\] in every column"),
+    (np.ones((3, 1)), r"array of shape \(3,\)"),
+])
+def test_per_column_coefficients_are_checked(make_rollout, gamma, match):
+    ro = make_rollout(np.random.default_rng(0), 5, 3)
+    with pytest.raises(ValueError, match=match):
+        adv.gae(**ro, gamma=gamma, lam=0.9)
+
+
+def test_integer_rewards_are_accepted_as_by_every_front_end():
+    """Integer rewards (CartPole's +1) work; there is one GAE front end to accept them."""
+    r = np.ones((4, 2), dtype=np.int64)
+    v = np.zeros((4, 2))
+    out = adv.gae(r, v, v_T=np.zeros(2), terminated_t=np.zeros((4, 2), bool),
+                  truncated_t=np.zeros((4, 2), bool), gamma=np.array([0.5, 1.0]), lam=1.0)
+    np.testing.assert_allclose(out[:, 0], [1.875, 1.75, 1.5, 1.0])
+    np.testing.assert_allclose(out[:, 1], [4.0, 3.0, 2.0, 1.0])
