@@ -1,4 +1,4 @@
-"""rlviz.tabular.advantage_moments and rlviz.tabular.truncation: exact moments against enumeration and closed forms."""
+"""rlviz.tabular.advantage_moments: exact moments against enumeration and closed forms."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,6 @@ from rlviz.tabular.advantage_moments import (gae_moments, kstep_moments, kstep_m
                                    value_error)
 from rlviz.tabular.examples import random_mdp, random_policy, two_state_chain
 from rlviz.tabular.mdp import state_values
-from rlviz.tabular.truncation import fitted_fixed_point, fitted_values
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -41,11 +40,3 @@ def test_v_hat_must_vanish_on_terminal_states():
     pi = np.full((grid.n_states, 4), 0.25)
     with pytest.raises(ValueError, match="v_hat must be 0 on terminal"):
         kstep_moments(grid, pi, np.ones(grid.n_states), 2)
-
-
-def test_fitted_values_converge_to_fixed_point():
-    chain, pi = two_state_chain(0.9), np.array([[0.7, 0.3], [0.4, 0.6]])
-    for wrong in (False, True):
-        it = fitted_values(chain, pi, 0.9, 8, 400, truncation_as_termination=wrong)
-        fp = fitted_fixed_point(chain, pi, 0.9, 8, truncation_as_termination=wrong)
-        np.testing.assert_allclose(it[-1], fp, atol=1e-9)
