@@ -1,19 +1,42 @@
 """rlviz: the numerics behind the book "Policy gradients to PPO and GRPO, derived and verified".
 
-Modules by topic (each is the numerics of a chapter or two):
+The package is in layers; each imports only the layers below it (``tests/test_architecture.py``
+checks the rules):
 
-* :mod:`rlviz.tabular.mdp`: tabular MDPs and their exact V, Q, A, d and J (chapters 1, 2, 4)
-* :mod:`rlviz.tabular.trajectories`: enumerating and sampling trajectories (chapters 1-3)
-* :mod:`rlviz.tabular.examples`: the example MDPs
-* :mod:`rlviz.fn.stats`: Monte-Carlo helpers (z-scores, log-log slopes)
-* :mod:`rlviz.tabular.episodic`: a small episodic MDP (the corridor) for chapters 3-6
-* :mod:`rlviz.tabular.policy_gradient`: softmax policies, exact J(theta) in torch, autograd gradients (chapters 3-6)
-* :mod:`rlviz.tabular.pg_estimators`: the Monte-Carlo policy-gradient estimators and their exact moments (chapters 3-6)
-* :mod:`rlviz.fn.returns`: returns, k-step advantages, GAE and lambda-returns on (T, N) rollouts (chapters 7-9)
-* :mod:`rlviz.tabular.advantage_moments`: exact bias and variance of advantage estimators (chapter 7)
-* :mod:`rlviz.tabular.truncation`: time limits, truncation vs termination (chapter 9)
-* :mod:`rlviz.verify`: the registry of identity checks (``python -m rlviz verify``)
-* :mod:`rlviz.figures`: the plotly figures of the chapters
+* :mod:`rlviz.fn`: pure array functions (numpy, torch): returns and GAE, the PPO and GRPO
+  loss terms, trust-region steps, statistics. One copy of each formula, called by the
+  chapters, the trainers and the tests alike. Its public functions are re-exported here
+  (``rlviz.gae``, ``rlviz.clipped_surrogate``, ...), as rlax does.
+* :mod:`rlviz.tabular`: the exact float64 world of small MDPs (linear algebra and enumeration).
+* :mod:`rlviz.agents`: batched CartPole, the PPO and TRPO trainers, the addition task with its
+  GRPO and PPO trainers. Agents import ``fn``, never ``tabular``.
+* :mod:`rlviz.experiments`, :mod:`rlviz.identities`, :mod:`rlviz.figures`: the book's settings
+  and runs, its registered identity checks (``python -m rlviz verify``) and its plotly figures,
+  one module per chapter.
+* :mod:`rlviz.jupyter`: live widgets, the notebooks' save hook, the Sphinx extension.
 """
 
+from rlviz.fn.ppo_loss import (approx_kl, categorical_kl, clip_fraction, clipped_surrogate, entropy,
+                               k3, normalize_advantages, policy_gradient_surrogate, value_loss)
+from rlviz.fn.returns import (discounted_returns, gae, gae_reference, k_step_advantages,
+                              lambda_returns, linear_scan, next_values, td_errors)
+from rlviz.fn.stats import (angle_and_norm_ratio, angle_deg, loglog_slope, sample_mean_se,
+                            sample_variance_se, z_scores)
+from rlviz.fn.trust_region import (backtracking_line_search, conjugate_gradient,
+                                   fisher_vector_product, trpo_step_size)
+
 __version__ = "0.1.0"
+
+__all__ = [
+    # returns
+    "discounted_returns", "gae", "gae_reference", "k_step_advantages", "lambda_returns",
+    "linear_scan", "next_values", "td_errors",
+    # the PPO loss
+    "approx_kl", "categorical_kl", "clip_fraction", "clipped_surrogate", "entropy", "k3",
+    "normalize_advantages", "policy_gradient_surrogate", "value_loss",
+    # trust regions
+    "backtracking_line_search", "conjugate_gradient", "fisher_vector_product", "trpo_step_size",
+    # statistics
+    "angle_and_norm_ratio", "angle_deg", "loglog_slope", "sample_mean_se", "sample_variance_se",
+    "z_scores",
+]

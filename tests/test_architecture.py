@@ -39,7 +39,7 @@ ALLOWED = {
     "jupyter": {"fn", "tabular", "agents", "experiments", "figures", "identities", "verify"},
     "verify": set(),
     "__main__": {"identities", "verify"},
-    "__init__": set(),
+    "__init__": {"fn"},  # re-exports the pure functions
     "_validate": set(),
     "_threads": set(),
 }
