@@ -1,23 +1,86 @@
-# Sourced by build-site.sh and test-all.sh: create .venv if needed and install requirements.
-# Works on a fresh Debian machine with Python 3.11 (installs python3-venv if it is missing).
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-PYTHON=${PYTHON:-python3}
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-if [ ! -x .venv/bin/python ]; then
-    if ! "$PYTHON" -m venv .venv 2>/dev/null; then
-        rm -rf .venv
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip
-        "$PYTHON" -m venv .venv
+# Shared helpers of build-site.sh, test-all.sh and lab.sh. Sourcing this file only defines
+# functions (all named rlviz_*): it sets no shell option, no variable and does not cd. Each
+# script sets its own strict mode and calls what it needs:
+#   rlviz_root            print the repository root (found from this file's location)
+#   rlviz_venv            create the venv if needed, install the lock into it when
+#                         requirements.txt (or pyproject.toml) changed, then activate it
+#   rlviz_fresh_cache     clear the book's execution cache when rlviz's source changed
+#   rlviz_as_root CMD...  run CMD as root (directly when root, else with sudo)
+# The venv is $RLVIZ_VENV if set (e.g. a throwaway one in /tmp), else <root>/.venv.
+# Works on a fresh Debian machine with Python 3.11 (installs python3-venv if it is missing);
+# $PYTHON picks the interpreter that creates the venv (default python3).
+
+# rlviz_root's answer is fixed when this file is sourced (BASH_SOURCE may be a relative path,
+# and the caller may cd afterwards).
+eval "rlviz_root() { printf '%s\\n' $(printf '%q' "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"); }"
+
+rlviz_as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+rlviz_venv() {
+    local root venv python
+    root=$(rlviz_root) || return 1
+    venv=${RLVIZ_VENV:-$root/.venv}
+    python=${PYTHON:-python3}
+    if [ ! -x "$venv/bin/python" ]; then
+        if ! "$python" -m venv "$venv" 2>/dev/null; then
+            rm -rf "$venv"
+            rlviz_as_root apt-get update -qq || return 1
+            rlviz_as_root env DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y -qq python3-venv python3-pip || return 1
+            "$python" -m venv "$venv" || return 1
+        fi
     fi
-fi
-# shellcheck disable=SC1091
-. .venv/bin/activate
-stamp=.venv/.requirements-installed
-if [ ! -f "$stamp" ] || ! cmp -s requirements.txt "$stamp"; then
-    echo "== installing requirements into .venv"
-    python -m pip install -q --upgrade pip
-    python -m pip install -q -r requirements.txt
-    cp requirements.txt "$stamp"
-fi
+    # The lock: every package pinned with its hashes (pip, setuptools and torch's CPU wheel
+    # included: the venv's own pip installs the pinned pip in the same step). Reinstalled
+    # whenever requirements.txt differs from the copy stamped in the venv.
+    local lock_stamp="$venv/.requirements-installed"
+    if [ ! -f "$lock_stamp" ] || ! cmp -s "$root/requirements.txt" "$lock_stamp"; then
+        echo "== installing requirements.txt (the lock, hashes required) into $venv"
+        rm -f "$lock_stamp" "$venv/.pyproject-installed"
+        "$venv/bin/python" -m pip install -q --require-hashes -r "$root/requirements.txt" \
+            || return 1
+        cp "$root/requirements.txt" "$lock_stamp"
+    fi
+    # rlviz itself, editable, from the lock's setuptools: no index, no build isolation, no
+    # dependencies (the lock has them). Redone when pyproject.toml changes (entry points).
+    local project_stamp="$venv/.pyproject-installed"
+    if [ ! -f "$project_stamp" ] || ! cmp -s "$root/pyproject.toml" "$project_stamp"; then
+        echo "== installing rlviz (editable) into $venv"
+        local log="$venv/.rlviz-install.log"
+        if ! "$venv/bin/python" -m pip install --no-index --no-deps --no-build-isolation \
+                -e "$root" > "$log" 2>&1; then
+            cat "$log" >&2
+            return 1
+        fi
+        cp "$root/pyproject.toml" "$project_stamp"
+    fi
+    # shellcheck disable=SC1091
+    . "$venv/bin/activate"
+}
+
+# A hash of rlviz's source: every *.py under rlviz/, sorted by path, paths and contents.
+rlviz_source_hash() {
+    (cd "$(rlviz_root)" &&
+        find rlviz -type f -name '*.py' -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum) |
+        sha256sum | cut -d' ' -f1
+}
+
+# jupyter-book's execution cache (_build/.jupyter_cache) is keyed on a chapter's cells, not
+# on rlviz, and Sphinx re-reads only changed chapters: after a change to rlviz a rebuild
+# would show stale outputs. So when rlviz's source hash differs from the one stamped beside
+# the cache, clear the cache and Sphinx's doctrees (every chapter is re-executed).
+rlviz_fresh_cache() {
+    local build hash stamp
+    build="$(rlviz_root)/_build"
+    stamp="$build/.rlviz-source-hash"
+    hash=$(rlviz_source_hash) || return 1
+    if [ -d "$build/.jupyter_cache" ] || [ -d "$build/.doctrees" ]; then
+        if [ "$(cat "$stamp" 2>/dev/null)" != "$hash" ]; then
+            echo "== rlviz's source changed since the last build: clearing _build/.jupyter_cache and _build/.doctrees"
+            rm -rf "$build/.jupyter_cache" "$build/.doctrees"
+        fi
+    fi
+    mkdir -p "$build" && echo "$hash" > "$stamp"
+}

@@ -2,8 +2,14 @@
 # Open the chapters in JupyterLab, live widgets included, from the environment the book uses.
 #   bash scripts/lab.sh                 # serves book/ on http://127.0.0.1:8888 (or a free port)
 # Environment: RLVIZ_LAB_PORT (port), RLVIZ_LAB_TOKEN (token; default: a fresh random one),
-# RLVIZ_LAB_DIR (the folder served; default book/). Extra arguments go to `jupyter lab`.
-source "$(dirname "$0")/_env.sh"
+# RLVIZ_LAB_DIR (the folder served, relative to the current directory; default the repo's
+# book/). Extra arguments go to `jupyter lab`. Runs from any directory.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+root=$(rlviz_root)
+dir=$(cd "${RLVIZ_LAB_DIR:-$root/book}" && pwd)
+cd "$root"
+rlviz_venv
 # The kernel is this venv's Python (it imports rlviz): prefer the venv's kernel specs over
 # any user-level ones, and register the venv's python3 kernel where Jupyter looks first.
 export JUPYTER_PREFER_ENV_PATH=1
@@ -11,15 +17,14 @@ python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3
 # Lab defaults for this project: no news or update checks (nothing fetched from the
 # internet), widget state not saved into the chapters, every cell kept rendered (a chapter
 # is a few dozen cells; lazily rendered cells would hide widgets that scrolled away).
-mkdir -p .venv/share/jupyter/lab/settings
-cat > .venv/share/jupyter/lab/settings/overrides.json <<'JSON'
+mkdir -p "$VIRTUAL_ENV/share/jupyter/lab/settings"
+cat > "$VIRTUAL_ENV/share/jupyter/lab/settings/overrides.json" <<'JSON'
 {
   "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false},
   "@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": false},
   "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}
 }
 JSON
-dir=${RLVIZ_LAB_DIR:-book}
 token=${RLVIZ_LAB_TOKEN:-$(python -c "import secrets; print(secrets.token_hex(24))")}
 port=${RLVIZ_LAB_PORT:-$(python - <<'PY'
 import socket
@@ -40,5 +45,5 @@ url="http://127.0.0.1:$port/lab/tree/01_mdps_and_returns.ipynb?token=$token"
 echo "== JupyterLab on the chapters in $dir/ (stop with Ctrl-C)"
 echo "== open: $url"
 echo "== in a chapter: Run > Run All Cells, then move the sliders of its live cells"
-exec jupyter lab --config="$PWD/scripts/jupyter_server_config.py" \
+exec jupyter lab --config="$root/scripts/jupyter_server_config.py" \
     --ServerApp.root_dir="$dir" --ServerApp.port="$port" --IdentityProvider.token="$token" "$@"

@@ -2,15 +2,25 @@
 # The whole test suite, from a fresh clone: installs what it needs (Debian's chromium
 # included), then runs the unit tests, the identity checks, nbval (strict) on every chapter,
 # builds the book and runs the browser tests: the website, and the chapters' live widgets in
-# JupyterLab (started with scripts/lab.sh). Prints the time of each stage.
-source "$(dirname "$0")/_env.sh"
+# JupyterLab (started with scripts/lab.sh). Prints the time of each stage. Runs from any
+# directory. The first stage is the lint and format check (ruff, configured in pyproject.toml).
+set -euo pipefail
+if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then
+    sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0
+fi
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+cd "$(rlviz_root)"
+rlviz_venv
+rlviz_fresh_cache
 if ! command -v chromium >/dev/null 2>&1; then
     echo "== installing Debian's chromium for the browser test"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null
+    rlviz_as_root apt-get update -qq
+    rlviz_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null
 fi
 t0=$(date +%s)
 stage() { local s; s=$(date +%s); echo; echo "== $1"; shift; "$@"; echo "== done in $(( $(date +%s) - s )) s"; }
+lint() { ruff check . && ruff format --check .; }
+stage "lint and format (ruff check, ruff format --check)" lint
 stage "unit tests" pytest tests --ignore=tests/browser -q -p no:cacheprovider
 stage "identity checks" python -m rlviz verify
 # The two heavy stages execute every chapter; they run side by side, one per core (the
