@@ -34,7 +34,7 @@ class Identity:
     key: str
     chapter: int
     title: str
-    kind: str  # "exact", "statistical" or "bound"
+    kind: str  # "exact", "statistical", "bound" or "sanity" (see :data:`KINDS`)
     tol: float
     statistic: str  # what ``value`` is, e.g. "max |lhs - rhs|" or "max |z|"
     fn: Callable[[], Measure]
@@ -59,7 +59,7 @@ class Result:
     def line(self) -> str:
         """One stable line for the notebooks (nbval compares it across runs and platforms)."""
         idt = self.identity
-        if idt.kind == "exact":
+        if idt.kind in ("exact", "sanity"):
             shown = f"{idt.statistic} {stable_error(self.value)}"
             rule = f"tolerance {idt.tol:g}"
         elif idt.kind == "bound":
@@ -70,10 +70,19 @@ class Result:
             rule = f"tolerance {idt.tol:g}"
         verdict = "OK" if self.ok else "FAIL"
         detail = f" [{self.detail}]" if self.detail else ""
-        return f"{idt.title}: {shown} ({rule}): {verdict}{detail}"
+        label = "sanity check (true by construction): " if idt.kind == "sanity" else ""
+        return f"{label}{idt.title}: {shown} ({rule}): {verdict}{detail}"
 
 
 _REGISTRY: dict[str, Identity] = {}
+
+KINDS = {
+    "exact": "an identity of the derivation, computed exactly (linear algebra, enumeration)",
+    "statistical": "a Monte-Carlo test against an exact value, with a stated confidence rule",
+    "bound": "an exactly computed quantity that must stay on one side of a threshold",
+    "sanity": "a control that holds by construction (e.g. probabilities sum to 1); a test of "
+              "the code, never cited as evidence for a claim",
+}
 
 
 def identity(key: str, *, chapter: int, title: str, kind: str = "exact", tol: float = 1e-10,
@@ -83,12 +92,13 @@ def identity(key: str, *, chapter: int, title: str, kind: str = "exact", tol: fl
     The check passes when the measured value is ``<= tol`` (or ``>= tol`` for a bound with
     ``at_least=True``).
     """
-    if kind not in ("exact", "statistical", "bound"):
-        raise ValueError(f"kind must be 'exact', 'statistical' or 'bound', got {kind!r}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")
     if at_least and kind != "bound":
         raise ValueError("at_least=True is only meaningful for kind='bound'")
     if statistic is None:
-        statistic = {"exact": "max |lhs - rhs|", "statistical": "max |z|", "bound": "value"}[kind]
+        statistic = {"exact": "max |lhs - rhs|", "statistical": "max |z|", "bound": "value",
+                     "sanity": "max |lhs - rhs|"}[kind]
 
     def register(fn: Callable[[], Measure]) -> Callable[[], Measure]:
         if key in _REGISTRY and _REGISTRY[key].fn.__qualname__ != fn.__qualname__:

@@ -13,7 +13,7 @@ from rlviz.verify import Measure, identity
 CHAIN_POLICY = np.array([[0.7, 0.3], [0.4, 0.6]])
 
 
-@identity("ch1.trajectory_probabilities", chapter=1,
+@identity("ch1.trajectory_probabilities", chapter=1, kind="sanity",
           title="enumerated trajectory probabilities sum to 1")
 def trajectory_probabilities() -> Measure:
     chain = two_state_chain(0.9)

@@ -32,7 +32,7 @@ def score_closed_form() -> Measure:
     return Measure(float(max(errs)), "corridor + 5 random logit tables")
 
 
-@identity("ch3.score_mean_zero", chapter=3, title="E_a~pi[grad log pi(a|s)] = 0 in every state")
+@identity("ch3.score_mean_zero", chapter=3, kind="sanity", title="E_a~pi[grad log pi(a|s)] = 0 in every state")
 def score_mean_zero() -> Measure:
     errs = [np.abs(np.einsum("sa,sak->sk", pi, score_table(pi))).max()
             for _, _, pi, _ in settings()]

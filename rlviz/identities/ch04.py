@@ -37,7 +37,7 @@ def discounted_series(mdp, pi, f, tol: float = 1e-15) -> float:
     return total
 
 
-@identity("ch4.d_sums_to_one", chapter=4, title="the discounted state distribution d_gamma sums to 1")
+@identity("ch4.d_sums_to_one", chapter=4, kind="sanity", title="the discounted state distribution d_gamma sums to 1")
 def d_sums_to_one() -> Measure:
     errs = [abs(discounted_state_distribution(m, softmax_policy(th)).sum() - 1)
             for m, th in settings()]

@@ -50,7 +50,7 @@ def performance_difference() -> Measure:
     return Measure(float(max(errs)), DETAIL + ", 4 random new policies each")
 
 
-@identity("ch10.surrogate_value_at_old", chapter=10, title="L(theta_old) = J(theta_old)")
+@identity("ch10.surrogate_value_at_old", chapter=10, kind="sanity", title="L(theta_old) = J(theta_old)")
 def surrogate_value_at_old() -> Measure:
     errs = []
     for old in [book_old()] + random_olds():
