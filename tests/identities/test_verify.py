@@ -23,9 +23,22 @@ def test_every_registered_identity_passes():
 
 
 def test_stable_line_has_no_raw_float():
-    res = verify.run("ch1.trajectory_probabilities")
-    assert res.line().startswith("enumerated trajectory probabilities sum to 1: max |lhs - rhs| < 1e-12")
+    res = verify.run("ch1.objective_enumeration_vs_recursion")
+    assert res.line().startswith("J_H by enumeration = J_H by forward recursion: max |lhs - rhs| < 1e-12")
     assert res.line().count("e-16") == 0
+
+
+def test_sanity_rows_say_so_in_their_line():
+    """A check true by construction is labelled in the line the chapters print."""
+    res = verify.run("ch1.trajectory_probabilities")
+    assert res.identity.kind == "sanity"
+    assert res.line().startswith("sanity check (true by construction): enumerated trajectory")
+    assert not verify.run("ch1.return_recursion").line().startswith("sanity")
+
+
+def test_unknown_kind_is_rejected():
+    with pytest.raises(ValueError, match="kind must be one of 'exact', 'statistical', 'bound', 'sanity'"):
+        verify.identity("test.kind", chapter=99, title="t", kind="proof")
 
 
 @pytest.mark.parametrize("err,shown", [(3e-16, "< 1e-12"), (4e-11, "< 1e-10"), (2e-3, "< 1e-2"),
