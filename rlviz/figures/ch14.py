@@ -1,4 +1,8 @@
-"""Figures of chapter 14: group baselines, KL estimators, normalisations and trained GRPO."""
+"""Figures of chapter 14: group baselines, KL estimators, normalisations and trained GRPO.
+
+Each function takes data (or computes it with :mod:`rlviz.experiments.ch14`) and returns a
+plotly figure. G is the group size; the labels write it K, as the chapter does.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +10,28 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from rlviz.tabular.answer_tree import exact_gradient, expected_group_gradient, group_gradient_fn
-from rlviz.fn.stats import angle_deg
-from rlviz.identities.ch14 import book_tree, prompt_gain, variance_along
+from rlviz.experiments.ch14 import (BETAS, EPSILONS, GROUP_SIZES, live_run, prompt_gain,
+                                    variance_along)
 from rlviz.figures.common import rounded, slider_steps
 
-GAIN_KS = (2, 4, 8, 12)
+GAIN_GROUP_SIZES = (2, 4, 8, 12)
 P_GRID = tuple(np.round(np.linspace(0.05, 0.95, 13), 3))
 
 
-def prompt_gain_figure(ks=GAIN_KS, ps=P_GRID) -> go.Figure:
-    """c_K(p): how much each advantage scales a prompt's gradient, one slider step per K."""
+def prompt_gain_figure(group_sizes=GAIN_GROUP_SIZES, ps=P_GRID) -> go.Figure:
+    """c_K(p): how much each advantage scales a prompt's gradient, one slider step per group size."""
     fig = go.Figure()
     kinds = (("mean", "mean baseline (notes)"), ("loo", "leave-one-out"),
              ("std", "std-normalised (DeepSeekMath)"))
-    for i, K in enumerate(ks):
+    for i, G in enumerate(group_sizes):
         for kind, label in kinds:
-            fig.add_trace(go.Scatter(x=list(ps), y=rounded([prompt_gain(p, K, kind) for p in ps], 4),
+            fig.add_trace(go.Scatter(x=list(ps), y=rounded([prompt_gain(p, G, kind) for p in ps], 4),
                                      mode="lines+markers", name=label, visible=i == 0))
     n = len(kinds)
     fig.update_layout(
         title="Scale of a prompt's expected gradient vs its success rate: flat except with std",
         xaxis_title="success probability p of the prompt", yaxis_title="c_K(p) = E[g_hat] / grad J_x",
-        sliders=[slider_steps([str(k) for k in ks], n, prefix="K = ")], height=430)
+        sliders=[slider_steps([str(G) for G in group_sizes], n, prefix="K = ")], height=430)
     return fig
 
 
@@ -46,38 +49,20 @@ def kl_variance_figure(ts=tuple(np.round(np.geomspace(0.02, 3.0, 25), 4))) -> go
     return fig
 
 
-def normalisation_table(ks=(2, 3)) -> dict:
-    """{K: {variant: (angle to grad J in degrees, |E g_hat| / |grad J|)}} on the book tree."""
-    ans, theta, r = book_tree()
-    g = exact_gradient(theta, ans, r)
-    variants = {"mean, sequence ratio (notes)": ("mean", "sequence", None),
-                "leave-one-out": ("loo", "sequence", None),
-                "std-normalised": ("std", "sequence", None),
-                "token, 1/|y_i| (DeepSeekMath)": ("mean", "token", "sequence"),
-                "token, 1/sum|y| (group)": ("mean", "token", "group"),
-                "token, 1/(K L) (Dr. GRPO)": ("mean", "token", "constant")}
-    out = {}
-    for K in ks:
-        out[K] = {}
-        for name, args in variants.items():
-            e = expected_group_gradient(theta, ans, r, K, group_gradient_fn(*args))
-            out[K][name] = (angle_deg(e, g), float(np.linalg.norm(e) / np.linalg.norm(g)))
-    return out
-
-
 def normalisation_figure(table: dict) -> go.Figure:
-    """Angle between each variant's expected gradient and grad J, one slider step per K."""
+    """Angle between each variant's expected gradient and grad J, one slider step per group
+    size; ``table`` from :func:`rlviz.experiments.ch14.normalisation_table`."""
     fig = go.Figure()
-    ks = list(table)
-    for i, K in enumerate(ks):
-        names = list(table[K])
-        fig.add_trace(go.Bar(x=names, y=[round(table[K][n][0], 3) for n in names],
-                             text=[f"{table[K][n][1]:.3f} x" for n in names], textposition="outside",
-                             name=f"K = {K}", visible=i == 0))
+    group_sizes = list(table)
+    for i, G in enumerate(group_sizes):
+        names = list(table[G])
+        fig.add_trace(go.Bar(x=names, y=[round(table[G][n][0], 3) for n in names],
+                             text=[f"{table[G][n][1]:.3f} x" for n in names], textposition="outside",
+                             name=f"K = {G}", visible=i == 0))
     fig.update_layout(
         title="Angle between E[g_hat] and grad J (label: |E g_hat| / |grad J|); 0 = unbiased direction",
         xaxis_title="estimator", yaxis_title="angle (degrees, exact)",
-        sliders=[slider_steps([str(k) for k in ks], 1, prefix="K = ")], height=470)
+        sliders=[slider_steps([str(G) for G in group_sizes], 1, prefix="K = ")], height=470)
     return fig
 
 
@@ -102,49 +87,47 @@ def curves_figure(logs: dict, title: str, target: float = 0.95) -> go.Figure:
     return fig
 
 
-def grid_figure(grid: dict, epsilons=(0.1, 0.2, 0.3), betas=(0.0, 0.04, 0.2)) -> go.Figure:
-    """Held-out success vs step for each beta, one slider step per epsilon (K = 8)."""
+def grid_figure(grid: dict, epsilons=EPSILONS, betas=BETAS, group_size: int = 8) -> go.Figure:
+    """Held-out success vs step for each beta, one slider step per epsilon, at ``group_size``;
+    ``grid`` from :func:`rlviz.experiments.ch14.run_grid`."""
     fig = go.Figure()
     for i, e in enumerate(epsilons):
         for b in betas:
-            log = grid[(e, b, 8)]
+            log = grid[(e, b, group_size)]
             fig.add_trace(go.Scatter(x=log.step, y=rounded(log.held_out, 4), name=f"beta = {b}",
                                      visible=i == 0, mode="lines"))
     n = len(betas)
     fig.update_layout(
         title="A KL penalty to a wrong reference holds GRPO back; epsilon matters little here",
-        xaxis_title="update step (32 prompts x K = 8 answers)",
+        xaxis_title=f"update step (32 prompts x K = {group_size} answers)",
         yaxis_title="held-out success", height=430,
         sliders=[slider_steps([str(e) for e in epsilons], n,
                               prefix="epsilon = ")])
     return fig
 
 
-def k_figure(grid: dict, ks=(2, 4, 8, 16)) -> go.Figure:
-    """Held-out success vs answers sampled for each group size K (epsilon 0.2, beta 0)."""
-    logs = {f"K = {k}": grid[(0.2, 0.0, k)] for k in ks}
+def group_size_figure(grid: dict, group_sizes=GROUP_SIZES) -> go.Figure:
+    """Held-out success vs answers sampled for each group size (epsilon 0.2, beta 0); ``grid``
+    from :func:`rlviz.experiments.ch14.run_grid`."""
+    logs = {f"K = {G}": grid[(0.2, 0.0, G)] for G in group_sizes}
     return curves_figure(logs, "Group size K: larger groups find the rare right answer sooner "
                                "per update, at a higher cost per update")
 
 
-def live_run_figure(epsilon: float = 0.2, beta: float = 0.0, K: int = 8, steps: int = 60,
-                    seed: int = 0, progress=None) -> go.Figure:
-    """Train GRPO live with these settings and plot its held-out success (for the widget).
+def live_run_figure(epsilon: float = 0.2, beta: float = 0.0, group_size: int = 8,
+                    steps: int = 60, seed: int = 0, progress=None) -> go.Figure:
+    """Train GRPO live with these settings (:func:`rlviz.experiments.ch14.live_run`) and plot
+    its held-out success (for the widget).
 
     ``progress(fraction)``, if given, is called after each update (the widget's progress bar).
     """
-    from rlviz.agents.grpo import GRPOConfig, book_task, train_grpo
-
-    task, ref = book_task()
     callback = None if progress is None else (lambda step, total: progress(step / total))
-    _, log = train_grpo(task, ref, GRPOConfig(epsilon=epsilon, beta=beta, group_size=K,
-                                              max_steps=steps, stop_at_target=False, seed=seed),
-                        callback=callback)
+    log = live_run(epsilon, beta, group_size, steps, seed, callback=callback)
     # slider arithmetic gives 0.39999999999999997: label with the value the slider shows
-    label = f"epsilon={round(epsilon, 6):g}, beta={round(beta, 6):g}, K={K}"
+    label = f"epsilon={round(epsilon, 6):g}, beta={round(beta, 6):g}, K={group_size}"
     return curves_figure({label: log},
                          f"GRPO run: held-out success {log.held_out[-1]:.3f} after {steps} updates")
 
 
-__all__ = ["prompt_gain_figure", "kl_variance_figure", "normalisation_table",
-           "normalisation_figure", "curves_figure", "grid_figure", "k_figure", "live_run_figure"]
+__all__ = ["prompt_gain_figure", "kl_variance_figure", "normalisation_figure", "curves_figure",
+           "grid_figure", "group_size_figure", "live_run_figure"]

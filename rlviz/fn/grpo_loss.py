@@ -1,14 +1,16 @@
 r"""The pieces of GRPO as pure torch functions (chapter 14; notes section 14).
 
-For each prompt :math:`x` the old policy samples a *group* of :math:`K` answers
-:math:`y_1, \dots, y_K`, each scored by a reward :math:`r_i = r(x, y_i)`. GRPO replaces
-PPO's learned critic by a baseline computed from the group. Shapes, used throughout:
+For each prompt :math:`x` the old policy samples a *group* of :math:`G` answers
+:math:`y_1, \dots, y_G`, each scored by a reward :math:`r_i = r(x, y_i)`. GRPO replaces
+PPO's learned critic by a baseline computed from the group. :math:`G` is the group size (the
+notes and the chapter's text write it :math:`K`; DeepSeekMath writes :math:`G`). Shapes, used
+throughout:
 
-* ``r``: rewards ``(B, K)``, ``B`` prompts with ``K`` answers each;
+* ``r``: rewards ``(B, G)``, ``B`` prompts with ``G`` answers each;
 * ``logp_t``, ``logp_old_t``, ``logp_ref_t``: per-token log-probabilities
   :math:`\log\pi(y_{i,t} \mid x, y_{i,<t})` of the current, old (sampling) and reference
-  policies, ``(B, K, L)``, ``L`` the longest answer;
-* ``mask_t``: ``(B, K, L)`` booleans, True on the tokens of each answer (padding False);
+  policies, ``(B, G, L)``, ``L`` the longest answer;
+* ``mask_t``: ``(B, G, L)`` booleans, True on the tokens of each answer (padding False);
   every answer has at least one token.
 
 The variants (the notes; DeepSeekMath, Shao et al. 2024; Dr. GRPO, Liu et al. 2025; leave-one-out,
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from rlviz import _validate as Vd
+from rlviz import _validate as validate
 from rlviz.fn.ppo_loss import clipped_surrogate, k3
 
 __all__ = ["ADVANTAGES", "RATIOS", "LENGTH_NORMS", "KL_ESTIMATORS", "group_advantages",
@@ -45,15 +47,15 @@ def _tensor(name: str, x, ndim: int) -> torch.Tensor:
     if not x.is_floating_point():
         x = x.to(torch.float64)
     if x.ndim != ndim:
-        want = "(B, K)" if ndim == 2 else "(B, K, L)"
+        want = "(B, G)" if ndim == 2 else "(B, G, L)"
         raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
     return x
 
 
-def _rewards(r, min_k: int = 1) -> torch.Tensor:
+def _rewards(r, min_group: int = 1) -> torch.Tensor:
     r = _tensor("r", r, 2)
-    if r.shape[1] < min_k:
-        raise ValueError(f"r must have K >= {min_k} answers per prompt (axis 1), got K = {r.shape[1]}")
+    if r.shape[1] < min_group:
+        raise ValueError(f"r must have G >= {min_group} answers per prompt (axis 1), got G = {r.shape[1]}")
     bad = ~torch.isfinite(r)
     if bool(bad.any()):
         idx = tuple(int(i) for i in bad.nonzero()[0])
@@ -62,11 +64,11 @@ def _rewards(r, min_k: int = 1) -> torch.Tensor:
 
 
 def _token_tensors(mask_t, **tensors) -> torch.Tensor:
-    """Check that the (B, K, L) tensors and the mask agree; return the mask as a bool tensor."""
+    """Check that the (B, G, L) tensors and the mask agree; return the mask as a bool tensor."""
     if not isinstance(mask_t, torch.Tensor):
         mask_t = torch.as_tensor(mask_t)
     if mask_t.ndim != 3:
-        raise ValueError(f"mask_t must have shape (B, K, L), got {tuple(mask_t.shape)}")
+        raise ValueError(f"mask_t must have shape (B, G, L), got {tuple(mask_t.shape)}")
     for name, x in tensors.items():
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise ValueError(f"{name} must be a floating-point torch.Tensor, got {type(x).__name__}")
@@ -86,29 +88,34 @@ def _choice(name: str, value, allowed) -> str:
     return value
 
 
+def _masked(x_t: torch.Tensor, mask_t: torch.Tensor) -> torch.Tensor:
+    """``x_t`` on the answers' tokens, 0 on padding (``where``, so no NaN leaks from padding)."""
+    return torch.where(mask_t, x_t, torch.zeros_like(x_t))
+
+
 # ---------------------------------------------------------------- group advantages
 def group_advantages(r, kind: str = "mean", *, std_eps: float = 1e-4) -> torch.Tensor:
-    r"""Group-relative advantages, shape ``(B, K)`` like the rewards ``r``.
+    r"""Group-relative advantages, shape ``(B, G)`` like the rewards ``r`` (G = group size).
 
     * ``"mean"`` (the notes, section 14): :math:`A_i = r_i - \bar r`,
-      :math:`\bar r = \frac1K \sum_{j=1}^K r_j` (the mean includes :math:`r_i` itself);
+      :math:`\bar r = \frac1G \sum_{j=1}^G r_j` (the mean includes :math:`r_i` itself);
     * ``"std"`` (DeepSeekMath, Shao et al. 2024, sec. 4.1.2):
       :math:`A_i = (r_i - \bar r) / (\operatorname{std}(r) + \varepsilon)`, the standard
       deviation with Bessel's correction (``torch.std``, as TRL computes it) and
       :math:`\varepsilon` = ``std_eps``;
     * ``"loo"`` (leave-one-out, Kool et al. 2019):
-      :math:`A_i = r_i - \frac{1}{K-1}\sum_{j \ne i} r_j = \frac{K}{K-1}(r_i - \bar r)`.
+      :math:`A_i = r_i - \frac{1}{G-1}\sum_{j \ne i} r_j = \frac{G}{G-1}(r_i - \bar r)`.
 
-    ``"mean"`` needs K >= 1; ``"std"`` and ``"loo"`` need K >= 2. NaN or inf rewards raise.
+    ``"mean"`` needs G >= 1; ``"std"`` and ``"loo"`` need G >= 2. NaN or inf rewards raise.
     """
     kind = _choice("kind", kind, ADVANTAGES)
-    r = _rewards(r, min_k=1 if kind == "mean" else 2)
+    r = _rewards(r, min_group=1 if kind == "mean" else 2)
     centred = r - r.mean(dim=1, keepdim=True)
     if kind == "mean":
         return centred
-    K = r.shape[1]
+    G = r.shape[1]
     if kind == "loo":
-        return centred * (K / (K - 1))
+        return centred * (G / (G - 1))
     if not std_eps > 0:
         raise ValueError(f"std_eps must be > 0, got {std_eps!r}")
     return centred / (r.std(dim=1, keepdim=True) + std_eps)
@@ -117,24 +124,24 @@ def group_advantages(r, kind: str = "mean", *, std_eps: float = 1e-4) -> torch.T
 # ---------------------------------------------------------------- ratios
 def sequence_log_prob(logp_t: torch.Tensor, mask_t) -> torch.Tensor:
     r""":math:`\log\pi(y_i \mid x) = \sum_t \log\pi(y_{i,t} \mid x, y_{i,<t})` over the answer's
-    tokens, shape ``(B, K)``."""
+    tokens, shape ``(B, G)``."""
     mask_t = _token_tensors(mask_t, logp_t=logp_t)
-    return torch.where(mask_t, logp_t, torch.zeros_like(logp_t)).sum(dim=-1)
+    return _masked(logp_t, mask_t).sum(dim=-1)
 
 
 def token_ratios(logp_t: torch.Tensor, logp_old_t: torch.Tensor, mask_t) -> torch.Tensor:
     r"""Per-token ratios :math:`\rho_{i,t} = \pi_\theta(y_{i,t} \mid x, y_{i,<t}) /
-    \pi_{\theta_\text{old}}(y_{i,t} \mid x, y_{i,<t})` (DeepSeekMath), ``(B, K, L)``; 1 on padding."""
+    \pi_{\theta_\text{old}}(y_{i,t} \mid x, y_{i,<t})` (DeepSeekMath), ``(B, G, L)``; 1 on padding."""
     mask_t = _token_tensors(mask_t, logp_t=logp_t, logp_old_t=logp_old_t)
-    return torch.exp(torch.where(mask_t, logp_t - logp_old_t, torch.zeros_like(logp_t)))
+    return torch.exp(_masked(logp_t - logp_old_t, mask_t))
 
 
 def sequence_ratios(logp_t: torch.Tensor, logp_old_t: torch.Tensor, mask_t) -> torch.Tensor:
     r"""The notes' whole-sequence ratio
     :math:`\rho_i = \pi_\theta(y_i \mid x) / \pi_{\theta_\text{old}}(y_i \mid x)
-    = \prod_t \rho_{i,t}`, shape ``(B, K)``."""
+    = \prod_t \rho_{i,t}`, shape ``(B, G)``."""
     mask_t = _token_tensors(mask_t, logp_t=logp_t, logp_old_t=logp_old_t)
-    return torch.exp(torch.where(mask_t, logp_t - logp_old_t, torch.zeros_like(logp_t)).sum(-1))
+    return torch.exp(_masked(logp_t - logp_old_t, mask_t).sum(-1))
 
 
 # ---------------------------------------------------------------- KL estimators
@@ -179,22 +186,22 @@ def kl_estimate(name: str, logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.
 def length_normalised(x_t: torch.Tensor, mask_t, norm: str) -> torch.Tensor:
     r"""Aggregate per-token terms :math:`x_{i,t}` of each group into one number, shape ``(B,)``.
 
-    * ``"sequence"`` (DeepSeekMath eq. 3): :math:`\frac1K\sum_i \frac{1}{|y_i|}\sum_t x_{i,t}`;
+    * ``"sequence"`` (DeepSeekMath eq. 3): :math:`\frac1G\sum_i \frac{1}{|y_i|}\sum_t x_{i,t}`;
     * ``"group"`` (per token of the group; DAPO's token-level mean):
       :math:`\sum_{i,t} x_{i,t} / \sum_i |y_i|`;
-    * ``"constant"`` (Dr. GRPO, Liu et al. 2025): :math:`\frac{1}{K L}\sum_{i,t} x_{i,t}`,
+    * ``"constant"`` (Dr. GRPO, Liu et al. 2025): :math:`\frac{1}{G L}\sum_{i,t} x_{i,t}`,
       :math:`L` the maximum length (the last axis), the same for every group.
     """
     norm = _choice("norm", norm, LENGTH_NORMS)
     mask_t = _token_tensors(mask_t, x_t=x_t)
     m = mask_t.to(x_t.dtype)
-    summed = (x_t * m).sum(dim=-1)  # (B, K)
-    K, L = x_t.shape[1], x_t.shape[2]
+    summed = (x_t * m).sum(dim=-1)  # (B, G)
+    G, L = x_t.shape[1], x_t.shape[2]
     if norm == "sequence":
         return (summed / m.sum(dim=-1)).mean(dim=1)
     if norm == "group":
         return summed.sum(dim=1) / m.sum(dim=(1, 2))
-    return summed.sum(dim=1) / (K * L)
+    return summed.sum(dim=1) / (G * L)
 
 
 # ---------------------------------------------------------------- the objective
@@ -206,13 +213,13 @@ def grpo_objective(logp_t: torch.Tensor, logp_old_t: torch.Tensor, adv: torch.Te
 
     ``ratio="sequence"`` (the notes, section 14), with :math:`\rho_i` of :func:`sequence_ratios`:
 
-    .. math:: \mathcal L(x) = \frac1K \sum_{i=1}^K \Bigl[\min\bigl(\rho_i A_i,
+    .. math:: \mathcal L(x) = \frac1G \sum_{i=1}^G \Bigl[\min\bigl(\rho_i A_i,
               \operatorname{clip}(\rho_i, 1-\epsilon, 1+\epsilon) A_i\bigr)
               - \beta \sum_t \hat k_{i,t}\Bigr];
 
     ``ratio="token"`` (DeepSeekMath eq. 3), with :math:`\rho_{i,t}` of :func:`token_ratios`,
     aggregated over tokens by :func:`length_normalised` (``length_norm``, default
-    ``"sequence"``, DeepSeekMath's :math:`\frac1K\sum_i\frac{1}{|y_i|}\sum_t`):
+    ``"sequence"``, DeepSeekMath's :math:`\frac1G\sum_i\frac{1}{|y_i|}\sum_t`):
 
     .. math:: \mathcal L(x) = \operatorname{agg}_{i,t}\Bigl[\min\bigl(\rho_{i,t} A_i,
               \operatorname{clip}(\rho_{i,t}, 1-\epsilon, 1+\epsilon) A_i\bigr)
@@ -220,21 +227,21 @@ def grpo_objective(logp_t: torch.Tensor, logp_old_t: torch.Tensor, adv: torch.Te
 
     :math:`\hat k_{i,t}` is the per-token KL estimator ``kl`` (:func:`kl_k3` by default, as in
     DeepSeekMath) between the current and the reference policy, with the sampled tokens held
-    fixed; ``beta`` >= 0 (``logp_ref_t`` required when ``beta > 0``). ``adv`` ``(B, K)`` are the
+    fixed; ``beta`` >= 0 (``logp_ref_t`` required when ``beta > 0``). ``adv`` ``(B, G)`` are the
     advantages (:func:`group_advantages`), constants. ``epsilon`` > 0 (the clip of
     :func:`rlviz.fn.ppo_loss.clipped_surrogate`).
     """
     ratio = _choice("ratio", ratio, RATIOS)
-    beta = Vd.non_negative("beta", beta)
+    beta = validate.non_negative("beta", beta)
     mask_t = _token_tensors(mask_t, logp_t=logp_t, logp_old_t=logp_old_t)
     if not isinstance(adv, torch.Tensor) or adv.shape != mask_t.shape[:2]:
-        raise ValueError(f"adv must be a tensor of shape (B, K) = {tuple(mask_t.shape[:2])}, got "
+        raise ValueError(f"adv must be a tensor of shape (B, G) = {tuple(mask_t.shape[:2])}, got "
                          f"{tuple(adv.shape) if isinstance(adv, torch.Tensor) else type(adv).__name__}")
     if beta > 0:
         if logp_ref_t is None:
             raise ValueError("logp_ref_t must be given when beta > 0")
         _token_tensors(mask_t, logp_ref_t=logp_ref_t)
-        k_t = torch.where(mask_t, kl_estimate(kl, logp_t, logp_ref_t), torch.zeros_like(logp_t))
+        k_t = _masked(kl_estimate(kl, logp_t, logp_ref_t), mask_t)
     else:
         k_t = None
     adv = adv.to(logp_t.dtype).detach()

@@ -1,15 +1,21 @@
 r"""Exact expectations of GRPO's estimators on a small enumerable policy (chapter 14).
 
 The policy answers each of :math:`P` prompts with a token sequence over a vocabulary of
-:math:`V` tokens, one of them an end token (EOS), at most :math:`L` tokens long; it is tabular
+``vocab`` tokens, one of them an end token (EOS), at most :math:`L` tokens long; it is tabular
 and autoregressive: one softmax over the next token for every prompt and every unfinished
-prefix, logits ``theta`` of shape ``(P, N_prefix, V)``. Every answer :math:`y` is enumerated
+prefix, logits ``theta`` of shape ``(P, n_prefix, vocab)``. Every answer :math:`y` is enumerated
 (:func:`enumerate_answers`), so :math:`\pi_\theta(y \mid x)` and
 :math:`J(\theta) = \frac1P\sum_x \sum_y \pi_\theta(y\mid x)\, r(x, y)` are differentiable torch
-functions, and the expectation of any group estimator over all :math:`K`-tuples of answers
-(weighted by the product of their probabilities) is a finite sum whose gradient autograd
-computes exactly. With :math:`L = 1` the policy is a softmax over :math:`V` single-token
-answers (a bandit).
+functions, and the expectation of any group estimator over all groups of :math:`G` answers
+(``group_size``, the notes' :math:`K`), weighted by the product of their probabilities, is a
+finite sum whose gradient autograd computes exactly. With :math:`L = 1` the policy is a softmax
+over ``vocab`` single-token answers (a bandit).
+
+The formulas are :mod:`rlviz.fn`'s: the group objective is
+:func:`rlviz.fn.grpo_loss.grpo_objective`, the per-token KL estimators
+:func:`rlviz.fn.grpo_loss.kl_estimate` (summed along each answer by
+:func:`summed_kl_estimates`), and the exact KL between answer distributions
+:func:`rlviz.fn.ppo_loss.categorical_kl` (:func:`answer_kl`).
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rlviz import _validate as Vd
-from rlviz.fn.grpo_loss import group_advantages, grpo_objective, kl_k1, kl_k3
+from rlviz import _validate as validate
+from rlviz.fn.grpo_loss import group_advantages, grpo_objective, kl_estimate
+from rlviz.fn.ppo_loss import categorical_kl
 
 __all__ = ["Answers", "enumerate_answers", "token_log_probs", "answer_probs", "objective",
-           "exact_gradient", "expected_group_gradient", "group_gradient_fn",
-           "kl_moments", "k3_loss_gradient", "forward_kl_gradient", "reverse_kl_gradient"]
+           "exact_gradient", "expected_group_gradient", "group_gradient_fn", "answer_kl",
+           "summed_kl_estimates", "kl_moments", "k3_loss_gradient", "forward_kl_gradient",
+           "reverse_kl_gradient"]
 
 DTYPE = torch.float64
 
@@ -52,8 +60,8 @@ class Answers:
 def enumerate_answers(vocab: int, max_len: int) -> Answers:
     """Every answer over ``vocab`` tokens whose last token (``vocab - 1``) is EOS, ending at EOS
     or after ``max_len`` tokens. ``max_len = 1``: the ``vocab`` one-token answers."""
-    vocab = Vd.positive("vocab", vocab, integer=True)
-    max_len = Vd.positive("max_len", max_len, integer=True)
+    vocab = validate.positive("vocab", vocab, integer=True)
+    max_len = validate.positive("max_len", max_len, integer=True)
     if vocab < 2:
         raise ValueError(f"vocab must be >= 2, got {vocab}")
     eos = vocab - 1
@@ -83,8 +91,8 @@ def enumerate_answers(vocab: int, max_len: int) -> Answers:
 
 def token_log_probs(theta: torch.Tensor, ans: Answers) -> torch.Tensor:
     r""":math:`\log\pi_\theta(y_t \mid x, y_{<t})` for every prompt and answer, ``(P, n, L)``
-    (0 on padding). ``theta``: ``(P, n_prefix, V)`` logits."""
-    logp = torch.log_softmax(theta, dim=-1)  # (P, N, V)
+    (0 on padding). ``theta``: ``(P, n_prefix, vocab)`` logits."""
+    logp = torch.log_softmax(theta, dim=-1)  # (P, n_prefix, vocab)
     node = torch.as_tensor(ans.node)
     tok = torch.as_tensor(ans.tokens)
     out = logp[:, node, tok]  # (P, n, L)
@@ -101,9 +109,14 @@ def objective(theta: torch.Tensor, ans: Answers, r: torch.Tensor) -> torch.Tenso
     return (answer_probs(theta, ans) * r).sum(-1).mean()
 
 
+def _leaf(theta) -> torch.Tensor:
+    """``theta`` as a float64 tensor that autograd differentiates."""
+    return torch.tensor(np.asarray(theta, dtype=float), dtype=DTYPE, requires_grad=True)
+
+
 def exact_gradient(theta, ans: Answers, r) -> np.ndarray:
     r""":math:`\nabla_\theta J` by autograd, flattened like ``theta``."""
-    th = torch.tensor(np.asarray(theta, dtype=float), dtype=DTYPE, requires_grad=True)
+    th = _leaf(theta)
     objective(th, ans, torch.as_tensor(np.asarray(r, dtype=float))).backward()
     return th.grad.numpy().ravel()
 
@@ -120,33 +133,52 @@ def group_gradient_fn(advantage: str = "mean", ratio: str = "sequence",
     return f
 
 
-def expected_group_gradient(theta, ans: Answers, r, K: int, group_objective) -> np.ndarray:
+def expected_group_gradient(theta, ans: Answers, r, group_size: int,
+                            group_objective) -> np.ndarray:
     r"""The exact expected gradient, at :math:`\theta_\text{old} = \theta`, of a group objective
-    over groups of ``K`` answers drawn i.i.d. from :math:`\pi_\theta(\cdot\mid x)`:
+    over groups of :math:`G` = ``group_size`` answers drawn i.i.d. from
+    :math:`\pi_\theta(\cdot\mid x)`:
 
     .. math:: \mathbb E\bigl[\nabla_\theta \hat{\mathcal L}\bigr] = \frac1P \sum_x
-              \sum_{(y_1..y_K)} \Bigl(\prod_{i} \pi_\theta(y_i \mid x)\Bigr)
-              \nabla_\theta \mathcal L(x; y_{1..K}) \Big|_{\theta_\text{old} = \theta},
+              \sum_{(y_1..y_G)} \Bigl(\prod_{i} \pi_\theta(y_i \mid x)\Bigr)
+              \nabla_\theta \mathcal L(x; y_{1..G}) \Big|_{\theta_\text{old} = \theta},
 
-    enumerating all :math:`n^K` tuples (the samples are held fixed inside the gradient: the
+    enumerating all :math:`n^G` tuples (the samples are held fixed inside the gradient: the
     estimator a trainer differentiates). ``group_objective(logp_t, logp_old_t, r, mask_t)``
     returns ``(B,)``, e.g. :func:`group_gradient_fn`. Flattened like ``theta``.
     """
-    K = Vd.positive("K", K, integer=True)
+    group_size = validate.positive("group_size", group_size, integer=True)
     theta = np.asarray(theta, dtype=float)
     r = torch.as_tensor(np.asarray(r, dtype=float))
-    idx = torch.as_tensor(np.array(list(itertools.product(range(ans.n), repeat=K))))  # (n^K, K)
-    th = torch.tensor(theta, dtype=DTYPE, requires_grad=True)
+    groups = itertools.product(range(ans.n), repeat=group_size)
+    idx = torch.as_tensor(np.array(list(groups)))  # (n^G, G) answer indices
+    th = _leaf(theta)
     logp = token_log_probs(th, ans)  # (P, n, L)
-    mask = torch.as_tensor(ans.mask)[idx]  # (n^K, K, L)
+    mask = torch.as_tensor(ans.mask)[idx]  # (n^G, G, L)
     total = 0.0
     for p in range(theta.shape[0]):
-        lt = logp[p][idx]  # (n^K, K, L)
+        lt = logp[p][idx]  # (n^G, G, L)
         w = torch.exp(lt.detach().sum(-1).sum(-1))  # probability of each tuple
         total = total + (w * group_objective(lt, lt.detach(), r[p][idx], mask)).sum()
     (total / theta.shape[0]).backward()
     return th.grad.numpy().ravel()
 
+
+def answer_kl(logp_t: torch.Tensor, logp_ref_t: torch.Tensor) -> torch.Tensor:
+    r"""The exact :math:`\mathrm{KL}(\pi \,\|\, \pi_\text{ref}) = \sum_y \pi(y \mid x)
+    \log\frac{\pi(y \mid x)}{\pi_\text{ref}(y \mid x)}` between the answer distributions of each
+    prompt, ``(P,)``: :func:`rlviz.fn.ppo_loss.categorical_kl` of the answers' log-probabilities.
+    ``logp_t``, ``logp_ref_t``: :func:`token_log_probs` of the two policies, ``(P, n, L)``."""
+    return categorical_kl(logp_t.sum(-1), logp_ref_t.sum(-1))
+
+
+def summed_kl_estimates(logp_t: torch.Tensor, logp_ref_t: torch.Tensor, ans: Answers,
+                        kl: str = "k3") -> torch.Tensor:
+    r"""The per-token KL estimator ``kl`` (:func:`rlviz.fn.grpo_loss.kl_estimate`) summed along
+    each answer, :math:`\sum_t \hat k(y_t)`, ``(P, n)``, with the log-probabilities
+    ``(P, n, L)`` of :func:`token_log_probs` (padding adds nothing)."""
+    k_t = kl_estimate(kl, logp_t, logp_ref_t)
+    return torch.where(torch.as_tensor(ans.mask), k_t, torch.zeros_like(k_t)).sum(-1)
 
 
 def kl_moments(p, p_ref) -> dict:
@@ -154,60 +186,54 @@ def kl_moments(p, p_ref) -> dict:
     (:func:`rlviz.fn.grpo_loss.kl_k1`, :func:`rlviz.fn.grpo_loss.kl_k3`) and the exact
     :math:`\mathrm{KL}(p\,\|\,p_\text{ref})`; ``p``, ``p_ref``: distributions ``(n,)``, ``p_ref > 0``.
     Also ``min_k3``, the smallest value of :math:`k_3` over the support."""
-    p = Vd.array("p", p, ndim=1)
-    p_ref = Vd.array("p_ref", p_ref, shape=p.shape)
-    Vd.distribution_rows("p", p)
-    Vd.distribution_rows("p_ref", p_ref)
+    p = validate.array("p", p, ndim=1)
+    p_ref = validate.array("p_ref", p_ref, shape=p.shape)
+    validate.distribution_rows("p", p)
+    validate.distribution_rows("p_ref", p_ref)
     if np.any(p_ref <= 0):
         raise ValueError("p_ref must be > 0 everywhere (the KL to it must be finite)")
-    s = p > 0
-    lp, lr = torch.tensor(np.log(p[s])), torch.tensor(np.log(p_ref[s]))
-    out = {"kl": float(np.sum(p[s] * (np.log(p[s]) - np.log(p_ref[s]))))}
-    for name, fn in (("k1", kl_k1), ("k3", kl_k3)):
-        k = fn(lp, lr).numpy()
+    s = p > 0  # the support: outcomes y ~ p
+    log_p, log_ref = torch.tensor(np.log(p[s])), torch.tensor(np.log(p_ref[s]))
+    out = {"kl": float(categorical_kl(log_p, log_ref))}
+    for name in ("k1", "k3"):
+        k = kl_estimate(name, log_p, log_ref).numpy()
         m = float(p[s] @ k)
         out[f"mean_{name}"] = m
         out[f"var_{name}"] = float(p[s] @ (k - m) ** 2)
-    out["min_k3"] = float(kl_k3(lp, lr).min())
+    out["min_k3"] = float(kl_estimate("k3", log_p, log_ref).min())
     return out
 
 
-def k3_loss_gradient(theta, theta_ref, ans: Answers) -> np.ndarray:
+def k3_loss_gradient(theta, theta_ref, ans: Answers, kl: str = "k3") -> np.ndarray:
     r""":math:`\mathbb E_{y\sim\pi_\theta}\bigl[\nabla_\theta \sum_t k_3(y_t)\bigr]` with the
     samples held fixed (no score-function term): what a loss ``beta * k3`` differentiates,
     computed exactly by weighting each answer with its (detached) probability. Flattened.
+    (``kl`` = ``"k1"`` or ``"k2"`` puts another estimator of
+    :func:`rlviz.fn.grpo_loss.kl_estimate` in the loss instead.)
 
     For one-token answers (``max_len = 1``) it equals :func:`reverse_kl_gradient`,
     :math:`\nabla\mathrm{KL}(\pi_\text{ref}\,\|\,\pi_\theta)`, because
     :math:`\mathbb E_{y\sim\pi}[(1 - \pi_\text{ref}/\pi)\nabla\log\pi] = -\mathbb E_{y\sim\pi_\text{ref}}[\nabla\log\pi]`;
     for longer answers the per-prefix reverse KLs are weighted by the prefixes' probabilities
     under :math:`\pi_\theta`, not under :math:`\pi_\text{ref}`."""
-    th = torch.tensor(np.asarray(theta, float), dtype=DTYPE, requires_grad=True)
-    ref = torch.tensor(np.asarray(theta_ref, float), dtype=DTYPE)
-    lt, lref = token_log_probs(th, ans), token_log_probs(ref, ans)
-    w = torch.exp(lt.detach().sum(-1))  # (P, n)
-    k = torch.where(torch.as_tensor(ans.mask), kl_k3(lt, lref), torch.zeros_like(lt)).sum(-1)
-    ((w * k).sum(-1).mean()).backward()
-    return th.grad.numpy().ravel()
-
-
-def _kl_gradient(theta, theta_ref, ans: Answers, forward: bool) -> np.ndarray:
-    th = torch.tensor(np.asarray(theta, float), dtype=DTYPE, requires_grad=True)
-    ref = torch.tensor(np.asarray(theta_ref, float), dtype=DTYPE)
-    lp = token_log_probs(th, ans).sum(-1)
-    lq = token_log_probs(ref, ans).sum(-1)
-    kl = (lp.exp() * (lp - lq)).sum(-1) if forward else (lq.exp() * (lq - lp)).sum(-1)
-    kl.mean().backward()
+    th, ref = _leaf(theta), torch.tensor(np.asarray(theta_ref, dtype=float), dtype=DTYPE)
+    logp_t, logp_ref_t = token_log_probs(th, ans), token_log_probs(ref, ans)
+    w = torch.exp(logp_t.detach().sum(-1))  # (P, n)
+    ((w * summed_kl_estimates(logp_t, logp_ref_t, ans, kl)).sum(-1).mean()).backward()
     return th.grad.numpy().ravel()
 
 
 def forward_kl_gradient(theta, theta_ref, ans: Answers) -> np.ndarray:
     r""":math:`\nabla_\theta \mathrm{KL}(\pi_\theta \,\|\, \pi_\text{ref})` over whole answers
-    (mean over prompts), by autograd. Flattened."""
-    return _kl_gradient(theta, theta_ref, ans, True)
+    (mean over prompts, :func:`answer_kl`), by autograd. Flattened."""
+    th, ref = _leaf(theta), torch.tensor(np.asarray(theta_ref, dtype=float), dtype=DTYPE)
+    answer_kl(token_log_probs(th, ans), token_log_probs(ref, ans)).mean().backward()
+    return th.grad.numpy().ravel()
 
 
 def reverse_kl_gradient(theta, theta_ref, ans: Answers) -> np.ndarray:
     r""":math:`\nabla_\theta \mathrm{KL}(\pi_\text{ref} \,\|\, \pi_\theta)` over whole answers
-    (mean over prompts), by autograd. Flattened."""
-    return _kl_gradient(theta, theta_ref, ans, False)
+    (mean over prompts, :func:`answer_kl`), by autograd. Flattened."""
+    th, ref = _leaf(theta), torch.tensor(np.asarray(theta_ref, dtype=float), dtype=DTYPE)
+    answer_kl(token_log_probs(ref, ans), token_log_probs(th, ans)).mean().backward()
+    return th.grad.numpy().ravel()

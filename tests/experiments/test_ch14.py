@@ -1,0 +1,131 @@
+"""rlviz.experiments.ch14: the exact settings and quantities of chapter 14 (against values known
+in closed form), and the runners (with a small reference in place of the book's, so they stay
+short)."""
+
+import numpy as np
+import pytest
+import torch
+
+from rlviz.agents.addition_task import AdditionTask, TrainLog, pretrain_reference
+from rlviz.agents.grpo import GRPOConfig
+from rlviz.experiments import ch14
+from rlviz.tabular.answer_tree import answer_probs
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny tensors: one thread is faster and does not fight other jobs for the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- exact settings and quantities
+def test_book_tree_success_rates():
+    ans, theta, r = ch14.book_tree()
+    words = ch14.answer_words(ans)
+    assert len(set(words)) == 15 and "abE" in words and "E" in words
+    assert all(w.endswith("E") or len(w) == 3 for w in words)
+    p = answer_probs(torch.tensor(theta), ans).numpy()
+    np.testing.assert_allclose((p * r).sum(-1), [1 / 3, 1 / 27], atol=1e-15)
+
+
+def test_settings_are_seeded():
+    for make in (ch14.bandit_setting, ch14.tree_setting):
+        a, b, c = make(0), make(0), make(1)
+        assert np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
+        assert not np.array_equal(a[1], c[1])
+    ans, theta, r = ch14.tree_setting(0)
+    assert theta.shape == (2, 7, 3) and set(np.unique(r)) <= {0.0, 1.0}
+    pairs = list(ch14.random_pairs(3, 4))
+    assert len(pairs) == 3 and all(abs(p.sum() - 1) < 1e-12 and abs(q.sum() - 1) < 1e-12
+                                   for p, q in pairs)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.37, 0.9])
+def test_prompt_gain_closed_forms(p):
+    for G in (2, 3, 5):
+        assert ch14.prompt_gain(p, G, "mean") == pytest.approx((G - 1) / G, abs=1e-12)
+        assert ch14.prompt_gain(p, G, "loo") == pytest.approx(1.0, abs=1e-12)
+    # G = 2: a mixed group has std 1/sqrt(2), so each advantage is +-(1/2) / (1/sqrt(2) + eps)
+    assert ch14.prompt_gain(p, 2) == pytest.approx(0.5 / (2 ** -0.5 + 1e-4), abs=1e-12)
+    # binary rewards: swapping right and wrong gives the same gain
+    assert ch14.prompt_gain(p, 8) == pytest.approx(ch14.prompt_gain(1 - p, 8), abs=1e-12)
+
+
+def test_std_gain_depends_on_difficulty_and_p_is_checked():
+    assert ch14.prompt_gain(0.1, 8) / ch14.prompt_gain(0.5, 8) > 1.1
+    with pytest.raises(ValueError, match="p must be in"):
+        ch14.prompt_gain(0.0, 4)
+
+
+def test_gradient_angles_and_ratios_on_the_book_tree():
+    angle, ratio = ch14.gradient_angle_and_ratio(3)
+    assert angle < 1e-4 and ratio == pytest.approx(2 / 3, abs=1e-12)
+    angle, ratio = ch14.gradient_angle_and_ratio(3, "mean", "token", "constant")
+    assert angle < 1e-4 and ratio == pytest.approx(2 / 9, abs=1e-12)  # (G-1)/(G L)
+    assert ch14.gradient_angle_and_ratio(3, "mean", "token", "sequence")[0] > 5
+    with pytest.raises(ValueError, match="group_size must be >= 2, got 1"):
+        ch14.gradient_angle_and_ratio(1)
+
+
+def test_a_zero_expected_gradient_has_no_angle(monkeypatch):
+    monkeypatch.setattr(ch14, "expected_group_gradient", lambda *args: np.zeros(42))
+    angle, ratio = ch14.gradient_angle_and_ratio(2)
+    assert np.isnan(angle) and ratio == 0.0
+
+
+def test_normalisation_table_covers_the_variants():
+    table = ch14.normalisation_table((2,))
+    assert list(table) == [2] and list(table[2]) == list(ch14.NORMALISATION_VARIANTS)
+    assert table[2]["leave-one-out"] == ch14.gradient_angle_and_ratio(2, "loo")
+
+
+def test_variance_along_and_k3_gap():
+    rows = ch14.variance_along([0.0, 0.1, 2.0])
+    assert rows[0]["kl"] == pytest.approx(0, abs=1e-15) and rows[0]["var_k1"] == pytest.approx(0, abs=1e-15)
+    assert rows[1]["var_k3"] / rows[1]["var_k1"] < 0.1
+    assert rows[2]["kl"] > rows[1]["kl"] > 0
+    assert ch14.k3_gradient_gap(0) > 0.1
+
+
+# ---------------------------------------------------------------- trained runs
+@pytest.fixture()
+def small_book(monkeypatch):
+    """The runners with a small reference (20 pretraining steps) in place of the book's."""
+    task = AdditionTask.make()
+    monkeypatch.setattr(ch14, "book_task", lambda: (task, pretrain_reference(task, steps=20)))
+    return task
+
+
+def test_book_task_is_cached(monkeypatch):
+    real = ch14.pretrain_reference
+    monkeypatch.setattr(ch14, "pretrain_reference", lambda task: real(task, steps=5))
+    task, ref = ch14.book_task()
+    task2, ref2 = ch14.book_task()
+    assert task2 is task and ref2 is not ref
+    assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), ref2.parameters()))
+
+
+def test_every_variant_is_a_valid_config():
+    for change in ch14.VARIANTS.values():
+        GRPOConfig(**change)
+
+
+def test_run_seeds_and_variants(small_book):
+    logs = ch14.run_seeds((0, 1), max_steps=2, eval_every=1, prompts_per_step=4)
+    assert list(logs) == [0, 1] and all(isinstance(log, TrainLog) for log in logs.values())
+    assert logs[0].step == [0, 1, 2] and logs[0].held_out != logs[1].held_out
+    out = ch14.run_variants(steps=1, variants={"loo": {"advantage": "loo"}})
+    assert list(out) == ["loo", "PPO with a critic (GAE)"]
+    assert all(log.step == [0, 1] for log in out.values())
+
+
+def test_run_grid_keys_and_live_run(small_book):
+    grid = ch14.run_grid(epsilons=(0.1, 0.2), betas=(0.0,), group_sizes=(2, 8), steps=1)
+    assert sorted(grid) == sorted([(0.1, 0.0, 8), (0.2, 0.0, 8), (0.2, 0.0, 2)])
+    assert grid[(0.2, 0.0, 2)].samples[-1] == 32 * 2
+    seen = []
+    log = ch14.live_run(group_size=2, steps=2, callback=lambda s, n: seen.append(s))
+    assert seen == [1, 2] and log.step == [0, 2] and log.samples[-1] == 2 * 32 * 2
