@@ -70,6 +70,35 @@ def bound_profiles(old=None, n_random: int = 3, steps=BOUND_STEPS) -> dict:
             for name, u in policy_directions(old, n_random).items()}
 
 
+def smallest_constant(profiles) -> float:
+    r"""The smallest :math:`C` with :math:`J \ge L - C\,D^{\max}_{\mathrm{KL}}` at every point of ``profiles``.
+
+    :math:`C_{\min} = \max_i (L_i - J_i) / D^{\max}_{\mathrm{KL},i}` over the points with
+    :math:`D^{\max}_{\mathrm{KL},i} > 0` (0 if :math:`L \le J` everywhere): what the data
+    supports, to set beside the theorem's constant (:func:`rlviz.tabular.surrogate.schulman_constant`).
+    ``profiles``: an iterable of :func:`~rlviz.tabular.surrogate.line_profile` results.
+    """
+    need = 0.0
+    for p in profiles:
+        moved = p["kl_max"] > 0
+        if moved.any():
+            need = max(need, float(((p["L"] - p["J"])[moved] / p["kl_max"][moved]).max()))
+    return need
+
+
+def constant_report() -> list[dict]:
+    """Per setting: the theorem's C, the smallest C the profiles support, and their ratio."""
+    rows = []
+    for i, o in enumerate(settings()):
+        profs = bound_profiles(o, n_random=3 if i == 0 else 2,
+                               steps=np.linspace(-2.0, 2.0, 21) if i else BOUND_STEPS)
+        C = next(iter(profs.values()))["C"]
+        c_min = smallest_constant(profs.values())
+        rows.append({"setting": "corridor" if i == 0 else f"random {i}", "C": C, "C_min": c_min,
+                     "ratio": c_min / C})
+    return rows
+
+
 def trpo_runs(deltas=DELTAS, iters: int = TRPO_ITERS) -> dict:
     """Tabular TRPO on the corridor from the chapter-3 logits, for each delta."""
     old = book_old()

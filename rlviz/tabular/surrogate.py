@@ -255,8 +255,9 @@ def schulman_constant(old: OldPolicy) -> tuple[float, float]:
     r"""The constant of Schulman et al. (2015), Theorem 1: :math:`C = 4\epsilon\gamma/(1-\gamma)^2`, :math:`\epsilon = \max_{s,a}|A_{\text{old}}(s,a)|`.
 
     Returns ``(C, epsilon)``. With it :math:`J(\theta) \ge L(\theta) - C\, D^{\max}_{\mathrm{KL}}`,
-    where :math:`D^{\max}_{\mathrm{KL}} = \max_s \mathrm{KL}(\pi_{\text{old}}(\cdot|s) \| \pi_\theta(\cdot|s))`
-    (from :math:`D_{TV}^2 \le D_{KL}`, Pinsker).
+    where :math:`D^{\max}_{\mathrm{KL}} = \max_s \mathrm{KL}(\pi_{\text{old}}(\cdot|s) \| \pi_\theta(\cdot|s))`.
+    The proof bounds the total variation :math:`\alpha` by :math:`\alpha^2 \le D_{\mathrm{KL}}`,
+    which is true but weaker than Pinsker's inequality :math:`\alpha^2 \le D_{\mathrm{KL}}/2`.
     """
     eps = float(np.abs(old.adv).max())
     g = old.mdp.gamma
@@ -269,7 +270,7 @@ def line_profile(old: OldPolicy, direction, steps) -> dict:
     ``direction`` :math:`u` has shape ``(S*A,)``; ``steps`` :math:`t` shape ``(n,)``.
     Returns arrays of shape ``(n,)``: ``J``, ``L``, ``kl_mean`` (:math:`d_{\text{old}}`-weighted),
     ``kl_max`` (max over states), ``bound`` :math:`= L - C\,D^{\max}_{\mathrm{KL}}`
-    (:func:`schulman_constant`), and ``t``.
+    (:func:`schulman_constant`), and ``t``; ``C`` is the constant used.
     """
     u = validate.array("direction", direction, shape=(old.theta.size,))
     t = validate.array("steps", steps, ndim=1)
@@ -285,6 +286,7 @@ def line_profile(old: OldPolicy, direction, steps) -> dict:
             out["kl_max"][i] = float(kl.max())
     out["bound"] = out["L"] - C * out["kl_max"]
     out["t"] = t
+    out["C"] = C
     return out
 
 

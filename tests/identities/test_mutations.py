@@ -186,6 +186,9 @@ MUTATIONS = {
     "ch11.schulman_lower_bound": ("the KL penalty with its sign flipped (L + C KL)", lambda mp: wrap(
         mp, chapter(11), "bound_profiles", lambda f: lambda *a, **k: {
             name: {**p, "bound": 2 * p["L"] - p["bound"]} for name, p in f(*a, **k).items()})),
+    "ch11.kl_penalty_needed": ("a surrogate equal to J (nothing left to penalise)", lambda mp: wrap(
+        mp, module("tabular.surrogate"), "surrogate_torch",
+        lambda f: lambda old, th: module("tabular.policy_gradient").objective_torch(old.mdp, th))),
     # (a larger trust region does not break it: tabular natural-gradient steps with exact
     # advantages improve J at any size; minimising the surrogate does)
     "ch11.trpo_monotone": ("the surrogate with its sign flipped (TRPO minimises L)", lambda mp: wrap(
