@@ -7,7 +7,7 @@ import numpy as np
 from rlviz.tabular.advantage_moments import (gae_moments, gae_moments_by_enumeration, kstep_moments,
                                kstep_moments_by_enumeration, value_error)
 from rlviz.tabular.examples import random_mdp, random_policy
-from rlviz.tabular.mdp import state_values, time_unrolled, unrolled_policy
+from rlviz.tabular.mdp import policy_transition, state_values, time_unrolled, unrolled_policy
 from rlviz.verify import Measure, identity
 from rlviz.tabular.examples import book_grid_policy
 
@@ -27,6 +27,25 @@ def unbiased_with_true_v() -> Measure:
         errs += [np.abs(kstep_moments(m, p, v, k).bias).max() for k in range(1, 21)]
         errs += [np.abs(gae_moments(m, p, v, lam).bias).max() for lam in LAMBDAS]
     return Measure(float(max(errs)), "gridworld + random MDP, k = 1..20, lambda in {0, .3, .7, .95, 1}")
+
+
+@identity("ch7.kstep_bias_formula", chapter=7,
+          title="V-hat = V + e: bias of A^(k) = gamma^k E[e(s_{t+k}) | s, a] - e(s) for every k (eq-kstep-bias)")
+def kstep_bias_formula() -> Measure:
+    grid, pi = book_grid_policy()
+    rng = np.random.default_rng(17)
+    mdp = random_mdp(rng, 5, 3, 0.9)
+    errs = []
+    for m, p in ((grid, pi), (mdp, random_policy(rng, 5, 3))):
+        e = value_error(m, 0.3)
+        v_hat = state_values(m, p) + e
+        P_pi = policy_transition(m, p)
+        after = e.copy()  # E[e(s_{t+k}) | s_{t+1} = s'] for k = 1: e itself
+        for k in range(1, 21):
+            predicted = m.gamma ** k * np.einsum("sat,t->sa", m.P, after) - e[:, None]
+            errs.append(np.abs(kstep_moments(m, p, v_hat, k).bias - predicted).max())
+            after = P_pi @ after
+    return Measure(float(max(errs)), "gridworld + random MDP, V-hat error 0.3, k = 1..20")
 
 
 @identity("ch7.kstep_moments_enumeration", chapter=7,

@@ -16,7 +16,7 @@ from rlviz.tabular.examples import random_policy
 from rlviz.tabular.mdp import discounted_state_distribution, objective
 from rlviz.tabular.policy_gradient import DTYPE, exact_gradient, objective_torch, softmax_policy
 from rlviz.fn.stats import loglog_slope
-from rlviz.tabular.surrogate import (importance_weighted_means, line_profile, policy_directions, surrogate_torch)
+from rlviz.tabular.surrogate import (importance_weighted_means, kl_rows, line_profile, policy_directions, surrogate_torch)
 from rlviz._threads import torch_threads
 from rlviz.verify import Measure, identity
 from rlviz.experiments.ch03 import THETA
@@ -94,6 +94,29 @@ def second_order_contact() -> Measure:
         slopes.append(loglog_slope(ts, np.abs(prof["J"] - prof["L"]))[0])
     return Measure(float(max(abs(s - 2) for s in slopes)),
                    f"corridor, t in [0.001, 0.01]; slopes {', '.join(f'{s:.3f}' for s in slopes)}")
+
+
+@identity("ch10.chi2_is_twice_kl", chapter=10, kind="bound", tol=0.1,
+          statistic="max over 4 directions of |slope - 3|",
+          title="chi^2(pi_theta || pi_old) = 2 KL(pi_old || pi_theta) + O(t^3): log-log slope of the gap is 3")
+def chi2_is_twice_kl() -> Measure:
+    old = book_old()
+    S, A = old.mdp.n_states, old.mdp.n_actions
+    ts = np.geomspace(1e-4, 1e-3, 5)
+    slopes, ratios = [], []
+    for u in policy_directions(old, 3).values():
+        gaps = []
+        for t in ts:
+            new = softmax_policy((old.theta + t * u).reshape(S, A))
+            chi2 = float(old.d @ ((new - old.pi) ** 2 / old.pi).sum(axis=1))
+            kl = float(old.d @ kl_rows(old.pi, new))
+            gaps.append(abs(chi2 - 2 * kl))
+            ratios.append(chi2 / (2 * kl))
+        slopes.append(loglog_slope(ts, gaps)[0])
+    return Measure(float(max(abs(s - 3) for s in slopes)),
+                   f"corridor, d_old-weighted, t in [0.0001, 0.001]; slopes "
+                   f"{', '.join(f'{s:.2f}' for s in slopes)}; chi^2 / 2 KL within "
+                   f"{max(abs(r - 1) for r in ratios):.0e} of 1")
 
 
 @identity("ch10.ratio_estimator_mc", chapter=10, kind="statistical", tol=4.0,

@@ -12,6 +12,7 @@ import torch
 
 from rlviz.tabular.policy_gradient import DTYPE
 from rlviz.tabular.surrogate import (fisher_matrix, kl_hessian, tabular_natural_gradient)
+from rlviz.fn.ppo_loss import categorical_kl
 from rlviz.fn.trust_region import trpo_step_size
 from rlviz._threads import torch_threads
 from rlviz.verify import Measure, identity
@@ -24,6 +25,25 @@ from rlviz.experiments.ch11 import constant_report, BOUND_STEPS, DELTAS, TRPO_IT
 def fisher_is_kl_hessian() -> Measure:
     with torch_threads(1):
         errs = [np.abs(fisher_matrix(o) - kl_hessian(o)).max() for o in settings()]
+    return Measure(float(max(errs)), DETAIL)
+
+
+@identity("ch11.reverse_kl_hessian_is_fisher", chapter=11,
+          title="the reverse KL, E_{d_old}[KL(pi_theta || pi_old)], has the same Hessian F at theta_old")
+def reverse_kl_hessian_is_fisher() -> Measure:
+    errs = []
+    with torch_threads(1):
+        for o in settings():
+            S, A = o.mdp.n_states, o.mdp.n_actions
+            logp_old = torch.log(torch.tensor(o.pi, dtype=DTYPE))
+            d = torch.tensor(o.d, dtype=DTYPE)
+
+            def reverse_kl(th, logp_old=logp_old, d=d, S=S, A=A):
+                logp = torch.log_softmax(th.reshape(S, A), dim=1)
+                return d @ categorical_kl(logp, logp_old)
+
+            hess = torch.autograd.functional.hessian(reverse_kl, torch.tensor(o.theta, dtype=DTYPE))
+            errs.append(np.abs(hess.numpy() - fisher_matrix(o)).max())
     return Measure(float(max(errs)), DETAIL)
 
 

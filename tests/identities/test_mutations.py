@@ -120,6 +120,8 @@ MUTATIONS = {
     # chapter 7
     "ch7.unbiased_with_true_v": ("V off by 0.1 (not the true V)", lambda mp: wrap(
         mp, chapter(7), "state_values", lambda f: lambda m, p: f(m, p) + 0.1 * ~m.terminal)),
+    "ch7.kstep_bias_formula": ("k shifted by one in the moment recursion", lambda mp: wrap(
+        mp, chapter(7), "kstep_moments", lambda f: lambda m, p, v, k: f(m, p, v, k + 1))),
     "ch7.kstep_moments_enumeration": ("k shifted by one", lambda mp: wrap(
         mp, chapter(7), "kstep_moments_by_enumeration", lambda f: lambda m, p, v, k: f(m, p, v, k + 1))),
     "ch7.gae_moments_enumeration": ("the wrong lambda", lambda mp: wrap(
@@ -169,8 +171,12 @@ MUTATIONS = {
     "ch10.second_order_contact": ("a surrogate with the wrong slope at theta_old", lambda mp: wrap(
         mp, chapter(10), "line_profile", lambda f: lambda old, u, ts: {
             **f(old, u, ts), "L": f(old, u, ts)["L"] + 0.1 * np.asarray(ts)})),
+    "ch10.chi2_is_twice_kl": ("chi^2 set against KL instead of 2 KL", lambda mp: wrap(
+        mp, chapter(10), "kl_rows", lambda f: lambda p, q: 2 * f(p, q))),
     # chapter 11
     "ch11.fisher_is_kl_hessian": ("the Fisher matrix off by a factor 2 (KL ~ s^T F s)", lambda mp: wrap(
+        mp, chapter(11), "fisher_matrix", lambda f: lambda o: 2 * f(o))),
+    "ch11.reverse_kl_hessian_is_fisher": ("the Fisher matrix off by a factor 2", lambda mp: wrap(
         mp, chapter(11), "fisher_matrix", lambda f: lambda o: 2 * f(o))),
     "ch11.fvp_matches_fisher": ("Fisher-vector products with damping 0.1", lambda mp: wrap(
         mp, chapter(11), "fvp_operator", lambda f: lambda o, damping=0.0: f(o, 0.1))),
