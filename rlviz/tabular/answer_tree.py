@@ -33,7 +33,7 @@ from rlviz.fn.ppo_loss import categorical_kl
 __all__ = ["Answers", "enumerate_answers", "token_log_probs", "answer_probs", "objective",
            "exact_gradient", "expected_group_gradient", "group_gradient_fn", "answer_kl",
            "summed_kl_estimates", "kl_moments", "k3_loss_gradient", "forward_kl_gradient",
-           "reverse_kl_gradient"]
+           "reverse_kl_gradient", "prefix_probs", "prefix_reverse_kl_gradient", "offpolicy_kl"]
 
 DTYPE = torch.float64
 
@@ -237,3 +237,47 @@ def reverse_kl_gradient(theta, theta_ref, ans: Answers) -> np.ndarray:
     th, ref = _leaf(theta), torch.tensor(np.asarray(theta_ref, dtype=float), dtype=DTYPE)
     answer_kl(token_log_probs(ref, ans), token_log_probs(th, ans)).mean().backward()
     return th.grad.numpy().ravel()
+
+
+def prefix_probs(theta: torch.Tensor, ans: Answers) -> torch.Tensor:
+    r""":math:`P_{\pi_\theta}(h \mid x)`, the probability that an answer passes through each
+    unfinished prefix :math:`h`, ``(P, n_prefix)`` (the empty prefix has probability 1)."""
+    p = answer_probs(theta, ans)  # (P, n)
+    visits = np.zeros((ans.n, ans.n_prefix))
+    for k in range(ans.n):
+        visits[k, ans.node[k, :ans.length[k]]] = 1.0
+    return p @ torch.as_tensor(visits, dtype=p.dtype)
+
+
+def prefix_reverse_kl_gradient(theta, theta_ref, ans: Answers) -> np.ndarray:
+    r""":math:`\sum_h P_{\pi_\theta}(h)\, \nabla_\theta \mathrm{KL}\bigl(\pi_\text{ref}(\cdot\mid h)
+    \,\|\, \pi_\theta(\cdot\mid h)\bigr)` with the prefix probabilities held fixed (mean over
+    prompts): the per-prefix reverse KLs weighted by how often :math:`\pi_\theta` reaches each
+    prefix. What :func:`k3_loss_gradient` equals for answers of several tokens. Flattened."""
+    th, ref = _leaf(theta), torch.tensor(np.asarray(theta_ref, dtype=float), dtype=DTYPE)
+    w = prefix_probs(th.detach(), ans)  # (P, n_prefix)
+    per_prefix = categorical_kl(torch.log_softmax(ref, -1), torch.log_softmax(th, -1))
+    (w * per_prefix).sum(-1).mean().backward()
+    return th.grad.numpy().ravel()
+
+
+def offpolicy_kl(theta, theta_old, theta_ref, ans: Answers) -> dict:
+    r"""The KL penalty of GRPO after the first inner step, exactly: answers come from
+    :math:`\pi_\text{old}`, the estimators are evaluated at :math:`\pi_\theta`.
+
+    Returns, averaged over prompts: ``kl`` :math:`= \mathrm{KL}(\pi_\theta\|\pi_\text{ref})` of
+    the answers; ``k1``, ``k3`` :math:`= \mathbb E_{y\sim\pi_\text{old}}[\sum_t k(y_t)]` (what a
+    trainer's sample mean estimates); ``k1_is``, ``k3_is``, the same with the importance weight
+    :math:`\pi_\theta(y)/\pi_\text{old}(y)` (unbiased again)."""
+    th = torch.tensor(np.asarray(theta, dtype=float), dtype=DTYPE)
+    old = torch.tensor(np.asarray(theta_old, dtype=float), dtype=DTYPE)
+    ref = torch.tensor(np.asarray(theta_ref, dtype=float), dtype=DTYPE)
+    logp_t, logp_ref_t = token_log_probs(th, ans), token_log_probs(ref, ans)
+    p_old, p = answer_probs(old, ans), answer_probs(th, ans)
+    out = {"kl": float(answer_kl(logp_t, logp_ref_t).mean())}
+    for name in ("k1", "k3"):
+        k = summed_kl_estimates(logp_t, logp_ref_t, ans, name)
+        out[name] = float((p_old * k).sum(-1).mean())
+        out[f"{name}_is"] = float((p_old * (p / p_old) * k).sum(-1).mean())
+    return out
+
