@@ -116,6 +116,24 @@ JS_MATH = """() => {
 }"""
 
 
+# MyST that the parser did not turn into HTML shows as text: a fence that was no fence (a
+# backtick in its title line), a directive or a role name, an option line.
+JS_RAW_MYST = """() => {
+    const art = document.querySelector('article') || document.body;
+    const copy = art.cloneNode(true);
+    copy.querySelectorAll('pre, code, script, style, mjx-container, .js-plotly-plot, .highlight')
+        .forEach(n => n.remove());
+    const t = copy.textContent;
+    const m = t.match(/```|\\{(prf|exercise|solution|admonition|glue|math|eval-rst|code-cell)[:}]|^\\s*:(label|class|nonumber):/m);
+    return m ? t.slice(Math.max(0, m.index - 40), m.index + 60).replace(/\\s+/g, ' ') : '';
+}"""
+
+
+def raw_myst(page) -> str:
+    """Text around the first unparsed MyST construct of the loaded page ('' if none)."""
+    return page.evaluate(JS_RAW_MYST)
+
+
 def check_page(browser, url: str, shot: Path | None = None) -> list[str]:
     """Load ``url`` and return the problems found (empty when the page is good)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -147,6 +165,9 @@ def check_page(browser, url: str, shot: Path | None = None) -> list[str]:
             problems.append("raw $$ left in the page text")
         if math["strayDollar"]:
             problems.append(f"unrendered $ math in the page text: ...{math['strayDollar']}...")
+        raw = raw_myst(page)
+        if raw:
+            problems.append(f"raw MyST in the page text: ...{raw}...")
         plots = page.evaluate(JS_PLOTS)
         if not plots:
             problems.append("no plotly figure on the page")
@@ -205,6 +226,21 @@ def test_plotly_and_mathjax_only_where_used(site):
         if math != mathjax:
             wrong.append(f"{page}: math={math} but MathJax loaded={mathjax}")
     assert "book/intro.html" in site_pages(site) and not wrong, wrong
+
+
+def test_no_raw_myst_on_any_page(browser, base_url, site):
+    """Every page of the site, appendices and bibliography included: no unparsed MyST."""
+    problems = []
+    for name in site_pages(site):
+        page = browser.new_page()
+        try:
+            page.goto(f"{base_url}/{name}", wait_until="load")
+            raw = raw_myst(page)
+        finally:
+            page.close()
+        if raw:
+            problems.append(f"{name}: ...{raw}...")
+    assert not problems, "raw MyST on the site:\n" + "\n".join(problems)
 
 
 def test_site_pages_present(site):
@@ -311,6 +347,14 @@ CONTROLS = {
     "stray dollar": (
         lambda h: h.replace("</article>", "<p>and $\\gamma$ raw</p></article>", 1),
         "unrendered $ math",
+    ),
+    "raw MyST": (
+        lambda h: h.replace("</article>", "<p>```{prf:theorem} A title {cite}`x`</p></article>", 1),
+        "raw MyST in the page text",
+    ),
+    "raw MyST option": (
+        lambda h: h.replace("</article>", "<p>:label: thm-raw</p></article>", 1),
+        "raw MyST in the page text",
     ),
     "external asset": (
         lambda h: h.replace("</body>", '<img src="https://example.com/x.png"></body>'),
