@@ -79,7 +79,7 @@ def gae_moments_enumeration() -> Measure:
 
 
 @identity("ch7.gae_mixture_of_kstep_means", chapter=7,
-          title="E[GAE] = (1 - lambda) sum_k lambda^(k-1) E[A^(k)] (tail weight < 1e-12 dropped)")
+          title="E[GAE] = (1 - lambda) sum_k lambda^(k-1) E[A^(k)] (tail weight < 1e-13 dropped)")
 def gae_mixture_of_kstep_means() -> Measure:
     grid, pi = book_grid_policy()
     v_hat = state_values(grid, pi) + value_error(grid, 0.3)
