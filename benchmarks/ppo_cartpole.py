@@ -2,12 +2,13 @@
 
 Run ``python benchmarks/ppo_cartpole.py`` (needs ``pip install -r benchmarks/requirements.txt``;
 ``--skip-sb3``, ``--skip-rlviz``, ``--skip-grid``, ``--skip-env`` skip parts; ``--sb3-threads 1``
-gives SB3 one torch thread like rlviz, which is faster for it too on a shared 2-core machine).
+gives SB3 one torch thread like rlviz, which is faster for it too on a shared 2-core machine;
+``--skip-sb3 --skip-grid --skip-env`` runs rlviz's PPO alone).
 Both trainers run in the same process on the same machine, 3 seeds each, one after the other
 (never two at once). First, the throughput of the two batched CartPoles.
 
 Metric (evaluation excluded from the wall time): every ``EVAL_EVERY`` environment steps the
-policy plays 10 greedy episodes of gymnasium's ``CartPole-v1`` (:func:`rlviz.agents.ppo.evaluate`,
+policy plays 10 greedy episodes of gymnasium's ``CartPole-v1`` (:func:`rlviz.agents.actor_critic.evaluate`,
 the same function for both libraries). A run is *sustained* from the first evaluation after
 which every evaluation is >= 475, provided the final 100-episode greedy mean is >= 475; the
 figures are the environment steps and the training wall time (callbacks and evaluation
@@ -30,7 +31,8 @@ import time
 import numpy as np
 import torch
 
-from rlviz.agents.ppo import PPOConfig, evaluate, train
+from rlviz.agents.actor_critic import evaluate
+from rlviz.agents.ppo import PPOConfig, train
 from rlviz.experiments.ch13 import grid_configs
 
 EVAL_EVERY = 2048

@@ -11,9 +11,8 @@ gymnasium 1.x's ``CartPoleVectorEnv`` supports only *next-step* autoreset: the s
 episode ends is a dummy transition (reward 0, the action ignored) that the trainer must mask
 out of the rollout and out of GAE. Same-step autoreset gives every transition a meaning, and
 the final observation of a truncated episode goes straight to the value bootstrap
-(``v_final_t`` of :func:`rlviz.fn.returns.gae`). Measured in ``benchmarks/ppo_cartpole.py``:
-at N = 8 (the trainer's size) a step call takes about half the time of gymnasium's, at
-N = 1024 the same (both near 6M environment steps/s here). tests/test_cartpole.py steps it
+(``v_final_t`` of :func:`rlviz.fn.returns.gae`). ``benchmarks/ppo_cartpole.py`` compares the
+two for speed (the benchmarks appendix has the figures). tests/agents/test_cartpole.py steps it
 beside gymnasium's single ``CartPole-v1`` with the same actions and checks that states,
 rewards and both flags agree.
 
@@ -37,7 +36,7 @@ import math
 
 import numpy as np
 
-from rlviz import _validate as V
+from rlviz import _validate as validate
 
 __all__ = ["BatchedCartPole"]
 
@@ -62,8 +61,8 @@ class BatchedCartPole:
     seed : int or sequence of G ints
         Seeds the generator of the initial states (uniform in [-0.05, 0.05]^4). With G seeds
         the environments form G equal consecutive groups, each drawing its start states from
-        its own generator (one group per setting when K settings share the array: a setting's
-        episodes then do not depend on the others).
+        its own generator (one group per setting when a batch of settings shares the array: a
+        setting's episodes then do not depend on the others).
 
     Attributes
     ----------
@@ -74,8 +73,8 @@ class BatchedCartPole:
     """
 
     def __init__(self, num_envs: int, *, max_episode_steps: int = 500, seed=0):
-        self.num_envs = V.positive("num_envs", num_envs, integer=True)
-        self.max_episode_steps = V.positive("max_episode_steps", max_episode_steps, integer=True)
+        self.num_envs = validate.positive("num_envs", num_envs, integer=True)
+        self.max_episode_steps = validate.positive("max_episode_steps", max_episode_steps, integer=True)
         seeds = [seed] if np.ndim(seed) == 0 else list(seed)
         if not seeds or self.num_envs % len(seeds):
             raise ValueError(f"seed must be an int or G seeds with G dividing num_envs = "
@@ -117,7 +116,8 @@ class BatchedCartPole:
         thetaacc = (GRAVITY * sintheta - costheta * temp) / (
             LENGTH * (4.0 / 3.0 - MASSPOLE * np.square(costheta) / TOTAL_MASS))
         xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS
-        change = np.stack((x_dot, xacc, theta_dot, thetaacc))  # Euler: state + tau * derivative
+        change = np.empty_like(self.state)  # Euler: state + tau * derivative
+        change[0], change[1], change[2], change[3] = x_dot, xacc, theta_dot, thetaacc
         change *= TAU
         change += self.state
         self.state = change

@@ -1,62 +1,58 @@
-r"""PPO on CartPole, for one setting or a grid of K settings trained as one computation.
+r"""PPO on CartPole, for one setting or a grid of settings trained as one computation.
 
 Chapter 13 (notes section 13; Schulman et al. 2017; the implementation details of Huang et al.
-2022). The trainer :func:`train` reads top to bottom: rollout, advantages, update. It is
-built from the book's own functions: the batched CartPole of :mod:`rlviz.agents.cartpole`, GAE
-(:func:`gae_per_column`, the recursion of :func:`rlviz.fn.returns.gae` with one
-:math:`(\gamma, \lambda)` per column) and the loss terms of :mod:`rlviz.fn.ppo_loss`:
+2022). The trainer :func:`train` reads top to bottom: rollout, advantages, update, each a few
+lines calling named parts: the rollouts of :mod:`rlviz.agents.actor_critic`, GAE
+(:func:`rlviz.fn.returns.gae` with one :math:`(\gamma, \lambda)` per column, the function of
+chapter 9), the loss of one minibatch (:func:`ppo_loss`, the terms of
+:mod:`rlviz.fn.ppo_loss`) and a per-row Adam (:class:`RowAdam`). It maximises
 
 .. math::
-    L(\theta, \phi) = \hat E_t\bigl[\ell^{CLIP}_t(\theta) - c_1 \ell^V_t(\phi) + c_2 H(\pi_\theta(\cdot\mid s_t))\bigr],
+    L(\theta, \phi) = \hat E_t\bigl[\ell^{CLIP}_t(\theta) - c_1 \ell^V_t(\phi) + c_2 H(\pi_\theta(\cdot\mid s_t))\bigr]
 
-maximised by Adam on :math:`-L`.
+by Adam on :math:`-L`.
 
 Settings as a batch dimension
 -----------------------------
-:func:`train` takes one :class:`PPOConfig` or a list of K of them that may differ in
-:math:`\gamma, \lambda, \epsilon`, the seed, the loss coefficients and the on/off details
-(advantage normalisation, value clipping, gradient clipping, annealing); they share the
-sizes (environments, steps, epochs, minibatches, width, budget). All K agents live in one
-tensor ``flat`` of shape ``(2K, P)``: row k is the actor of setting k, row K + k its critic,
-each an MLP 4-H-H-2 (the critic reads the first output) whose weights are views into the row.
-One ``torch.baddbmm`` per layer applies all 2K networks; one :class:`BatchedCartPole` runs the
-K * n environments; the losses are summed over settings, so each setting gets its own gradient;
-gradient clipping and Adam act per row. Setting k's randomness (initial weights, actions,
-resets, minibatches) comes from its own seed only, so a setting's run does not depend on what
-else is in the batch (tests/test_ppo.py trains two identical settings beside a single one).
+:func:`train` takes one :class:`PPOConfig` or a list of ``n_settings`` of them that may differ
+in :math:`\gamma, \lambda, \epsilon`, the seed, the step size, the loss coefficients and the
+on/off details (advantage normalisation, value clipping, gradient clipping, annealing); they
+share the sizes (environments, steps, epochs, minibatches, width, budget). :class:`Settings`
+holds the per-setting values as columns ``(n_settings, 1)``. All agents live in one tensor
+``flat`` of shape ``(2 n_settings, P)`` (:class:`rlviz.agents.actor_critic.ActorCritic`: row k
+is the actor of setting k, row ``n_settings + k`` its critic); one
+:class:`rlviz.agents.cartpole.BatchedCartPole` runs all ``n_settings * n_envs`` environments;
+the losses are summed over settings, so each setting gets its own gradient; gradient clipping
+and Adam act per setting and per row. Setting k's randomness (initial weights, actions, resets,
+minibatches) comes from its own seed only, so a setting's run does not depend on what else is
+in the batch (tests/agents/test_ppo.py trains two identical settings beside a single one).
 
-Why one thread: at these sizes (a few hundred samples, width 32) each torch call costs
-microseconds of overhead and a second thread only adds synchronisation. Measured on the
-book's 2-core machine, idle: one setting (K = 1) 21.5-22.6 ms per update with one thread,
-22.6-24.9 ms with two; so the trainers run single-threaded by default (``threads=1``), which
-also behaves well when other jobs share the machine. For a large batch of settings a second
-thread does pay (K = 27: 149 ms per update with one thread, 100 ms with two): pass
-``threads=2`` to :func:`train` when the machine is yours. (``torch.tanh`` is about 3x slower
-than ``torch.sigmoid`` in a forward pass on this CPU build, but the rewrite
-:math:`\tanh x = 2\sigma(2x) - 1` costs more than it saves once its backward pass is
-counted: 340 vs 300 microseconds for forward + backward on (2, 256, 64), measured; the
-rollout's forward passes run in numpy.)
+The trainers run on one torch thread by default (``threads=1``, :mod:`rlviz._threads`): at these
+sizes a second thread mostly adds synchronisation, except for a large batch of settings, where
+``threads=2`` pays when the machine is yours (measurements in the benchmarks appendix).
 """
 
 from __future__ import annotations
 
-import functools
-import math
+import dataclasses
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from rlviz import _validate as V
-from rlviz.fn.returns import linear_scan, next_values
-from rlviz.agents.cartpole import BatchedCartPole
-from rlviz.fn.ppo_loss import approx_kl, clip_fraction, clipped_surrogate, entropy, value_loss
+from rlviz import _validate as validate
+from rlviz._threads import with_threads
+from rlviz.agents.actor_critic import (ActorCritic, Runner, TrainResult, by_setting, check_callback,
+                                       check_flag, check_real, check_seed, collect, log_prob,
+                                       progress_range, rollout_values)
+from rlviz.fn.ppo_loss import (approx_kl, clip_fraction, clipped_surrogate, entropy,
+                               normalize_advantages, value_loss)
+from rlviz.fn.returns import gae
 
-__all__ = ["PPOConfig", "PPOResult", "ActorCritic", "gae_per_column", "train", "evaluate",
-           "Rollout", "collect"]
-
-OBS, ACTIONS = 4, 2
+__all__ = ["PPOConfig", "Settings", "Batch", "LossTerms", "RowAdam", "minibatches", "ppo_loss",
+           "clip_grad_norm_per_setting", "train"]
 
 
 # ---------------------------------------------------------------- hyperparameters
@@ -85,464 +81,324 @@ class PPOConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("total_steps", "n_envs", "n_steps", "epochs", "minibatches", "hidden"):
-            V.positive(name, getattr(self, name), integer=True)
-        V.positive("lr", self.lr)
-        V.positive("clip_eps", self.clip_eps)
-        V.unit_interval("gamma", self.gamma)
-        V.unit_interval("lam", self.lam)
+        for name in SHARED:
+            validate.positive(name, getattr(self, name), integer=True)
+        for name in ("lr", "clip_eps", "gamma", "lam", "vf_coef", "ent_coef"):
+            check_real(name, getattr(self, name))
+        for name in ("lr", "clip_eps"):
+            validate.positive(name, getattr(self, name))
+        for name in ("gamma", "lam"):
+            validate.unit_interval(name, getattr(self, name))
         for name in ("vf_coef", "ent_coef"):
-            if not float(getattr(self, name)) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("clip_value", "max_grad_norm"):
+            validate.non_negative(name, getattr(self, name))
+        for name in ("clip_value", "max_grad_norm"):  # None = off
             if getattr(self, name) is not None:
-                V.positive(name, getattr(self, name))
-        if (self.n_envs * self.n_steps) % self.minibatches:
-            raise ValueError(f"minibatches must divide n_envs * n_steps = "
-                             f"{self.n_envs * self.n_steps}, got {self.minibatches}")
+                check_real(name, getattr(self, name))
+                validate.positive(name, getattr(self, name))
+        for name in ("anneal_lr", "anneal_clip", "norm_adv"):
+            check_flag(name, getattr(self, name))
+        check_seed("seed", self.seed)
+        batch = self.n_envs * self.n_steps
+        if batch % self.minibatches or batch // self.minibatches < 2:
+            raise ValueError(f"minibatches must divide n_envs * n_steps = {batch} into minibatches "
+                             f"of at least 2 samples, got {self.minibatches}")
 
     @property
     def updates(self) -> int:
         return max(1, self.total_steps // (self.n_envs * self.n_steps))
 
 
-_SHARED = ("total_steps", "n_envs", "n_steps", "epochs", "minibatches", "hidden")
+SHARED = ("total_steps", "n_envs", "n_steps", "epochs", "minibatches", "hidden")  # one per batch
 
 
-# ---------------------------------------------------------------- the networks
+@dataclass(frozen=True)
+class Settings:
+    r"""The hyperparameters that may differ between the settings of a batch, one row per setting.
 
-def _layout(hidden: int) -> list[tuple[int, tuple[int, ...]]]:
-    """(offset, shape) of W1, b1, W2, b2, W3, b3 inside one row of ``flat``."""
-    shapes = [(OBS, hidden), (1, hidden), (hidden, hidden), (1, hidden), (hidden, ACTIONS),
-              (1, ACTIONS)]
-    out, off = [], 0
-    for s in shapes:
-        out.append((off, s))
-        off += math.prod(s)
-    return out
-
-
-class ActorCritic:
-    r"""K actor-critic pairs in one tensor ``flat`` ``(2K, P)`` (rows: K actors, then K critics).
-
-    Each row is an MLP :math:`4 \to H \to H \to 2` with tanh hidden units; the actor's outputs
-    are the logits of (left, right), the critic's first output is :math:`V_\phi(s)`.
-    Initialised as in Huang et al. 2022 (orthogonal, gains :math:`\sqrt2` for hidden layers,
-    0.01 for the logits, 1 for the value; zero biases). ``params`` are the six weight tensors
-    ``(2K, ...)`` as views of ``flat`` that autograd treats as leaves: gradients come per
-    tensor (cheaper to differentiate than slices of one leaf), optimisers update ``flat`` in
-    place.
+    Tensors are float32 columns ``(n_settings, 1)`` that broadcast against per-sample terms
+    ``(n_settings, B)``; flags are bool columns. A switched-off option is stored as its neutral
+    value: ``inf`` in ``max_grad_norm`` (the scale factor is then 1); in ``clip_value``, ``inf``
+    for the settings that do not clip, and ``None`` when no setting does (the "off" of
+    :func:`rlviz.fn.ppo_loss.value_loss`); ``ent_coef`` is ``None`` when every :math:`c_2` is 0
+    (then :func:`ppo_loss` leaves the entropy term out). ``gamma`` and ``lam`` are numpy
+    ``(n_settings,)`` in the rollout's dtype (float32), for :func:`rlviz.fn.returns.gae`.
     """
 
-    def __init__(self, flat: torch.Tensor, hidden: int):
-        self.flat, self.hidden = flat.detach(), hidden
-        self.params = [w.requires_grad_() for w in self.weights()]
-        self._np = None
-
-    @property
-    def K(self) -> int:
-        return self.flat.shape[0] // 2
+    lr: torch.Tensor             # Adam step size at the start
+    anneal_lr: torch.Tensor      # bool
+    clip_eps: torch.Tensor       # epsilon at the start
+    anneal_clip: torch.Tensor    # bool
+    vf_coef: torch.Tensor        # c1
+    ent_coef: torch.Tensor | None  # c2
+    norm_adv: torch.Tensor       # bool
+    max_grad_norm: torch.Tensor  # inf = no gradient clipping
+    clip_value: torch.Tensor | None
+    gamma: np.ndarray
+    lam: np.ndarray
 
     @classmethod
-    def init(cls, seeds, hidden: int = 64) -> "ActorCritic":
-        K = len(seeds)
-        lay = _layout(hidden)
-        P = lay[-1][0] + math.prod(lay[-1][1])
-        flat = torch.zeros(2 * K, P)
-        for k, seed in enumerate(seeds):
-            g = torch.Generator().manual_seed(int(seed))
-            for row, out_gain in ((k, 0.01), (K + k, 1.0)):
-                for i, (off, shape) in enumerate(lay[0::2]):
-                    w = torch.empty(shape[1], shape[0])  # (out, in) as torch initialises
-                    torch.nn.init.orthogonal_(w, gain=math.sqrt(2) if i < 2 else out_gain,
-                                              generator=g)
-                    flat[row, off:off + math.prod(shape)] = w.T.reshape(-1)
-        return cls(flat, hidden)
+    def from_configs(cls, configs: list[PPOConfig]) -> Settings:
+        def column(name, dtype=torch.float32):
+            values = [getattr(c, name) for c in configs]
+            return torch.tensor([float("inf") if v is None else v for v in values],
+                                dtype=dtype).view(-1, 1)
+        any_value_clip = any(c.clip_value is not None for c in configs)
+        any_entropy = any(c.ent_coef > 0 for c in configs)
+        return cls(lr=column("lr"), anneal_lr=column("anneal_lr", torch.bool),
+                   clip_eps=column("clip_eps"), anneal_clip=column("anneal_clip", torch.bool),
+                   vf_coef=column("vf_coef"), ent_coef=column("ent_coef") if any_entropy else None,
+                   norm_adv=column("norm_adv", torch.bool), max_grad_norm=column("max_grad_norm"),
+                   clip_value=column("clip_value") if any_value_clip else None,
+                   gamma=np.array([c.gamma for c in configs], np.float32),
+                   lam=np.array([c.lam for c in configs], np.float32))
 
-    def weights(self, flat=None):
-        """The six weight tensors as views ``(2K, ...)`` of ``flat`` (torch or numpy)."""
-        flat = self.flat if flat is None else flat
-        return [flat[:, off:off + math.prod(s)].reshape(flat.shape[0], *s)
-                for off, s in _layout(self.hidden)]
-
-    def __call__(self, obs: torch.Tensor):
-        """``obs`` ``(K, B, 4)`` -> logits ``(K, B, 2)`` and values ``(K, B)``."""
-        W1, b1, W2, b2, W3, b3 = self.params
-        x = torch.cat([obs, obs])  # actors and critics see the same states
-        h = torch.tanh(torch.baddbmm(b1, x, W1))
-        h = torch.tanh(torch.baddbmm(b2, h, W2))
-        out = torch.baddbmm(b3, h, W3)
-        return out[:self.K], out[self.K:, :, 0]
-
-    def prob_right_numpy(self, obs: np.ndarray) -> np.ndarray:
-        """:math:`\\pi(\\text{right} \\mid s)` in numpy for ``obs`` ``(K, n, 4)``: the rollout's policy.
-
-        Reads the weights through numpy views of ``flat`` (no copy, always current); the
-        same function as :meth:`__call__` in float32, cheaper per step than torch at these sizes.
-        """
-        if self._np is None:  # numpy views of the actor rows follow in-place updates of flat
-            self._np = [w[:self.K] for w in self.weights(self.flat.numpy())]
-        W1, b1, W2, b2, W3, b3 = self._np
-        h = np.tanh(obs @ W1 + b1)
-        h = np.tanh(h @ W2 + b2)
-        out = h @ W3 + b3
-        return 1.0 / (1.0 + np.exp(out[..., 0] - out[..., 1]))
-
-    def policy(self, k: int = 0):
-        """Setting k's policy as a function obs ``(n, 4)`` -> probabilities ``(n, 2)`` (for :func:`evaluate`)."""
-        def probs(obs):
-            p = self.prob_right_numpy(np.broadcast_to(np.asarray(obs, np.float32)[None],
-                                                      (self.K, len(obs), OBS)))[k]
-            return np.stack([1 - p, p], axis=-1)
-        return probs
+    def schedule(self, remaining: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step sizes and clip ranges ``(n_settings, 1)`` when a fraction ``remaining`` of the
+        budget is left: the annealed ones scaled by it (linearly to 0), the others constant."""
+        lr = torch.where(self.anneal_lr, self.lr * remaining, self.lr)
+        eps = torch.where(self.anneal_clip, self.clip_eps * remaining, self.clip_eps)
+        return lr, eps
 
 
-# ---------------------------------------------------------------- advantages
-
-def gae_per_column(r_t, v_t, *, v_T, terminated_t, truncated_t, gamma_n, lam_n,
-                   v_final_t=None) -> np.ndarray:
-    r"""GAE with one :math:`(\gamma_n, \lambda_n)` per column n (a grid of settings in one rollout).
-
-    .. math::
-        \delta_{t,n} = r_{t,n} + \gamma_n \hat v^{\text{next}}_{t,n} - \hat V(s_{t,n}), \qquad
-        \hat A_{t,n} = \delta_{t,n} + \gamma_n\lambda_n\,\text{continue}_{t,n}\,\hat A_{t+1,n},
-
-    the recursion of :func:`rlviz.fn.returns.gae` (same next values
-    :func:`rlviz.fn.returns.next_values`, same scan :func:`rlviz.fn.returns.linear_scan`), with
-    the coefficients broadcast along columns; equal to :func:`~rlviz.fn.returns.gae` when all
-    columns share them (tests/test_ppo.py). Shapes: ``(T, N)`` rollout, ``gamma_n``/``lam_n``
-    ``(N,)`` in [0, 1].
-    """
-    r = np.asarray(r_t)
-    if r.ndim != 2:
-        raise ValueError(f"r_t must be time-major (T, N), got shape {r.shape}")
-    coef = {}
-    for name, c in (("gamma_n", gamma_n), ("lam_n", lam_n)):
-        c = V.array(name, c, shape=(r.shape[1],), dtype=r.dtype)
-        if np.any((c < 0) | (c > 1)):
-            raise ValueError(f"{name} must be in [0, 1], got {c[(c < 0) | (c > 1)][0]}")
-        coef[name] = c
-    nxt = next_values(v_t, v_T=v_T, terminated_t=terminated_t, truncated_t=truncated_t,
-                      v_final_t=v_final_t)
-    delta = r + coef["gamma_n"] * nxt - np.asarray(v_t)
-    cont = ~(terminated_t | truncated_t)
-    cont[-1] = False
-    return linear_scan(delta.astype(r.dtype), (coef["gamma_n"] * coef["lam_n"] * cont).astype(r.dtype))
-
-
-# ---------------------------------------------------------------- rollouts
+# ---------------------------------------------------------------- batches and the loss
 
 @dataclass
-class Rollout:
-    """One rollout of T steps of K * n environments (time-major; columns grouped by setting)."""
+class Batch:
+    """What an update trains on, setting k's samples in row k: tensors ``(n_settings, B, ...)``."""
 
-    obs: np.ndarray         # (T, K*n, 4) observations acted on
-    actions: np.ndarray     # (T, K*n) int64
-    rewards: np.ndarray     # (T, K*n) float32
-    terminated: np.ndarray  # (T, K*n) bool
-    truncated: np.ndarray   # (T, K*n) bool
-    final_obs: np.ndarray   # (T, K*n, 4) observation reached by each step, before any reset
-    last_obs: np.ndarray    # (K*n, 4) observation after the last step
+    obs: torch.Tensor       # (n_settings, B, 4)
+    actions: torch.Tensor   # (n_settings, B) int64
+    logp_old: torch.Tensor  # log pi_old(a_t | s_t)
+    adv: torch.Tensor       # GAE advantages (standardised in the minibatches of minibatches())
+    targets: torch.Tensor   # value targets adv + V_old: the lambda-returns of chapter 9
+    v_old: torch.Tensor     # V_old(s_t)
 
+    @classmethod
+    def from_rollout(cls, ro, logp_t, adv, v_t, n_settings: int) -> Batch:
+        """Regroup the time-major ``(T, N)`` arrays of one rollout by setting (:func:`by_setting`)."""
+        return cls(*(by_setting(a, n_settings)
+                     for a in (ro.obs, ro.actions, logp_t, adv, adv + v_t, v_t)))
 
-class _Runner:
-    """The environments between rollouts: K groups of n CartPoles, setting k's seeded by seed k."""
+    @property
+    def size(self) -> int:
+        return self.actions.shape[1]
 
-    def __init__(self, seeds, n_envs: int):
-        self.K, self.n = len(seeds), n_envs
-        self.env = BatchedCartPole(self.K * n_envs, seed=[int(s) + 10_007 for s in seeds])
-        self.obs = self.env.reset()
-        self.action_rngs = [np.random.default_rng([int(s), 1]) for s in seeds]
-        self.ep_return = np.zeros(self.K * n_envs)
-        self.last_return = np.full(self.K * n_envs, np.nan)  # last finished episode per env
+    def take(self, idx: torch.Tensor) -> Batch:
+        """The samples ``idx`` ``(n_settings, m)`` of each setting (row k takes ``idx[k]``)."""
+        rows = torch.arange(len(idx)).view(-1, 1)
+        return Batch(*(a[rows, idx] for a in vars(self).values()))
 
-    def mean_last_return(self) -> np.ndarray:
-        """Per setting, the mean over its environments of their last finished episode's return."""
-        r = self.last_return.reshape(self.K, self.n)
-        seen = ~np.isnan(r)
-        return np.where(seen.any(1), np.nansum(r, 1) / np.maximum(seen.sum(1), 1), np.nan)
-
-
-def collect(agent: ActorCritic, runner: _Runner, T: int) -> Rollout:
-    """Run the current policy for T steps in every environment (same-step autoreset)."""
-    K, n = runner.K, runner.n
-    u = np.stack([g.random((T, n), dtype=np.float32) for g in runner.action_rngs], axis=1)
-    N = K * n
-    ro = Rollout(obs=np.empty((T, N, OBS), np.float32), actions=np.empty((T, N), np.int64),
-                 rewards=np.empty((T, N), np.float32), terminated=np.empty((T, N), bool),
-                 truncated=np.empty((T, N), bool), final_obs=np.empty((T, N, OBS), np.float32),
-                 last_obs=runner.obs)
-    obs = runner.obs
-    for t in range(T):
-        p_right = agent.prob_right_numpy(obs.reshape(K, n, OBS)).reshape(N)
-        a = (u[t].reshape(N) < p_right).astype(np.int64)
-        ro.obs[t], ro.actions[t] = obs, a
-        obs, r, term, trunc, final = runner.env.step(a)
-        ro.rewards[t], ro.terminated[t], ro.truncated[t], ro.final_obs[t] = r, term, trunc, final
-        runner.ep_return += r
-        done = term | trunc
-        if done.any():
-            runner.last_return[done] = runner.ep_return[done]
-            runner.ep_return[done] = 0.0
-    runner.obs = ro.last_obs = obs
-    return ro
+    def standardised(self, norm_adv: torch.Tensor) -> Batch:
+        """This batch with its advantages standardised over its samples
+        (:func:`rlviz.fn.ppo_loss.normalize_advantages`) in the settings where ``norm_adv``."""
+        adv = torch.where(norm_adv, normalize_advantages(self.adv, dim=1), self.adv)
+        return dataclasses.replace(self, adv=adv)
 
 
-def rollout_values(agent: ActorCritic, ro: Rollout):
-    r"""What the rollout's policy and critic say about it, in one forward pass (no gradient).
+def minibatches(batch: Batch, n: int, epochs: int, rngs,
+                norm_adv: torch.Tensor) -> Iterator[tuple[int, Batch]]:
+    """``epochs`` passes over ``batch`` in ``n`` minibatches each, as ``(epoch, minibatch)``.
 
-    Returns float32 numpy arrays: ``logp_t`` ``(T, N)`` :math:`\log\pi_{\text{old}}(a_t\mid s_t)`;
-    ``v_t`` ``(T, N)`` :math:`\hat V(s_t)`; ``v_T`` ``(N,)`` the value of ``last_obs``; and
-    ``v_final_t`` ``(T, N)`` the value of each step's final observation (before any reset), the
-    bootstrap of a truncated episode (``v_final_t`` of :func:`rlviz.fn.returns.gae`).
+    In every epoch setting k's samples are shuffled by its generator ``rngs[k]`` and cut into
+    ``n`` minibatches. Each minibatch's advantages are standardised over the minibatch
+    (:meth:`Batch.standardised`) in the settings where ``norm_adv`` ``(n_settings, 1)``, as
+    PPO implementations do (Huang et al. 2022). With ``n = 1`` every epoch's minibatch is the
+    whole batch in its order, standardised once; no generator is used (shuffling would only
+    change the order of the sums).
     """
-    T, N = ro.actions.shape
-    K = agent.K
-    n = N // K
-    every = np.concatenate([ro.obs, ro.last_obs[None], ro.final_obs])  # (2T+1, K*n, 4)
-    x = torch.from_numpy(every).view(2 * T + 1, K, n, OBS).transpose(0, 1)
-    with torch.no_grad():
-        logits, values = agent(x.reshape(K, (2 * T + 1) * n, OBS))
-        logp = torch.log_softmax(logits, -1).view(K, 2 * T + 1, n, ACTIONS)[:, :T]
-    to_time_major = lambda a: a.transpose(0, 1).reshape(a.shape[1], N, *a.shape[3:]).numpy()  # noqa: E731
-    values = to_time_major(values.view(K, 2 * T + 1, n))
-    logp = to_time_major(logp)
-    logp_t = np.take_along_axis(logp, ro.actions[..., None], -1)[..., 0]
-    return logp_t, values[:T], values[T], values[T + 1:]
+    if n == 1:
+        whole = batch.standardised(norm_adv)
+        yield from ((epoch, whole) for epoch in range(epochs))
+        return
+    for epoch in range(epochs):
+        order = torch.from_numpy(np.stack([g.permutation(batch.size) for g in rngs]))
+        for idx in order.split(batch.size // n, dim=1):
+            yield epoch, batch.take(idx).standardised(norm_adv)
+
+
+@dataclass
+class LossTerms:
+    """The loss of one minibatch and its terms, per setting ``(n_settings, 1)``."""
+
+    loss: torch.Tensor      # -L, minimised
+    policy: torch.Tensor    # L^CLIP
+    value: torch.Tensor     # mean critic loss (c1 multiplies it)
+    logits: torch.Tensor    # (n_settings, m, 2) of the policies, for the entropy
+    logratio: torch.Tensor  # (n_settings, m) log r_t, for diagnostics
+
+
+def ppo_loss(agent: ActorCritic, mb: Batch, s: Settings, eps: torch.Tensor) -> LossTerms:
+    r""":math:`-L = -L^{CLIP} + c_1 L^V - c_2 H` on one minibatch, each setting its own (module docstring).
+
+    The advantages are taken as they are in ``mb`` (standardised by :func:`minibatches` where
+    the setting normalises them); :math:`\ell^{CLIP}` by
+    :func:`~rlviz.fn.ppo_loss.clipped_surrogate` with ``eps`` ``(n_settings, 1)``;
+    :math:`\ell^V` by :func:`~rlviz.fn.ppo_loss.value_loss` (clipped around ``v_old`` where
+    ``s.clip_value`` is finite); :math:`H` by :func:`~rlviz.fn.ppo_loss.entropy`, left out
+    when no setting has an entropy bonus (``s.ent_coef`` None: :math:`c_2 = 0` everywhere).
+    """
+    logits, v = agent(mb.obs)
+    logratio = log_prob(logits, mb.actions) - mb.logp_old
+    policy = clipped_surrogate(torch.exp(logratio), mb.adv, eps).mean(1, keepdim=True)
+    value = value_loss(v, mb.targets, mb.v_old, clip=s.clip_value).mean(1, keepdim=True)
+    loss = -policy + s.vf_coef * value
+    if s.ent_coef is not None:
+        loss = loss - s.ent_coef * entropy(logits).mean(1, keepdim=True)
+    return LossTerms(loss, policy, value, logits, logratio)
+
+
+def check_finite(terms: LossTerms, update: int, epoch: int) -> None:
+    """Raise ``FloatingPointError`` naming the update, the settings and their terms if the loss
+    is not finite."""
+    if torch.isfinite(terms.loss).all():
+        return
+    rows = torch.nonzero(~torch.isfinite(terms.loss.view(-1))).view(-1)
+    values = ", ".join(f"{name} {x[rows].tolist()}" for name, x in (
+        ("policy_loss", terms.policy[:, 0]), ("value_loss", terms.value[:, 0]),
+        ("entropy", entropy(terms.logits).mean(1)), ("approx_kl", approx_kl(terms.logratio).mean(1))))
+    raise FloatingPointError(f"PPO update {update} (epoch {epoch}): loss is not finite for "
+                             f"setting(s) {rows.tolist()} ({values}); training stopped")
+
+
+# ---------------------------------------------------------------- the optimiser
+
+def clip_grad_norm_per_setting(grad: torch.Tensor, max_norm: torch.Tensor) -> torch.Tensor:
+    r"""Scale each setting's gradient to norm at most ``max_norm`` (global gradient clipping,
+    Huang et al. 2022), the norm taken over the setting's actor row and critic row together:
+
+    .. math:: g_k \leftarrow g_k \min\Bigl(1, \frac{c_k}{\lVert g_k \rVert + 10^{-6}}\Bigr).
+
+    ``grad`` ``(2 n_settings, P)`` in the layout of ``ActorCritic.flat``; ``max_norm``
+    ``(n_settings, 1)``, ``inf`` for no clipping.
+    """
+    rows = grad.view(2, len(max_norm), -1)  # (actor or critic, setting, P)
+    norm = rows.square().sum((0, 2), keepdim=True).sqrt()
+    return (rows * torch.clamp(max_norm / (norm + 1e-6), max=1.0)).view_as(grad)
+
+
+class RowAdam:
+    r"""Adam (Kingma and Ba 2015) on the rows of one parameter tensor, each row its own step size.
+
+    .. math::
+        m \leftarrow \beta_1 m + (1 - \beta_1) g, \quad
+        v \leftarrow \beta_2 v + (1 - \beta_2) g^2, \quad
+        \theta \leftarrow \theta - \alpha_{\text{row}}\,
+        \frac{m / (1 - \beta_1^t)}{\sqrt{v / (1 - \beta_2^t)} + \varepsilon},
+
+    with :math:`\varepsilon = 10^{-5}` (CleanRL's PPO). Each row's update uses that row's
+    gradient and moments only. ``params`` is updated in place.
+    """
+
+    def __init__(self, params: torch.Tensor, *, betas=(0.9, 0.999), eps: float = 1e-5):
+        self.params, self.betas, self.eps = params, betas, eps
+        self.m, self.v = torch.zeros_like(params), torch.zeros_like(params)  # the moments
+        self.t = 0
+
+    def step(self, grad: torch.Tensor, lr: torch.Tensor) -> None:
+        """One step; ``grad`` shaped like ``params``, ``lr`` ``(rows, 1)`` one step size per row."""
+        beta1, beta2 = self.betas
+        with torch.no_grad():
+            self.t += 1
+            self.m.lerp_(grad, 1 - beta1)
+            self.v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            denom = (self.v / (1 - beta2 ** self.t)).sqrt_().add_(self.eps)
+            self.params.addcdiv_(self.m * (lr / (1 - beta1 ** self.t)), denom, value=-1.0)
 
 
 # ---------------------------------------------------------------- the trainer
 
-@dataclass
-class PPOResult:
-    r"""What :func:`train` returns: the agents, the configs and per-update logs ``(updates, K)``.
-
-    ``approx_kl``, ``clip_fraction`` and ``max_ratio`` describe the *updated* policy against
-    the rollout's on the whole batch (k3 KL estimate, fraction of samples with
-    :math:`|r_t - 1| > \epsilon`, largest :math:`r_t`); ``last_batch`` holds the last
-    update's batch (by setting) and its :math:`\theta_{\text{old}}` (``flat_before``).
-    """
-
-    agent: ActorCritic
-    configs: list
-    logs: dict = field(default_factory=dict)
-    train_seconds: float = 0.0  # wall time of training, callbacks excluded
-    last_batch: dict = field(default_factory=dict)
-
-    def log(self, key: str) -> np.ndarray:
-        return np.asarray(self.logs[key])
+LOGS = ("steps", "return", "approx_kl", "clip_fraction", "max_ratio", "policy_loss", "value_loss",
+        "entropy", "lr", "epsilon")
 
 
-def _per_setting(configs, name, fn=float) -> torch.Tensor:
-    return torch.tensor([fn(getattr(c, name)) for c in configs], dtype=torch.float32)
-
-
-def _record(logs: dict, row: dict, callback, update: int, steps: int, agent) -> float:
-    """Append one update's values to ``logs`` and run the callback; returns the callback's seconds."""
-    for key, val in row.items():
-        logs[key].append(val)
-    if callback is None:
-        return 0.0
-    t0 = time.perf_counter()
-    callback(update, steps, agent)
-    return time.perf_counter() - t0
-
-
-def _raise_not_finite(update: int, epoch: int, **terms) -> None:
-    """Name the first non-finite quantity (and the settings) and stop training."""
-    for name, x in terms.items():
-        if not torch.isfinite(x).all():
-            bad = torch.nonzero(~torch.isfinite(x)).flatten().tolist()
-            raise FloatingPointError(
-                f"PPO update {update} (epoch {epoch}): {name} is not finite for setting(s) {bad} "
-                f"(values {x.detach().tolist()}); training stopped")
-    raise FloatingPointError(f"PPO update {update} (epoch {epoch}): loss is not finite")
-
-
-def single_threaded(fn):
-    """Run ``fn`` with ``threads`` torch threads (keyword, default 1; module docstring), then restore."""
-    @functools.wraps(fn)
-    def wrapper(*args, threads: int = 1, **kwargs):
-        V.positive("threads", threads, integer=True)
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(before)
-    return wrapper
-
-
-@single_threaded
-def train(config, *, callback=None, progress: bool = False) -> PPOResult:
-    r"""Train PPO on CartPole-v1 for one :class:`PPOConfig` or a list of K sharing their sizes.
-
-    Each update: (1) **rollout**: T steps of n environments per setting with the current
-    policy; (2) **advantages**: :func:`gae_per_column` with per-setting
-    :math:`(\gamma,\lambda)`, value targets :math:`\hat A_t + \hat V(s_t)` (the
-    :math:`\lambda`-returns of chapter 9); (3) **update**: ``epochs`` passes of minibatch Adam
-    steps on :math:`-L` (module docstring), with the per-setting details switched by the
-    configs; approximate KL (:func:`rlviz.fn.ppo_loss.approx_kl`) and clip fraction logged.
-
-    ``callback(update, steps, agent)`` runs after each update (its time is not counted in
-    ``train_seconds``). ``threads`` (keyword, default 1) sets torch's thread count for the
-    run (module docstring). Raises ``FloatingPointError`` naming the update, the quantity and the
-    setting if a loss stops being finite.
-    """
-    configs = [config] if isinstance(config, PPOConfig) else list(config)
-    if not configs or not all(isinstance(c, PPOConfig) for c in configs):
-        raise ValueError("config must be a PPOConfig or a non-empty list of them")
-    for name in _SHARED:
+def _configs(config) -> list[PPOConfig]:
+    """One config or a non-empty list of configs that share their sizes, as a list."""
+    configs = [config] if isinstance(config, PPOConfig) else config
+    if not isinstance(configs, (list, tuple)) or not configs \
+            or not all(isinstance(c, PPOConfig) for c in configs):
+        raise ValueError(f"config must be a PPOConfig or a non-empty list of them, got "
+                         f"{type(config).__name__}")
+    for name in SHARED:
         values = {getattr(c, name) for c in configs}
         if len(values) > 1:
             raise ValueError(f"configs trained together must share {name}, got {sorted(values)}")
-    cfg0, K = configs[0], len(configs)
-    n, T, U = cfg0.n_envs, cfg0.n_steps, cfg0.updates
-    B = n * T
-    mb = B // cfg0.minibatches
-    seeds = [c.seed for c in configs]
-    col = lambda name: np.repeat([float(getattr(c, name)) for c in configs], n)  # noqa: E731
-    gamma_n, lam_n = col("gamma").astype(np.float32), col("lam").astype(np.float32)
-    eps0 = _per_setting(configs, "clip_eps").view(K, 1)
-    vf_c, ent_c = _per_setting(configs, "vf_coef"), _per_setting(configs, "ent_coef")
-    use_ent = bool((ent_c > 0).any())
-    v_clip = torch.tensor([c.clip_value or math.inf for c in configs]).view(K, 1)
-    use_v_clip = any(c.clip_value is not None for c in configs)
-    norm_adv = _per_setting(configs, "norm_adv", bool).view(K, 1).bool()
-    any_norm, all_norm = bool(norm_adv.any()), bool(norm_adv.all())
-    max_norm = torch.tensor([c.max_grad_norm or math.inf for c in configs])
-    clip_grads = any(c.max_grad_norm is not None for c in configs)
-    lr0 = torch.tensor([c.lr for c in configs])
-    anneal_lr = _per_setting(configs, "anneal_lr", bool).bool()
-    anneal_clip = _per_setting(configs, "anneal_clip", bool).bool().view(K, 1)
+    return list(configs)
 
-    agent = ActorCritic.init(seeds, cfg0.hidden)
-    runner = _Runner(seeds, n)
-    mb_rngs = [np.random.default_rng([int(s), 2]) for s in seeds]
-    adam_m, adam_v = torch.zeros_like(agent.flat), torch.zeros_like(agent.flat)  # Adam's moments
-    beta1, beta2, adam_eps, adam_t = 0.9, 0.999, 1e-5, 0
-    logs = {k: [] for k in ("steps", "return", "approx_kl", "clip_fraction", "max_ratio", "policy_loss",
-                            "value_loss", "entropy", "lr", "epsilon")}
-    result = PPOResult(agent, configs, logs)
-    rows = torch.arange(K).view(K, 1)
-    excluded = 0.0
-    start = time.perf_counter()
-    bar = range(U)
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(bar, desc=f"PPO x{K}", unit="update")
-    for u in bar:
-        frac = 1.0 - u / U
-        lr = torch.where(anneal_lr, lr0 * frac, lr0).repeat(2).view(2 * K, 1)
-        eps = torch.where(anneal_clip, eps0 * frac, eps0)
-        eps_arg = float(eps[0, 0]) if bool((eps == eps[0, 0]).all()) else eps  # a number is cheaper
 
-        # ---- rollout: T steps of the K * n environments
+def update_stats(agent: ActorCritic, batch: Batch, eps: torch.Tensor, last: LossTerms) -> dict:
+    """The logs of one update: the updated policy against the rollout's on the whole batch
+    (k3 KL estimate, fraction of samples with :math:`|r_t - 1| > \\epsilon`, largest ratio)
+    and the last minibatch's loss terms; each a list over settings."""
+    with torch.no_grad():
+        logits, _ = agent(batch.obs)
+        logratio = log_prob(logits, batch.actions) - batch.logp_old
+        ratio = torch.exp(logratio)
+        stats = torch.stack([approx_kl(logratio).mean(1), clip_fraction(ratio, eps).mean(1),
+                             ratio.amax(1), last.policy[:, 0], last.value[:, 0],
+                             entropy(last.logits).mean(1)])
+    keys = ("approx_kl", "clip_fraction", "max_ratio", "policy_loss", "value_loss", "entropy")
+    return dict(zip(keys, stats.tolist()))
+
+
+@with_threads
+def train(config, *, callback=None, progress: bool = False) -> TrainResult:
+    r"""Train PPO on CartPole-v1 for one :class:`PPOConfig` or a list of them sharing their sizes.
+
+    Each update: (1) **rollout**: T steps of n environments per setting with the current
+    policy; (2) **advantages**: :func:`rlviz.fn.returns.gae` with each setting's
+    :math:`(\gamma,\lambda)`, value targets :math:`\hat A_t + \hat V(s_t)` (the
+    :math:`\lambda`-returns of chapter 9); (3) **update**: ``epochs`` passes of minibatch Adam
+    steps on :math:`-L` (:func:`ppo_loss`), with the per-setting details of :class:`Settings`.
+
+    Returns a :class:`rlviz.agents.actor_critic.TrainResult` whose logs ``(updates,
+    n_settings)`` hold ``return`` (mean over a setting's environments of their last finished
+    episode), ``approx_kl``, ``clip_fraction`` and ``max_ratio`` of the *updated* policy against
+    the rollout's on the whole batch, the last minibatch's ``policy_loss``, ``value_loss`` and
+    ``entropy``, and ``lr`` and ``epsilon``; ``last_batch`` is the last update's :class:`Batch`
+    (as a dict) with its :math:`\theta_{\text{old}}` (``flat_before``) and ``epsilon``.
+
+    ``callback(update, steps, agent)`` runs after each update (its time is not counted in
+    ``train_seconds``). ``threads`` (keyword, default 1) sets torch's thread count for the run.
+    Raises ``ValueError`` for bad arguments and ``FloatingPointError`` naming the update, the
+    settings and the loss terms if a loss stops being finite.
+    """
+    configs = _configs(config)
+    check_callback(callback)
+    cfg, s, seeds = configs[0], Settings.from_configs(configs), [c.seed for c in configs]
+    agent, runner = ActorCritic.init(seeds, cfg.hidden), Runner(seeds, cfg.n_envs)
+    adam = RowAdam(agent.flat)
+    shuffle_rngs = [np.random.default_rng([seed, 2]) for seed in seeds]
+    gamma_n, lam_n = np.repeat(s.gamma, cfg.n_envs), np.repeat(s.lam, cfg.n_envs)  # per column
+    result = TrainResult(agent, configs, {key: [] for key in LOGS})
+    excluded, start = 0.0, time.perf_counter()
+    for update in progress_range(cfg.updates, progress, f"PPO x{len(configs)}"):
+        lr, eps = s.schedule(1.0 - update / cfg.updates)
+        row_lr = agent.per_row(lr)  # one step size per row of flat: actors, then critics
         flat_before = agent.flat.clone()  # theta_old (kept for the analysis of chapter 12)
-        ro = collect(agent, runner, T)
 
-        # ---- advantages: per-setting GAE, bootstrapping truncated episodes from V(final obs)
-        logp_t, v_t, v_T, v_final = rollout_values(agent, ro)
-        adv = gae_per_column(ro.rewards, v_t, v_T=v_T, terminated_t=ro.terminated,
-                             truncated_t=ro.truncated, v_final_t=v_final, gamma_n=gamma_n, lam_n=lam_n)
-        targets = adv + v_t  # the lambda-returns (chapter 9)
+        # ---- rollout: n_steps steps of every setting's n_envs environments
+        ro = collect(agent, runner, cfg.n_steps)
+        logp_t, v_t, v_T, v_final_t = rollout_values(agent, ro)
 
-        def by_setting(a):  # (T, K*n, ...) -> (K, T*n, ...): setting k's samples in row k
-            a = torch.from_numpy(np.ascontiguousarray(a))
-            return a.view(T, K, n, *a.shape[2:]).transpose(0, 1).reshape(K, B, *a.shape[2:])
-        obs_b, act_b, logp_old_b = by_setting(ro.obs), by_setting(ro.actions), by_setting(logp_t)
-        adv_b, tgt_b, vold_b = by_setting(adv), by_setting(targets), by_setting(v_t)
+        # ---- advantages: GAE, each column its setting's (gamma, lambda); truncated episodes
+        #      bootstrap from V(final observation)
+        adv = gae(ro.rewards, v_t, v_T=v_T, terminated_t=ro.terminated, truncated_t=ro.truncated,
+                  v_final_t=v_final_t, gamma=gamma_n, lam=lam_n)
+        batch = Batch.from_rollout(ro, logp_t, adv, v_t, len(configs))
 
-        # ---- update: epochs x minibatches of Adam steps on -L, each setting its own loss
-        for epoch in range(cfg0.epochs):
-            order = torch.from_numpy(np.stack([g.permutation(B) for g in mb_rngs])) \
-                if cfg0.minibatches > 1 else None
-            for i in range(cfg0.minibatches):
-                idx = None if order is None else order[:, i * mb:(i + 1) * mb]
-                take = (lambda a: a) if idx is None else (lambda a: a[rows, idx])  # noqa: E731
-                logits, v = agent(take(obs_b))
-                logp = torch.log_softmax(logits, -1).gather(-1, take(act_b).unsqueeze(-1)).squeeze(-1)
-                logratio = logp - take(logp_old_b)
-                ratio = torch.exp(logratio)
-                a = take(adv_b)
-                if any_norm:
-                    a_norm = (a - a.mean(1, keepdim=True)) / (a.std(1, keepdim=True) + 1e-8)
-                    a = a_norm if all_norm else torch.where(norm_adv, a_norm, a)
-                pg = clipped_surrogate(ratio, a, eps_arg).mean(1)
-                vl = (value_loss(v, take(tgt_b), take(vold_b), clip=v_clip) if use_v_clip
-                      else value_loss(v, take(tgt_b))).mean(1)
-                loss = -pg + vf_c * vl  # (K,)
-                if use_ent:
-                    loss = loss - ent_c * entropy(logits).mean(1)
-                if not torch.isfinite(loss).all():
-                    _raise_not_finite(u + 1, epoch + 1, loss=loss, policy_loss=pg, value_loss=vl,
-                                      approx_kl=approx_kl(logratio).mean(1))
-                grads = torch.autograd.grad(loss.sum(), agent.params)
-                grad = torch.cat([g.reshape(2 * K, -1) for g in grads], 1)  # (2K, P) like flat
-                with torch.no_grad():
-                    # gradient clipping per setting: the norm over its actor and critic rows
-                    if clip_grads:
-                        norm = grad.view(2, K, -1).square().sum((0, 2)).sqrt()
-                        grad *= torch.clamp(max_norm / (norm + 1e-6), max=1.0).repeat(2).view(2 * K, 1)
-                    # Adam (Kingma and Ba 2015), one step size per row
-                    adam_t += 1
-                    adam_m.lerp_(grad, 1 - beta1)
-                    adam_v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                    denom = (adam_v / (1 - beta2 ** adam_t)).sqrt_().add_(adam_eps)
-                    agent.flat.addcdiv_(adam_m * (lr / (1 - beta1 ** adam_t)), denom, value=-1.0)
-        # logged: KL and ratio spread of the updated policy on the whole batch (chapter 12 errata),
-        # losses and entropy of the last minibatch
-        with torch.no_grad():
-            logits_new, _ = agent(obs_b)
-            logratio_new = torch.log_softmax(logits_new, -1).gather(-1, act_b.unsqueeze(-1))[..., 0] \
-                - logp_old_b
-            ratio_new = torch.exp(logratio_new)
-            stats = torch.stack([approx_kl(logratio_new).mean(1), clip_fraction(ratio_new, eps).mean(1),
-                                 ratio_new.amax(1), pg, vl, entropy(logits).mean(1)])
-        kl, cf, rmax, pg_, vl_, ent_ = stats.tolist()
-        result.last_batch = dict(obs=obs_b, actions=act_b, logp_old=logp_old_b, adv=adv_b,
-                                 targets=tgt_b, v_old=vold_b, flat_before=flat_before, epsilon=eps)
-        steps = (u + 1) * B
-        excluded += _record(logs, {
-            "steps": steps, "return": runner.mean_last_return(), "approx_kl": kl,
-            "clip_fraction": cf, "max_ratio": rmax, "policy_loss": pg_, "value_loss": vl_,
-            "entropy": ent_, "lr": lr[:K, 0].tolist(), "epsilon": eps[:, 0].tolist()},
-            callback, u + 1, steps, agent)
+        # ---- update: epochs x minibatches of Adam steps on -L, each setting on its own loss
+        for epoch, mb in minibatches(batch, cfg.minibatches, cfg.epochs, shuffle_rngs, s.norm_adv):
+            terms = ppo_loss(agent, mb, s, eps)
+            check_finite(terms, update + 1, epoch + 1)
+            grad = clip_grad_norm_per_setting(agent.gradient(terms.loss.sum()), s.max_grad_norm)
+            adam.step(grad, row_lr)
+
+        # ---- logs (and the callback, whose time is not counted)
+        result.last_batch = dict(vars(batch), flat_before=flat_before, epsilon=eps)
+        steps = (update + 1) * batch.size
+        row = update_stats(agent, batch, eps, terms)
+        row.update(steps=steps, lr=lr[:, 0].tolist(), epsilon=eps[:, 0].tolist(),
+                   **{"return": runner.mean_last_return()})
+        excluded += result.record(row, callback, update + 1, steps)
     result.train_seconds = time.perf_counter() - start - excluded
     return result
-
-
-# ---------------------------------------------------------------- evaluation on gymnasium
-
-def evaluate(policy, episodes: int = 100, seed: int = 0, *, deterministic: bool = True,
-             max_episode_steps: int = 500) -> np.ndarray:
-    """Returns of ``episodes`` episodes of gymnasium's own ``CartPole-v1`` under ``policy``.
-
-    ``policy``: a function obs ``(n, 4)`` float32 -> action probabilities ``(n, 2)``; actions
-    are greedy (``deterministic``) or sampled (seeded by ``seed``). Episode i starts from
-    ``env.reset(seed=seed + i)``. Up to 20 environments run side by side, one policy call per
-    step for all of them. Result: float array ``(episodes,)``.
-    """
-    import gymnasium as gym
-
-    episodes = V.positive("episodes", episodes, integer=True)
-    rng = np.random.default_rng([seed, 3])
-    width = min(episodes, 20)
-    envs = [gym.make("CartPole-v1", max_episode_steps=max_episode_steps) for _ in range(width)]
-    returns = np.zeros(episodes)
-    for first in range(0, episodes, width):
-        ids = list(range(first, min(first + width, episodes)))
-        obs = np.stack([envs[j].reset(seed=seed + i)[0] for j, i in enumerate(ids)])
-        alive = np.ones(len(ids), dtype=bool)
-        while alive.any():
-            live = np.flatnonzero(alive)
-            p = np.asarray(policy(obs[live]))
-            acts = p.argmax(-1) if deterministic else (rng.random(len(live)) < p[:, 1]).astype(int)
-            for j, a in zip(live, acts):
-                o, r, term, trunc, _ = envs[j].step(int(a))
-                obs[j] = o
-                returns[ids[j]] += r
-                alive[j] = not (term or trunc)
-    for e in envs:
-        e.close()
-    return returns

@@ -2,22 +2,26 @@ r"""TRPO on CartPole (chapter 11; Schulman et al. 2015), from the book's own par
 
 One update of :func:`train`:
 
-1. **rollout** of the current policy (:func:`rlviz.agents.ppo.collect`, same-step autoreset);
+1. **rollout** of the current policy (:func:`rlviz.agents.actor_critic.collect`, same-step
+   autoreset);
 2. **advantages** by :func:`rlviz.fn.returns.gae`, truncated episodes bootstrapping from
    :math:`\hat V` of their final observation; value targets :math:`\hat A_t + \hat V(s_t)`;
+   the advantages standardised over the batch (:func:`rlviz.fn.ppo_loss.normalize_advantages`);
 3. **policy step**: the surrogate gradient :math:`g = \nabla_\theta L(\theta_{\text{old}})`,
-   :math:`L(\theta) = \hat E_t[r_t(\theta)\hat A_t]`; :math:`x \approx F^{-1} g` by
+   :math:`L(\theta) = \hat E_t[r_t(\theta)\hat A_t]`
+   (:func:`rlviz.fn.ppo_loss.policy_gradient_surrogate`); :math:`x \approx F^{-1} g` by
    :func:`rlviz.fn.trust_region.conjugate_gradient` with Fisher-vector products by double
-   back-propagation (:func:`rlviz.fn.trust_region.fisher_vector_product`); the full step
+   back-propagation (:func:`rlviz.fn.trust_region.fisher_vector_product`) of the exact mean KL
+   (:func:`rlviz.fn.ppo_loss.categorical_kl`); the full step
    :math:`\sqrt{2\delta / g^\top x}\; x` (:func:`rlviz.fn.trust_region.trpo_step_size`); then
    :func:`rlviz.fn.trust_region.backtracking_line_search` halves it until the exact mean KL is
    at most :math:`\delta` and the surrogate improved;
 4. **critic**: a few Adam epochs on the squared error :func:`rlviz.fn.ppo_loss.value_loss`.
 
-The network is :class:`rlviz.agents.ppo.ActorCritic` with K = 1 (row 0 the actor, row 1 the critic):
-the policy quantities depend on the actor row only and the value on the critic row only, so
-the parameter vector of the trust-region functions is all of ``agent.params`` and the step is
-zero on the critic's entries.
+The network is :class:`rlviz.agents.actor_critic.ActorCritic` with one setting (row 0 the
+actor, row 1 the critic): the policy quantities depend on the actor row only and the value on
+the critic row only, so the parameter vector of the trust-region functions is all of
+``agent.params`` and the step is zero on the critic's entries.
 """
 
 from __future__ import annotations
@@ -27,15 +31,18 @@ from dataclasses import dataclass
 
 import torch
 
-from rlviz import _validate as V
+from rlviz import _validate as validate
+from rlviz._threads import with_threads
+from rlviz.agents.actor_critic import (ActorCritic, Runner, TrainResult, by_setting, check_callback,
+                                       check_real, check_seed, collect, log_prob, progress_range,
+                                       rollout_values)
+from rlviz.fn.ppo_loss import (categorical_kl, normalize_advantages, policy_gradient_surrogate,
+                               value_loss)
 from rlviz.fn.returns import gae
-from rlviz.fn.ppo_loss import value_loss
-from rlviz.agents.ppo import (OBS, ActorCritic, PPOResult, _record, _Runner, collect, rollout_values,
-                  single_threaded)
-from rlviz.fn.trust_region import (backtracking_line_search, conjugate_gradient, fisher_vector_product,
-                           trpo_step_size)
+from rlviz.fn.trust_region import (backtracking_line_search, conjugate_gradient,
+                                   fisher_vector_product, trpo_step_size)
 
-__all__ = ["TRPOConfig", "train"]
+__all__ = ["TRPOConfig", "policy_step", "train"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,13 +66,22 @@ class TRPOConfig:
     def __post_init__(self):
         for name in ("total_steps", "n_envs", "n_steps", "cg_iters", "max_backtracks",
                      "vf_epochs", "hidden"):
-            V.positive(name, getattr(self, name), integer=True)
+            validate.positive(name, getattr(self, name), integer=True)
+        for name in ("delta", "damping", "gamma", "lam", "vf_lr"):
+            check_real(name, getattr(self, name))
         for name in ("delta", "vf_lr"):
-            V.positive(name, getattr(self, name))
-        V.unit_interval("gamma", self.gamma)
-        V.unit_interval("lam", self.lam)
-        if not self.damping >= 0:
-            raise ValueError(f"damping must be >= 0, got {self.damping!r}")
+            validate.positive(name, getattr(self, name))
+        validate.non_negative("damping", self.damping)
+        for name in ("gamma", "lam"):
+            validate.unit_interval(name, getattr(self, name))
+        check_seed("seed", self.seed)
+        if self.n_envs * self.n_steps < 2:
+            raise ValueError(f"n_envs * n_steps must be at least 2 (advantages are standardised "
+                             f"over the batch), got {self.n_envs * self.n_steps}")
+
+    @property
+    def updates(self) -> int:
+        return max(1, self.total_steps // (self.n_envs * self.n_steps))
 
 
 def _vector(agent: ActorCritic) -> torch.Tensor:
@@ -79,92 +95,102 @@ def _assign(agent: ActorCritic, x: torch.Tensor) -> None:
             p.copy_(chunk.view_as(p))
 
 
-@single_threaded
-def train(cfg: TRPOConfig, *, callback=None, progress: bool = False) -> PPOResult:
-    """Train TRPO on CartPole-v1; returns a :class:`rlviz.agents.ppo.PPOResult` (K = 1).
+def policy_step(agent: ActorCritic, obs, act, adv, cfg: TRPOConfig, update: int):
+    r"""One trust-region step of the actor on a batch (step 3 of the module docstring).
+
+    ``obs`` ``(1, B, 4)``, ``act`` ``(1, B)``, ``adv`` ``(1, B)`` the standardised advantages.
+    Leaves ``agent`` at :math:`\theta_{\text{old}} + f\,s` with :math:`f` the accepted fraction
+    of the step :math:`s` (0 if none was accepted). Returns ``(f, info, residuals)``: the line
+    search's record and the conjugate gradient's residual norms.
+    """
+    with torch.no_grad():
+        logp_old_all = torch.log_softmax(agent(obs)[0], -1)
+    logp_old = logp_old_all.gather(-1, act.unsqueeze(-1)).squeeze(-1)
+
+    def surrogate():  # L(theta) = E[r_t A_t] at the current parameters
+        ratio = torch.exp(log_prob(agent(obs)[0], act) - logp_old)
+        return policy_gradient_surrogate(ratio, adv).mean()
+
+    def mean_kl():  # E_s KL(pi_old(.|s) || pi_theta(.|s)), exact over the two actions
+        return categorical_kl(logp_old_all, torch.log_softmax(agent(obs)[0], -1)).mean()
+
+    def at(theta, fn):  # fn at the flat parameters theta (the line search's trial points)
+        _assign(agent, theta)
+        return fn()
+
+    L0 = surrogate()
+    g = torch.cat([gr.reshape(-1) for gr in torch.autograd.grad(L0, agent.params)])
+    _check_finite("surrogate gradient", g, update)
+    x, residuals = conjugate_gradient(
+        lambda v: fisher_vector_product(mean_kl, agent.params, v, damping=cfg.damping),
+        g, iters=cfg.cg_iters)
+    _check_finite("natural-gradient direction", x, update)
+    step = trpo_step_size(g, x, cfg.delta) * x
+    theta_old = _vector(agent)
+    frac, info = backtracking_line_search(
+        step, lambda th: at(th, surrogate) - L0.detach(), lambda th: at(th, mean_kl),
+        cfg.delta, max_backtracks=cfg.max_backtracks, theta_old=theta_old)
+    _assign(agent, theta_old + frac * step)
+    return frac, info, residuals
+
+
+def _check_finite(name: str, x: torch.Tensor, update: int) -> None:
+    if not torch.isfinite(x).all():
+        raise FloatingPointError(f"TRPO update {update}: {name} is not finite; training stopped")
+
+
+@with_threads
+def train(cfg: TRPOConfig, *, callback=None, progress: bool = False) -> TrainResult:
+    """Train TRPO on CartPole-v1; returns a :class:`rlviz.agents.actor_critic.TrainResult`
+    (one setting).
 
     Logged per update: ``return``, ``kl`` (exact mean KL of the accepted step),
     ``step_fraction`` (accepted shrink factor, 0 if the step was rejected), ``cg_residual``
     (last true residual of CG), ``improvement`` (surrogate gain) and ``value_loss``.
-    Raises ``FloatingPointError`` naming the update and the quantity if one stops being finite.
+    ``callback(update, steps, agent)`` runs after each update (not counted in
+    ``train_seconds``); ``threads`` (keyword, default 1) sets torch's thread count.
+    Raises ``ValueError`` for bad arguments and ``FloatingPointError`` naming the update and the
+    quantity if one stops being finite.
     """
     if not isinstance(cfg, TRPOConfig):
         raise ValueError(f"cfg must be a TRPOConfig, got {type(cfg).__name__}")
-    n, T = cfg.n_envs, cfg.n_steps
-    U = max(1, cfg.total_steps // (n * T))
-    agent = ActorCritic.init([cfg.seed], cfg.hidden)
-    runner = _Runner([cfg.seed], n)
+    check_callback(callback)
+    agent, runner = ActorCritic.init([cfg.seed], cfg.hidden), Runner([cfg.seed], cfg.n_envs)
     adam = torch.optim.Adam(agent.params, lr=cfg.vf_lr)
     logs = {k: [] for k in ("steps", "return", "kl", "step_fraction", "cg_residual",
                             "improvement", "value_loss")}
-    result = PPOResult(agent, [cfg], logs)
+    result = TrainResult(agent, [cfg], logs)
     excluded, start = 0.0, time.perf_counter()
-    updates = range(U)
-    if progress:
-        from tqdm.auto import tqdm
-        updates = tqdm(updates, desc="TRPO", unit="update")
-    for u in updates:
-        # ---- rollout and advantages
-        ro = collect(agent, runner, T)
-        logp_t, v_t, v_T, v_final = rollout_values(agent, ro)
+    for update in progress_range(cfg.updates, progress, "TRPO"):
+        # ---- rollout and advantages (standardised over the batch)
+        ro = collect(agent, runner, cfg.n_steps)
+        logp_t, v_t, v_T, v_final_t = rollout_values(agent, ro)
         adv = gae(ro.rewards, v_t, v_T=v_T, terminated_t=ro.terminated, truncated_t=ro.truncated,
-                  v_final_t=v_final, gamma=cfg.gamma, lam=cfg.lam)
-        target = torch.from_numpy((adv + v_t).reshape(1, -1))
-        obs = torch.from_numpy(ro.obs.reshape(1, -1, OBS))
-        act = torch.from_numpy(ro.actions.reshape(1, -1, 1))
-        a = torch.from_numpy(adv.reshape(1, -1))
-        a = (a - a.mean()) / (a.std() + 1e-8)
-        with torch.no_grad():
-            logits_old, _ = agent(obs)
-            logp_old_all = torch.log_softmax(logits_old, -1)
-        logp_old = logp_old_all.gather(-1, act)[..., 0]
-
-        def surrogate():  # L(theta) = E[r_t A_t] at the current parameters
-            logp = torch.log_softmax(agent(obs)[0], -1)
-            return (torch.exp(logp.gather(-1, act)[..., 0] - logp_old) * a).mean()
-
-        def mean_kl():  # E_s KL(pi_old(.|s) || pi_theta(.|s)), exact over the two actions
-            logp = torch.log_softmax(agent(obs)[0], -1)
-            return (logp_old_all.exp() * (logp_old_all - logp)).sum(-1).mean()
+                  v_final_t=v_final_t, gamma=cfg.gamma, lam=cfg.lam)
+        obs, act, target = (by_setting(a, 1) for a in (ro.obs, ro.actions, adv + v_t))
 
         # ---- policy step: natural gradient, scaled to the KL limit, then line search
-        L0 = surrogate()
-        g = torch.cat([gr.reshape(-1) for gr in torch.autograd.grad(L0, agent.params)])
-        x, residuals = conjugate_gradient(
-            lambda v: fisher_vector_product(mean_kl, agent.params, v, damping=cfg.damping),
-            g, iters=cfg.cg_iters)
-        step = trpo_step_size(g, x, cfg.delta) * x
-        theta_old = _vector(agent)
-
-        def at(theta, fn):
-            _assign(agent, theta)
-            return fn()
-        frac, info = backtracking_line_search(
-            step, lambda th: at(th, surrogate) - L0.detach(), lambda th: at(th, mean_kl),
-            cfg.delta, max_backtracks=cfg.max_backtracks, theta_old=theta_old)
-        _assign(agent, theta_old + frac * step)
-        for name, val in (("surrogate gradient", g), ("step", step)):
-            if not torch.isfinite(val).all():
-                raise FloatingPointError(f"TRPO update {u + 1}: {name} is not finite; training stopped")
+        frac, info, residuals = policy_step(agent, obs, act,
+                                            normalize_advantages(by_setting(adv, 1), dim=1),
+                                            cfg, update + 1)
 
         # ---- critic: Adam epochs on the squared error to the lambda-returns
         for _ in range(cfg.vf_epochs):
-            vl = value_loss(agent(obs)[1][:1], target).mean()
-            if not torch.isfinite(vl):
-                raise FloatingPointError(f"TRPO update {u + 1}: value loss is not finite; training stopped")
+            vl = value_loss(agent(obs)[1], target).mean()
+            _check_finite("value loss", vl, update + 1)
             adam.zero_grad()
             vl.backward()
             for p in agent.params:  # the value depends on the critic row only: keep the actor
                 p.grad[0] = 0
             adam.step()
 
-        steps = (u + 1) * n * T
-        acc = info["accepted"]
-        excluded += _record(logs, {
+        steps = (update + 1) * cfg.n_envs * cfg.n_steps
+        accepted = info["accepted"]
+        excluded += result.record({
             "steps": steps, "return": runner.mean_last_return().tolist(),
-            "kl": [info["kls"][acc] if acc is not None else 0.0], "step_fraction": [frac],
-            "cg_residual": [residuals[-1]],
-            "improvement": [info["improvements"][acc] if acc is not None else 0.0],
-            "value_loss": [float(vl.detach())]}, callback, u + 1, steps, agent)
+            "kl": [info["kls"][accepted] if accepted is not None else 0.0],
+            "step_fraction": [frac], "cg_residual": [residuals[-1]],
+            "improvement": [info["improvements"][accepted] if accepted is not None else 0.0],
+            "value_loss": [float(vl.detach())]}, callback, update + 1, steps)
     result.train_seconds = time.perf_counter() - start - excluded
     return result

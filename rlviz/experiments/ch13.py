@@ -49,8 +49,15 @@ def ablation_configs(base: PPOConfig | None = None, *, seeds=(0, 1, 2),
 
 
 def first_sustained(values, steps, threshold: float = 475.0) -> float:
-    """The first step from which ``values`` stays >= ``threshold`` to the end (inf if never)."""
+    """The first step from which ``values`` stays >= ``threshold`` to the end (inf if never).
+
+    ``values`` and ``steps`` are 1-d and of one length (a learning curve and its steps); a NaN
+    value (no episode finished yet) counts as below the threshold.
+    """
     values, steps = np.asarray(values, float), np.asarray(steps, float)
+    if values.ndim != 1 or values.shape != steps.shape or len(values) == 0:
+        raise ValueError(f"values and steps must be 1-d arrays of one length >= 1, got shapes "
+                         f"{values.shape} and {steps.shape}")
     below = np.flatnonzero(~(values >= threshold))
     if len(below) == 0:
         return float(steps[0])

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 from plotly.subplots import make_subplots
 
-from rlviz.experiments.ch12 import clip_piecewise
 from rlviz.figures.common import rounded, slider_steps
+from rlviz.fn.ppo_loss import clipped_surrogate
 
 EPSILONS = (0.1, 0.2, 0.3, 0.4)
 
 
-def clip_objective_figure(epsilons=EPSILONS, ratios=np.linspace(0, 2, 201)) -> go.Figure:
-    """One sample's l_CLIP and r*A against r, for A = +1 and A = -1; slider over epsilon."""
+RATIOS = np.linspace(0, 2, 201)
+
+
+def clip_objective_figure(epsilons=EPSILONS, ratios=RATIOS) -> go.Figure:
+    """One sample's l_CLIP (:func:`rlviz.fn.ppo_loss.clipped_surrogate`) and r*A against r, for
+    A = +1 and A = -1; slider over epsilon."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("A > 0 (A = 1)", "A < 0 (A = -1)"))
     x = rounded(ratios, 3)
     for i, eps in enumerate(epsilons):
@@ -22,7 +27,8 @@ def clip_objective_figure(epsilons=EPSILONS, ratios=np.linspace(0, 2, 201)) -> g
             fig.add_trace(go.Scatter(x=x, y=rounded(ratios * a, 3), mode="lines", visible=i == 0,
                                      line={"dash": "dot", "color": "gray"}, name="r A (L_PG)",
                                      showlegend=col == 1), row=1, col=col)
-            y = clip_piecewise(ratios, np.full_like(ratios, a), eps)
+            r = torch.as_tensor(ratios, dtype=torch.float64)
+            y = clipped_surrogate(r, torch.full_like(r, a), eps).numpy()
             fig.add_trace(go.Scatter(x=x, y=rounded(y, 3), mode="lines", visible=i == 0,
                                      line={"color": "#d62728", "width": 3}, name="l_CLIP",
                                      showlegend=col == 1), row=1, col=col)

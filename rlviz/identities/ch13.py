@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from rlviz.agents.actor_critic import ActorCritic
 from rlviz.fn.ppo_loss import clipped_surrogate, entropy, value_loss
-from rlviz.agents.ppo import ActorCritic
 from rlviz.verify import Measure, identity
 
 
