@@ -65,8 +65,9 @@ def rollout(rng, dtype):
 def main() -> None:
     rng = np.random.default_rng(0)
     r, v, v_final, v_T, term, trunc = rollout(rng, np.float32)
-    kw = dict(v_T=v_T, terminated_t=term, truncated_t=trunc, v_final_t=v_final, gamma=GAMMA,
-              lam=LAM)
+    kw = dict(
+        v_T=v_T, terminated_t=term, truncated_t=trunc, v_final_t=v_final, gamma=GAMMA, lam=LAM
+    )
     # SB3's convention: one `dones` array, truncation bootstrap added to the reward
     dones = (term | trunc).astype(np.float32)
     r_sb3 = r + GAMMA * np.where(trunc, v_final, 0).astype(np.float32)
@@ -76,13 +77,22 @@ def main() -> None:
     theirs = sb3_style_loop(r_sb3, v, dones, v_T, GAMMA, LAM)
     f64 = [a.astype(np.float64) for a in (r, v, v_final, v_T)]
     sub = slice(0, 8)
-    kw64 = dict(kw, v_T=f64[3][sub], v_final_t=f64[2][:, sub], terminated_t=term[:, sub],
-                truncated_t=trunc[:, sub])
-    err64 = np.abs(gae(f64[0][:, sub], f64[1][:, sub], **kw64)
-                   - gae_reference(f64[0][:, sub], f64[1][:, sub], **kw64)).max()
+    kw64 = dict(
+        kw,
+        v_T=f64[3][sub],
+        v_final_t=f64[2][:, sub],
+        terminated_t=term[:, sub],
+        truncated_t=trunc[:, sub],
+    )
+    err64 = np.abs(
+        gae(f64[0][:, sub], f64[1][:, sub], **kw64)
+        - gae_reference(f64[0][:, sub], f64[1][:, sub], **kw64)
+    ).max()
     print(f"rollout T={T}, N={N}, float32, gamma={GAMMA}, lambda={LAM}")
-    print(f"agreement: float64 max |gae - gae_reference| = {err64:.1e} (8 envs); "
-          f"float32 max |gae - SB3-style loop| = {np.abs(ours - theirs).max():.1e}")
+    print(
+        f"agreement: float64 max |gae - gae_reference| = {err64:.1e} (8 envs); "
+        f"float32 max |gae - SB3-style loop| = {np.abs(ours - theirs).max():.1e}"
+    )
 
     out = np.empty_like(r)
     t_loop = median_ms(lambda: sb3_style_loop(r_sb3, v, dones, v_T, GAMMA, LAM), 30)

@@ -76,8 +76,12 @@ def run_rlviz(seed: int, config: PPOConfig = RLVIZ):
 
     res = train(dataclasses.replace(config, seed=seed), callback=callback)
     final = evaluate(res.agent.policy(0), 100, seed=1).mean()
-    return {"evals": evals, "final": final, "train_seconds": res.train_seconds,
-            "sustained": sustained(evals, final)}
+    return {
+        "evals": evals,
+        "final": final,
+        "train_seconds": res.train_seconds,
+        "sustained": sustained(evals, final),
+    }
 
 
 def run_sb3(seed: int):
@@ -85,11 +89,25 @@ def run_sb3(seed: int):
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
-    lin = lambda v: (lambda progress_remaining: progress_remaining * v)  # noqa: E731
+    def lin(v):  # SB3's schedule: a function of the remaining progress (1 -> 0)
+        return lambda progress_remaining: progress_remaining * v
+
     env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
-    model = PPO("MlpPolicy", env, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98,
-                n_epochs=20, ent_coef=0.0, learning_rate=lin(1e-3), clip_range=lin(0.2),
-                seed=seed, device="cpu", verbose=0)
+    model = PPO(
+        "MlpPolicy",
+        env,
+        n_steps=32,
+        batch_size=256,
+        gae_lambda=0.8,
+        gamma=0.98,
+        n_epochs=20,
+        ent_coef=0.0,
+        learning_rate=lin(1e-3),
+        clip_range=lin(0.2),
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
 
     def probs(obs):
         with torch.no_grad():
@@ -117,8 +135,12 @@ def run_sb3(seed: int):
     model.learn(SB3_STEPS, callback=Eval())
     train_seconds = time.perf_counter() - t0 - evaluation_time[0]
     final = evaluate(probs, 100, seed=1).mean()
-    return {"evals": evals, "final": final, "train_seconds": train_seconds,
-            "sustained": sustained(evals, final)}
+    return {
+        "evals": evals,
+        "final": final,
+        "train_seconds": train_seconds,
+        "sustained": sustained(evals, final),
+    }
 
 
 def report(name, run):
@@ -127,10 +149,12 @@ def report(name, run):
     for s in SEEDS:
         r = run(s)
         runs.append(r)
-        print(f"  {name} seed {s}: sustained >= 475 from {r['sustained'][0]:.0f} steps, "
-              f"{r['sustained'][1]:.2f} s of training; whole run {r['train_seconds']:.2f} s; "
-              f"final 100-episode mean {r['final']:.1f} (load average {os.getloadavg()[0]:.2f})",
-              flush=True)
+        print(
+            f"  {name} seed {s}: sustained >= 475 from {r['sustained'][0]:.0f} steps, "
+            f"{r['sustained'][1]:.2f} s of training; whole run {r['train_seconds']:.2f} s; "
+            f"final 100-episode mean {r['final']:.1f} (load average {os.getloadavg()[0]:.2f})",
+            flush=True,
+        )
     steps = [r["sustained"][0] for r in runs]
     secs = [r["sustained"][1] for r in runs]
     med = statistics.median(secs), statistics.median(steps)
@@ -150,19 +174,25 @@ def env_throughput(steps: int = 2000):
         ours.reset()
         theirs = gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="vector_entry_point")
         theirs.reset(seed=0)
-        for name, env in (("rlviz BatchedCartPole (same-step autoreset)", ours),
-                          ("gymnasium CartPoleVectorEnv (next-step autoreset)", theirs)):
+        for name, env in (
+            ("rlviz BatchedCartPole (same-step autoreset)", ours),
+            ("gymnasium CartPoleVectorEnv (next-step autoreset)", theirs),
+        ):
             t0 = time.perf_counter()
             for a in actions:
                 env.step(a)
             dt = time.perf_counter() - t0
-            print(f"  N = {n:4d}: {name}: {steps * n / dt / 1e6:.2f} M env steps/s "
-                  f"({dt / steps * 1e6:.0f} us per step call)")
+            print(
+                f"  N = {n:4d}: {name}: {steps * n / dt / 1e6:.2f} M env steps/s "
+                f"({dt / steps * 1e6:.0f} us per step call)"
+            )
 
 
 def machine():
-    print(f"python {platform.python_version()}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"python {platform.python_version()}, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}"
+    )
 
 
 def main():
@@ -170,10 +200,16 @@ def main():
     ap.add_argument("--skip-sb3", action="store_true")
     ap.add_argument("--skip-grid", action="store_true")
     ap.add_argument("--skip-env", action="store_true", help="skip the environment throughput")
-    ap.add_argument("--skip-rlviz", action="store_true", help="skip the rlviz PPO runs (and the ratio)")
+    ap.add_argument(
+        "--skip-rlviz", action="store_true", help="skip the rlviz PPO runs (and the ratio)"
+    )
     ap.add_argument("--sequential", action="store_true", help="also run the 27 settings one by one")
-    ap.add_argument("--sb3-threads", type=int, default=None,
-                    help="torch threads for SB3 (default: torch's default, all cores)")
+    ap.add_argument(
+        "--sb3-threads",
+        type=int,
+        default=None,
+        help="torch threads for SB3 (default: torch's default, all cores)",
+    )
     args = ap.parse_args()
     machine()
     if not args.skip_env:
@@ -184,10 +220,13 @@ def main():
         ours = report("rlviz", run_rlviz)
     if not args.skip_sb3:
         import stable_baselines3
+
         if args.sb3_threads:
             torch.set_num_threads(args.sb3_threads)
-        print(f"Stable-Baselines3 {stable_baselines3.__version__} PPO, rl-zoo CartPole-v1 "
-              f"hyperparameters, {SB3_STEPS} steps, {torch.get_num_threads()} torch threads")
+        print(
+            f"Stable-Baselines3 {stable_baselines3.__version__} PPO, rl-zoo CartPole-v1 "
+            f"hyperparameters, {SB3_STEPS} steps, {torch.get_num_threads()} torch threads"
+        )
         theirs = report("SB3", run_sb3)
     if not (args.skip_sb3 or args.skip_rlviz):
         print(f"ratio of median times to sustained >= 475, rlviz / SB3: {ours[0] / theirs[0]:.3f}")
@@ -200,9 +239,11 @@ def main():
         t0 = time.perf_counter()
         train(configs[13])
         one = time.perf_counter() - t0
-        print(f"grid of {len(configs)} settings x {RLVIZ.total_steps} steps in one batched run: "
-              f"{grid:.1f} s; one setting alone {one:.2f} s, x27 = {27 * one:.1f} s "
-              f"(batched is {27 * one / grid:.1f}x faster)")
+        print(
+            f"grid of {len(configs)} settings x {RLVIZ.total_steps} steps in one batched run: "
+            f"{grid:.1f} s; one setting alone {one:.2f} s, x27 = {27 * one:.1f} s "
+            f"(batched is {27 * one / grid:.1f}x faster)"
+        )
         t0 = time.perf_counter()
         train(configs, threads=2)
         two = time.perf_counter() - t0
@@ -214,8 +255,10 @@ def main():
             seq = time.perf_counter() - t0
             print(f"27 sequential runs: {seq:.1f} s (batched is {seq / grid:.1f}x faster)")
         final = np.asarray(res.log("return"))[-1]
-        print(f"grid: settings whose last-episode mean return is >= 475 at the end: "
-              f"{int((final >= THRESHOLD).sum())} of {len(configs)}")
+        print(
+            f"grid: settings whose last-episode mean return is >= 475 at the end: "
+            f"{int((final >= THRESHOLD).sum())} of {len(configs)}"
+        )
     machine()
 
 

@@ -16,27 +16,74 @@ checks the rules):
 * :mod:`rlviz.jupyter`: live widgets, the notebooks' save hook, the Sphinx extension.
 """
 
-from rlviz.fn.ppo_loss import (approx_kl, categorical_kl, clip_fraction, clipped_surrogate, entropy,
-                               k3, normalize_advantages, policy_gradient_surrogate, value_loss)
-from rlviz.fn.returns import (discounted_returns, gae, gae_reference, k_step_advantages,
-                              lambda_returns, linear_scan, next_values, td_errors)
-from rlviz.fn.stats import (angle_and_norm_ratio, angle_deg, loglog_slope, sample_mean_se,
-                            sample_variance_se, z_scores)
-from rlviz.fn.trust_region import (backtracking_line_search, conjugate_gradient,
-                                   fisher_vector_product, trpo_step_size)
+from rlviz.fn.ppo_loss import (
+    approx_kl,
+    categorical_kl,
+    clip_fraction,
+    clipped_surrogate,
+    entropy,
+    k3,
+    normalize_advantages,
+    policy_gradient_surrogate,
+    value_loss,
+)
+from rlviz.fn.returns import (
+    discounted_returns,
+    gae,
+    gae_reference,
+    k_step_advantages,
+    lambda_returns,
+    linear_scan,
+    next_values,
+    td_errors,
+)
+from rlviz.fn.stats import (
+    angle_and_norm_ratio,
+    angle_deg,
+    loglog_slope,
+    sample_mean_se,
+    sample_variance_se,
+    z_scores,
+)
+from rlviz.fn.trust_region import (
+    backtracking_line_search,
+    conjugate_gradient,
+    fisher_vector_product,
+    trpo_step_size,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     # returns
-    "discounted_returns", "gae", "gae_reference", "k_step_advantages", "lambda_returns",
-    "linear_scan", "next_values", "td_errors",
+    "discounted_returns",
+    "gae",
+    "gae_reference",
+    "k_step_advantages",
+    "lambda_returns",
+    "linear_scan",
+    "next_values",
+    "td_errors",
     # the PPO loss
-    "approx_kl", "categorical_kl", "clip_fraction", "clipped_surrogate", "entropy", "k3",
-    "normalize_advantages", "policy_gradient_surrogate", "value_loss",
+    "approx_kl",
+    "categorical_kl",
+    "clip_fraction",
+    "clipped_surrogate",
+    "entropy",
+    "k3",
+    "normalize_advantages",
+    "policy_gradient_surrogate",
+    "value_loss",
     # trust regions
-    "backtracking_line_search", "conjugate_gradient", "fisher_vector_product", "trpo_step_size",
+    "backtracking_line_search",
+    "conjugate_gradient",
+    "fisher_vector_product",
+    "trpo_step_size",
     # statistics
-    "angle_and_norm_ratio", "angle_deg", "loglog_slope", "sample_mean_se", "sample_variance_se",
+    "angle_and_norm_ratio",
+    "angle_deg",
+    "loglog_slope",
+    "sample_mean_se",
+    "sample_variance_se",
     "z_scores",
 ]

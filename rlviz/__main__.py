@@ -12,8 +12,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rlviz", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("verify", help="run every identity check and print one row per identity")
-    p.add_argument("--chapter", type=int, action="append",
-                   help="only this chapter (repeatable)")
+    p.add_argument("--chapter", type=int, action="append", help="only this chapter (repeatable)")
     args = parser.parse_args(argv)
     results = identities.run_all(args.chapter)  # importing identities registers them
     if not results:

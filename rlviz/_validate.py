@@ -7,7 +7,7 @@ and what is allowed (STYLE.md, habit 3). Deep code trusts its inputs.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -58,8 +58,15 @@ def non_negative(name: str, value) -> float:
     return v
 
 
-def array(name: str, value, *, ndim: int | None = None, shape: Sequence[int | None] | None = None,
-          dtype=np.float64, finite: bool = True) -> np.ndarray:
+def array(
+    name: str,
+    value,
+    *,
+    ndim: int | None = None,
+    shape: Sequence[int | None] | None = None,
+    dtype=np.float64,
+    finite: bool = True,
+) -> np.ndarray:
     """Convert ``value`` to an array of ``dtype`` and check its shape and finiteness.
 
     ``shape`` may hold ``None`` for a free axis. A mismatch raises instead of broadcasting.
@@ -67,7 +74,9 @@ def array(name: str, value, *, ndim: int | None = None, shape: Sequence[int | No
     try:
         a = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an array of numbers, got {type(value).__name__}") from None
+        raise ValueError(
+            f"{name} must be an array of numbers, got {type(value).__name__}"
+        ) from None
     if ndim is not None and a.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {_shape_str(a.shape)}")
     if shape is not None:
@@ -77,8 +86,10 @@ def array(name: str, value, *, ndim: int | None = None, shape: Sequence[int | No
             raise ValueError(f"{name} must have shape {shown}, got {_shape_str(a.shape)}")
     if finite and np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
         bad = np.argwhere(~np.isfinite(a))[0]
-        raise ValueError(f"{name} must be finite (no NaN or inf), got {a[tuple(bad)]} at index "
-                         f"{tuple(int(i) for i in bad)}")
+        raise ValueError(
+            f"{name} must be finite (no NaN or inf), got {a[tuple(bad)]} at index "
+            f"{tuple(int(i) for i in bad)}"
+        )
     return a
 
 
@@ -91,5 +102,6 @@ def distribution_rows(name: str, a: np.ndarray, *, atol: float = 1e-9) -> None:
     bad = np.abs(sums - 1.0) > atol
     if np.any(bad):
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name} must sum to 1 over its last axis, got sum {sums[idx]:.6g} at "
-                         f"index {idx}")
+        raise ValueError(
+            f"{name} must sum to 1 over its last axis, got sum {sums[idx]:.6g} at index {idx}"
+        )

@@ -14,11 +14,21 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-__all__ = ["Measure", "Identity", "Result", "identity", "check", "run", "run_all", "registry",
-           "format_table", "stable_error"]
+__all__ = [
+    "Measure",
+    "Identity",
+    "Result",
+    "identity",
+    "check",
+    "run",
+    "run_all",
+    "registry",
+    "format_table",
+    "stable_error",
+]
 
 
 @dataclass(frozen=True)
@@ -81,12 +91,20 @@ KINDS = {
     "statistical": "a Monte-Carlo test against an exact value, with a stated confidence rule",
     "bound": "an exactly computed quantity that must stay on one side of a threshold",
     "sanity": "a control that holds by construction (e.g. probabilities sum to 1); a test of "
-              "the code, never cited as evidence for a claim",
+    "the code, never cited as evidence for a claim",
 }
 
 
-def identity(key: str, *, chapter: int, title: str, kind: str = "exact", tol: float = 1e-10,
-             statistic: str | None = None, at_least: bool = False):
+def identity(
+    key: str,
+    *,
+    chapter: int,
+    title: str,
+    kind: str = "exact",
+    tol: float = 1e-10,
+    statistic: str | None = None,
+    at_least: bool = False,
+):
     """Register ``fn`` (no arguments, returns a :class:`Measure`) as an identity check.
 
     The check passes when the measured value is ``<= tol`` (or ``>= tol`` for a bound with
@@ -97,8 +115,12 @@ def identity(key: str, *, chapter: int, title: str, kind: str = "exact", tol: fl
     if at_least and kind != "bound":
         raise ValueError("at_least=True is only meaningful for kind='bound'")
     if statistic is None:
-        statistic = {"exact": "max |lhs - rhs|", "statistical": "max |z|", "bound": "value",
-                     "sanity": "max |lhs - rhs|"}[kind]
+        statistic = {
+            "exact": "max |lhs - rhs|",
+            "statistical": "max |z|",
+            "bound": "value",
+            "sanity": "max |lhs - rhs|",
+        }[kind]
 
     def register(fn: Callable[[], Measure]) -> Callable[[], Measure]:
         if key in _REGISTRY and _REGISTRY[key].fn.__qualname__ != fn.__qualname__:
@@ -144,8 +166,7 @@ def check(key: str) -> None:
 
 def run_all(chapters=None) -> list[Result]:
     """Run every registered identity (optionally only those of the given chapters)."""
-    return [_run(idt) for idt in registry().values()
-            if chapters is None or idt.chapter in chapters]
+    return [_run(idt) for idt in registry().values() if chapters is None or idt.chapter in chapters]
 
 
 def stable_error(err: float) -> str:
@@ -165,8 +186,17 @@ def format_table(results: list[Result]) -> str:
     rows = [("ch", "identity", "kind", "statistic", "value", "rule", "")]
     for r in results:
         i = r.identity
-        rows.append((str(i.chapter), i.title, i.kind, i.statistic, f"{r.value:.2e}",
-                     f"{'>=' if i.at_least else '<='} {i.tol:g}", "OK" if r.ok else "FAIL"))
+        rows.append(
+            (
+                str(i.chapter),
+                i.title,
+                i.kind,
+                i.statistic,
+                f"{r.value:.2e}",
+                f"{'>=' if i.at_least else '<='} {i.tol:g}",
+                "OK" if r.ok else "FAIL",
+            )
+        )
     widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -7,16 +7,24 @@ import pytest
 import torch
 
 
-def random_rollout(rng: np.random.Generator, T: int, N: int, p_term: float = 0.05,
-                   p_trunc: float = 0.05, dtype=np.float64) -> dict:
+def random_rollout(
+    rng: np.random.Generator,
+    T: int,
+    N: int,
+    p_term: float = 0.05,
+    p_trunc: float = 0.05,
+    dtype=np.float64,
+) -> dict:
     """A random time-major rollout ``(T, N)`` in the keyword form of :mod:`rlviz.fn.returns`:
     rewards, values, ``v_T``, final-observation values and the two end flags."""
-    return {"r_t": rng.normal(size=(T, N)).astype(dtype),
-            "v_t": rng.normal(size=(T, N)).astype(dtype),
-            "v_T": rng.normal(size=N).astype(dtype),
-            "v_final_t": rng.normal(size=(T, N)).astype(dtype),
-            "terminated_t": rng.random((T, N)) < p_term,
-            "truncated_t": rng.random((T, N)) < p_trunc}
+    return {
+        "r_t": rng.normal(size=(T, N)).astype(dtype),
+        "v_t": rng.normal(size=(T, N)).astype(dtype),
+        "v_T": rng.normal(size=N).astype(dtype),
+        "v_final_t": rng.normal(size=(T, N)).astype(dtype),
+        "terminated_t": rng.random((T, N)) < p_term,
+        "truncated_t": rng.random((T, N)) < p_trunc,
+    }
 
 
 @pytest.fixture

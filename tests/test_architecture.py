@@ -95,8 +95,10 @@ def violations(root: Path = ROOT) -> list[str]:
                 out.append(f"{where}:{line}: imports book/ ({target})")
             if top != "rlviz":
                 if layer == "fn" and top not in stdlib and top not in FN_THIRD_PARTY:
-                    out.append(f"{where}:{line}: fn/ may import only numpy, torch and the "
-                               f"standard library, not {target}")
+                    out.append(
+                        f"{where}:{line}: fn/ may import only numpy, torch and the "
+                        f"standard library, not {target}"
+                    )
                 continue
             # "from rlviz import verify" imports the module rlviz.verify
             full = [f"rlviz.{n}" for n in names] if target == "rlviz" else [target]
@@ -108,16 +110,27 @@ def violations(root: Path = ROOT) -> list[str]:
                 other = layer_of(imported)
                 if other != layer and other not in ALLOWED[layer]:
                     out.append(f"{where}:{line}: {layer}/ may not import {other} ({imported})")
-                if (other == layer and layer == "identities"
-                        and imported.count(".") == 2 and module.count(".") == 2
-                        and imported.rsplit(".", 1)[1].startswith("ch")
-                        and module.rsplit(".", 1)[1].startswith("ch")
-                        and imported != module):
-                    out.append(f"{where}:{line}: {module} imports its sibling chapter "
-                               f"{imported} (shared settings belong in experiments/)")
+                if (
+                    other == layer
+                    and layer == "identities"
+                    and imported.count(".") == 2
+                    and module.count(".") == 2
+                    and imported.rsplit(".", 1)[1].startswith("ch")
+                    and module.rsplit(".", 1)[1].startswith("ch")
+                    and imported != module
+                ):
+                    out.append(
+                        f"{where}:{line}: {module} imports its sibling chapter "
+                        f"{imported} (shared settings belong in experiments/)"
+                    )
             if target != module and target.startswith("rlviz"):
-                private = [n for n in names if n.startswith("_") and not n.startswith("__")
-                           and f"{target}.{n}" not in BOTTOM]
+                private = [
+                    n
+                    for n in names
+                    if n.startswith("_")
+                    and not n.startswith("__")
+                    and f"{target}.{n}" not in BOTTOM
+                ]
                 if private:
                     out.append(f"{where}:{line}: imports private name(s) {private} of {target}")
     return out
@@ -133,21 +146,44 @@ def test_every_layer_is_a_folder_in_the_tree():
         assert (ROOT / layer / "__init__.py").is_file(), layer
 
 
-@pytest.mark.parametrize("module, line, expected", [
-    ("fn/returns.py", "from rlviz.tabular.mdp import TabularMDP", "fn/ may not import tabular"),
-    ("fn/stats.py", "import scipy", "fn/ may import only numpy, torch"),
-    ("agents/ppo.py", "from rlviz.tabular.mdp import state_values", "agents/ may not import tabular"),
-    ("figures/ch03.py", "from rlviz.identities.ch03 import monte_carlo_rate",
-     "figures/ may not import identities"),
-    ("identities/ch05.py", "from rlviz.figures.ch05 import variance_figure",
-     "identities/ may not import figures"),
-    ("tabular/mdp.py", "from rlviz.jupyter.widgets import explorer", "tabular/ may not import jupyter"),
-    ("identities/ch04.py", "from rlviz.identities.ch03 import monte_carlo_rate",
-     "imports its sibling chapter"),
-    ("experiments/ch03.py", "from rlviz.tabular.episodic import _check_gamma",
-     "imports private name(s) ['_check_gamma']"),
-    ("tabular/mdp.py", "import book", "imports book/"),
-])
+@pytest.mark.parametrize(
+    "module, line, expected",
+    [
+        ("fn/returns.py", "from rlviz.tabular.mdp import TabularMDP", "fn/ may not import tabular"),
+        ("fn/stats.py", "import scipy", "fn/ may import only numpy, torch"),
+        (
+            "agents/ppo.py",
+            "from rlviz.tabular.mdp import state_values",
+            "agents/ may not import tabular",
+        ),
+        (
+            "figures/ch03.py",
+            "from rlviz.identities.ch03 import monte_carlo_rate",
+            "figures/ may not import identities",
+        ),
+        (
+            "identities/ch05.py",
+            "from rlviz.figures.ch05 import variance_figure",
+            "identities/ may not import figures",
+        ),
+        (
+            "tabular/mdp.py",
+            "from rlviz.jupyter.widgets import explorer",
+            "tabular/ may not import jupyter",
+        ),
+        (
+            "identities/ch04.py",
+            "from rlviz.identities.ch03 import monte_carlo_rate",
+            "imports its sibling chapter",
+        ),
+        (
+            "experiments/ch03.py",
+            "from rlviz.tabular.episodic import _check_gamma",
+            "imports private name(s) ['_check_gamma']",
+        ),
+        ("tabular/mdp.py", "import book", "imports book/"),
+    ],
+)
 def test_contract_catches_wrong_imports(tmp_path, module, line, expected):
     """Negative control: the same checker on a copy of rlviz with one wrong import added."""
     copy = tmp_path / "rlviz"

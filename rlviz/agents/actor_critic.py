@@ -28,19 +28,41 @@ import torch
 from rlviz import _validate as validate
 from rlviz.agents.cartpole import BatchedCartPole
 
-__all__ = ["OBS", "ACTIONS", "ActorCritic", "log_prob", "Rollout", "Runner", "collect",
-           "rollout_values", "by_setting", "TrainResult", "progress_range", "check_callback",
-           "check_real", "check_flag", "check_seed", "evaluate"]
+__all__ = [
+    "OBS",
+    "ACTIONS",
+    "ActorCritic",
+    "log_prob",
+    "Rollout",
+    "Runner",
+    "collect",
+    "rollout_values",
+    "by_setting",
+    "TrainResult",
+    "progress_range",
+    "check_callback",
+    "check_real",
+    "check_flag",
+    "check_seed",
+    "evaluate",
+]
 
 OBS, ACTIONS = 4, 2  # CartPole's observation size and number of actions
 
 
 # ---------------------------------------------------------------- the networks
 
+
 def _layout(hidden: int) -> list[tuple[int, tuple[int, ...]]]:
     """(offset, shape) of W1, b1, W2, b2, W3, b3 inside one row of ``flat``."""
-    shapes = [(OBS, hidden), (1, hidden), (hidden, hidden), (1, hidden), (hidden, ACTIONS),
-              (1, ACTIONS)]
+    shapes = [
+        (OBS, hidden),
+        (1, hidden),
+        (hidden, hidden),
+        (1, hidden),
+        (hidden, ACTIONS),
+        (1, ACTIONS),
+    ]
     out, off = [], 0
     for s in shapes:
         out.append((off, s))
@@ -81,16 +103,19 @@ class ActorCritic:
             for row, out_gain in ((k, 0.01), (n_settings + k, 1.0)):
                 for i, (off, shape) in enumerate(layout[0::2]):
                     w = torch.empty(shape[1], shape[0])  # (out, in) as torch initialises
-                    torch.nn.init.orthogonal_(w, gain=math.sqrt(2) if i < 2 else out_gain,
-                                              generator=g)
-                    flat[row, off:off + math.prod(shape)] = w.T.reshape(-1)
+                    torch.nn.init.orthogonal_(
+                        w, gain=math.sqrt(2) if i < 2 else out_gain, generator=g
+                    )
+                    flat[row, off : off + math.prod(shape)] = w.T.reshape(-1)
         return cls(flat, hidden)
 
     def weights(self, flat=None):
         """The six weight tensors as views ``(2 n_settings, ...)`` of ``flat`` (torch or numpy)."""
         flat = self.flat if flat is None else flat
-        return [flat[:, off:off + math.prod(s)].reshape(flat.shape[0], *s)
-                for off, s in _layout(self.hidden)]
+        return [
+            flat[:, off : off + math.prod(s)].reshape(flat.shape[0], *s)
+            for off, s in _layout(self.hidden)
+        ]
 
     def __call__(self, obs: torch.Tensor):
         """``obs`` ``(n_settings, B, 4)`` -> logits ``(n_settings, B, 2)`` and values ``(n_settings, B)``."""
@@ -99,7 +124,7 @@ class ActorCritic:
         h = torch.tanh(torch.baddbmm(b1, x, W1))
         h = torch.tanh(torch.baddbmm(b2, h, W2))
         out = torch.baddbmm(b3, h, W3)
-        return out[:self.n_settings], out[self.n_settings:, :, 0]
+        return out[: self.n_settings], out[self.n_settings :, :, 0]
 
     def gradient(self, loss: torch.Tensor) -> torch.Tensor:
         """The gradient of a scalar ``loss`` in the layout of ``flat``, ``(2 n_settings, P)``."""
@@ -117,7 +142,7 @@ class ActorCritic:
         same function as :meth:`__call__` in float32, cheaper per step than torch at these sizes.
         """
         if self._numpy_actors is None:  # numpy views of the actor rows follow in-place updates
-            self._numpy_actors = [w[:self.n_settings] for w in self.weights(self.flat.numpy())]
+            self._numpy_actors = [w[: self.n_settings] for w in self.weights(self.flat.numpy())]
         W1, b1, W2, b2, W3, b3 = self._numpy_actors
         h = np.tanh(obs @ W1 + b1)
         h = np.tanh(h @ W2 + b2)
@@ -131,8 +156,11 @@ class ActorCritic:
 
         def probs(obs):
             obs = np.asarray(obs, np.float32)
-            p = self.prob_right_numpy(np.broadcast_to(obs[None], (self.n_settings, len(obs), OBS)))[k]
+            p = self.prob_right_numpy(np.broadcast_to(obs[None], (self.n_settings, len(obs), OBS)))[
+                k
+            ]
             return np.stack([1 - p, p], axis=-1)
+
         return probs
 
 
@@ -143,18 +171,19 @@ def log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------- rollouts
 
+
 @dataclass
 class Rollout:
     """One rollout of T steps of N = n_settings * n_envs environments (time-major; columns
     grouped by setting: setting k owns columns ``k * n_envs .. (k + 1) * n_envs - 1``)."""
 
-    obs: np.ndarray         # (T, N, 4) observations acted on
-    actions: np.ndarray     # (T, N) int64
-    rewards: np.ndarray     # (T, N) float32
+    obs: np.ndarray  # (T, N, 4) observations acted on
+    actions: np.ndarray  # (T, N) int64
+    rewards: np.ndarray  # (T, N) float32
     terminated: np.ndarray  # (T, N) bool
-    truncated: np.ndarray   # (T, N) bool
-    final_obs: np.ndarray   # (T, N, 4) observation reached by each step, before any reset
-    last_obs: np.ndarray    # (N, 4) observation after the last step
+    truncated: np.ndarray  # (T, N) bool
+    final_obs: np.ndarray  # (T, N, 4) observation reached by each step, before any reset
+    last_obs: np.ndarray  # (N, 4) observation after the last step
 
 
 class Runner:
@@ -185,12 +214,18 @@ def collect(agent: ActorCritic, runner: Runner, T: int) -> Rollout:
     """Run the current policies for T steps in every environment (same-step autoreset)."""
     n_settings, n_envs = runner.n_settings, runner.n_envs
     N = n_settings * n_envs
-    u = np.stack([g.random((T, n_envs), dtype=np.float32) for g in runner.action_rngs],
-                 axis=1).reshape(T, N)  # uniforms: setting k's from its own generator
-    ro = Rollout(obs=np.empty((T, N, OBS), np.float32), actions=np.empty((T, N), np.int64),
-                 rewards=np.empty((T, N), np.float32), terminated=np.empty((T, N), bool),
-                 truncated=np.empty((T, N), bool), final_obs=np.empty((T, N, OBS), np.float32),
-                 last_obs=runner.obs)
+    u = np.stack(
+        [g.random((T, n_envs), dtype=np.float32) for g in runner.action_rngs], axis=1
+    ).reshape(T, N)  # uniforms: setting k's from its own generator
+    ro = Rollout(
+        obs=np.empty((T, N, OBS), np.float32),
+        actions=np.empty((T, N), np.int64),
+        rewards=np.empty((T, N), np.float32),
+        terminated=np.empty((T, N), bool),
+        truncated=np.empty((T, N), bool),
+        final_obs=np.empty((T, N, OBS), np.float32),
+        last_obs=runner.obs,
+    )
     obs = runner.obs
     for t in range(T):
         p_right = agent.prob_right_numpy(obs.reshape(n_settings, n_envs, OBS)).reshape(N)
@@ -225,9 +260,10 @@ def rollout_values(agent: ActorCritic, ro: Rollout):
 
     def time_major(a):  # (n_settings, rows, n_envs, ...) -> (rows, N, ...)
         return a.transpose(0, 1).reshape(a.shape[1], N, *a.shape[3:]).numpy()
+
     values = time_major(values.view(n_settings, 2 * T + 1, n_envs))
     logp_t = np.take_along_axis(time_major(logp), ro.actions[..., None], -1)[..., 0]
-    return logp_t, values[:T], values[T], values[T + 1:]
+    return logp_t, values[:T], values[T], values[T + 1 :]
 
 
 def by_setting(a: np.ndarray, n_settings: int) -> torch.Tensor:
@@ -235,11 +271,15 @@ def by_setting(a: np.ndarray, n_settings: int) -> torch.Tensor:
     samples in row k, in time-major order (sample ``t * n_envs + i`` is step t of its env i)."""
     a = torch.from_numpy(np.ascontiguousarray(a))
     T, N = a.shape[:2]
-    return a.view(T, n_settings, N // n_settings, *a.shape[2:]).transpose(0, 1) \
+    return (
+        a.view(T, n_settings, N // n_settings, *a.shape[2:])
+        .transpose(0, 1)
         .reshape(n_settings, T * (N // n_settings), *a.shape[2:])
+    )
 
 
 # ---------------------------------------------------------------- what the trainers return
+
 
 @dataclass
 class TrainResult:
@@ -279,10 +319,12 @@ def progress_range(n: int, show: bool, desc: str):
     if not show:
         return range(n)
     from tqdm.auto import tqdm
+
     return tqdm(range(n), desc=desc, unit="update")
 
 
 # ---------------------------------------------------------------- checks of config fields
+
 
 def check_real(name: str, value) -> None:
     """Raise ``ValueError`` unless ``value`` is a real number (not a bool or a string); the
@@ -306,14 +348,23 @@ def check_seed(name: str, value) -> None:
 def check_callback(callback) -> None:
     """Raise ``ValueError`` unless ``callback`` is None or callable."""
     if callback is not None and not callable(callback):
-        raise ValueError(f"callback must be None or callable (update, steps, agent), got "
-                         f"{type(callback).__name__}")
+        raise ValueError(
+            f"callback must be None or callable (update, steps, agent), got "
+            f"{type(callback).__name__}"
+        )
 
 
 # ---------------------------------------------------------------- evaluation on gymnasium
 
-def evaluate(policy, episodes: int = 100, seed: int = 0, *, deterministic: bool = True,
-             max_episode_steps: int = 500) -> np.ndarray:
+
+def evaluate(
+    policy,
+    episodes: int = 100,
+    seed: int = 0,
+    *,
+    deterministic: bool = True,
+    max_episode_steps: int = 500,
+) -> np.ndarray:
     """Returns of ``episodes`` episodes of gymnasium's own ``CartPole-v1`` under ``policy``.
 
     ``policy``: a function obs ``(n, 4)`` float32 -> action probabilities ``(n, 2)``; actions
@@ -324,7 +375,9 @@ def evaluate(policy, episodes: int = 100, seed: int = 0, *, deterministic: bool 
     import gymnasium as gym
 
     if not callable(policy):
-        raise ValueError(f"policy must be callable (obs -> probabilities), got {type(policy).__name__}")
+        raise ValueError(
+            f"policy must be callable (obs -> probabilities), got {type(policy).__name__}"
+        )
     episodes = validate.positive("episodes", episodes, integer=True)
     max_episode_steps = validate.positive("max_episode_steps", max_episode_steps, integer=True)
     check_seed("seed", seed)

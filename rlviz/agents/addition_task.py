@@ -36,9 +36,23 @@ from torch import nn
 
 from rlviz import _validate as validate
 
-__all__ = ["EOS", "EQ", "MAX_LEN", "VOCAB", "ANSWER_VOCAB", "AdditionTask", "Policy", "Rollout",
-           "sample_answers", "success_rates", "greedy_success", "pretrain_reference",
-           "gradient_step", "RunConfig", "TrainLog"]
+__all__ = [
+    "EOS",
+    "EQ",
+    "MAX_LEN",
+    "VOCAB",
+    "ANSWER_VOCAB",
+    "AdditionTask",
+    "Policy",
+    "Rollout",
+    "sample_answers",
+    "success_rates",
+    "greedy_success",
+    "pretrain_reference",
+    "gradient_step",
+    "RunConfig",
+    "TrainLog",
+]
 
 EOS, EQ = 10, 11  # token ids: digits 0-9, then EOS and "="
 VOCAB = 12  # tokens the policy reads: digits, EOS, "="
@@ -61,7 +75,7 @@ class AdditionTask:
     held_out: torch.Tensor
 
     @staticmethod
-    def make(held_out_fraction: float = 0.25, split_seed: int = 0) -> "AdditionTask":
+    def make(held_out_fraction: float = 0.25, split_seed: int = 0) -> AdditionTask:
         """All 81 prompts; ``held_out_fraction`` of the carry and of the no-carry prompts
         (rounded) held out, chosen by ``split_seed``."""
         held_out_fraction = validate.unit_interval("held_out_fraction", held_out_fraction)
@@ -74,12 +88,20 @@ class AdditionTask:
         held = []
         for has_carry in (False, True):
             idx = np.flatnonzero(carry == has_carry)
-            held += list(rng.permutation(idx)[:int(round(held_out_fraction * len(idx)))])
+            held += list(rng.permutation(idx)[: int(round(held_out_fraction * len(idx)))])
         held = np.sort(np.array(held, dtype=np.int64))
         train = np.setdiff1d(np.arange(len(ab)), held)
         (ans, ans_mask), (wr, wr_mask) = _encode(right), _encode(wrong)
-        return AdditionTask(torch.as_tensor(ab), ans, ans_mask, wr, wr_mask, torch.as_tensor(carry),
-                            torch.as_tensor(train), torch.as_tensor(held))
+        return AdditionTask(
+            torch.as_tensor(ab),
+            ans,
+            ans_mask,
+            wr,
+            wr_mask,
+            torch.as_tensor(carry),
+            torch.as_tensor(train),
+            torch.as_tensor(held),
+        )
 
     def reward(self, idx: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """1.0 where the sampled answer (tokens, mask ``(N, 3)``) equals the right answer of
@@ -95,8 +117,8 @@ def _encode(digit_lists) -> tuple[torch.Tensor, torch.Tensor]:
     mask = np.zeros((len(digit_lists), MAX_LEN), dtype=bool)
     for row, digits in enumerate(digit_lists):
         seq = list(digits) + [EOS]
-        tokens[row, :len(seq)] = seq
-        mask[row, :len(seq)] = True
+        tokens[row, : len(seq)] = seq
+        mask[row, : len(seq)] = True
     return torch.as_tensor(tokens), torch.as_tensor(mask)
 
 
@@ -118,7 +140,7 @@ class Policy(nn.Module):
     def teacher(self, prompts: torch.Tensor, tokens: torch.Tensor):
         """Log-probabilities ``(N, 3)`` of the given answer tokens (and values ``(N, 3)`` of the
         prefixes before each token, or None), one GRU pass over ``a b = y1 y2``."""
-        x = torch.cat([self._prompt_input(prompts), tokens[:, :MAX_LEN - 1]], dim=1)
+        x = torch.cat([self._prompt_input(prompts), tokens[:, : MAX_LEN - 1]], dim=1)
         h, _ = self.gru(self.emb(x))
         h = h[:, 2:]  # outputs after "=", y1, y2 predict y1, y2, y3
         logp = torch.log_softmax(self.head(h), dim=-1).gather(-1, tokens[..., None])[..., 0]
@@ -126,8 +148,13 @@ class Policy(nn.Module):
         return logp, v
 
     @torch.no_grad()
-    def generate(self, prompts: torch.Tensor, *, greedy: bool = False,
-                 generator: torch.Generator | None = None):
+    def generate(
+        self,
+        prompts: torch.Tensor,
+        *,
+        greedy: bool = False,
+        generator: torch.Generator | None = None,
+    ):
         """Answers ``(N, 3)`` (EOS-padded) and their mask, all prompts at once, step by step."""
         out, h = self.gru(self.emb(self._prompt_input(prompts)))
         last = out[:, -1]
@@ -137,13 +164,16 @@ class Policy(nn.Module):
         alive = torch.ones(n, dtype=torch.bool)
         for t in range(MAX_LEN):
             logits = self.head(last)
-            tok = logits.argmax(-1) if greedy else \
-                torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]
+            tok = (
+                logits.argmax(-1)
+                if greedy
+                else torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]
+            )
             tokens[:, t] = torch.where(alive, tok, torch.full_like(tok, EOS))
             mask[:, t] = alive
             alive = alive & (tok != EOS)
             if t + 1 < MAX_LEN:
-                o, h = self.gru(self.emb(tokens[:, t:t + 1]), h)
+                o, h = self.gru(self.emb(tokens[:, t : t + 1]), h)
                 last = o[:, -1]
         return tokens, mask
 
@@ -161,8 +191,9 @@ class Rollout:
     rewards: torch.Tensor
 
 
-def sample_answers(policy: Policy, task: AdditionTask, n_prompts: int, group_size: int,
-                   generator: torch.Generator) -> Rollout:
+def sample_answers(
+    policy: Policy, task: AdditionTask, n_prompts: int, group_size: int, generator: torch.Generator
+) -> Rollout:
     """``n_prompts`` RL-training prompts drawn uniformly (with replacement), ``group_size``
     answers sampled for each, all in one batched generation. Rows are prompt-major: the
     ``group_size`` answers of a prompt are consecutive, ``N = n_prompts * group_size``."""
@@ -191,8 +222,14 @@ def greedy_success(policy: Policy, task: AdditionTask, idx: torch.Tensor) -> flo
 _REFERENCE_CACHE: dict = {}
 
 
-def pretrain_reference(task: AdditionTask, *, forget_carry: float = 0.97, steps: int = 300,
-                       lr: float = 1e-2, seed: int = 0) -> Policy:
+def pretrain_reference(
+    task: AdditionTask,
+    *,
+    forget_carry: float = 0.97,
+    steps: int = 300,
+    lr: float = 1e-2,
+    seed: int = 0,
+) -> Policy:
     r"""Supervised pretraining on the corrupted targets (cached per task and arguments).
 
     Minimises the exact cross-entropy :math:`-\sum_x \sum_y q(y \mid x)\log\pi(y \mid x)`
@@ -226,12 +263,15 @@ def pretrain_reference(task: AdditionTask, *, forget_carry: float = 0.97, steps:
 
 
 # ---------------------------------------------------------------- what both trainers share
-def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, *, trainer: str,
-                  step: int) -> None:
+def gradient_step(
+    optimizer: torch.optim.Optimizer, loss: torch.Tensor, *, trainer: str, step: int
+) -> None:
     """One optimiser step that minimises ``loss`` (a scalar). A loss that is not finite raises
     ``FloatingPointError`` naming the trainer and the update, before any weight changes."""
     if not bool(torch.isfinite(loss)):
-        raise FloatingPointError(f"{trainer} update {step}: loss is not finite ({float(loss.detach())})")
+        raise FloatingPointError(
+            f"{trainer} update {step}: loss is not finite ({float(loss.detach())})"
+        )
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
@@ -249,22 +289,28 @@ class RunConfig:
 
     Each field is checked when the config is made (``ValueError`` naming it)."""
 
-    lr: float = 3e-3               # Adam's learning rate, > 0
-    updates_per_batch: int = 2     # gradient steps on each batch (the ratio moves off 1), >= 1
-    max_steps: int = 400           # batches at most, >= 1
-    max_seconds: float = 60.0      # training seconds at most (evaluations excluded), > 0 or inf
-    target: float = 0.95           # held-out success that counts as reached, in [0, 1]
+    lr: float = 3e-3  # Adam's learning rate, > 0
+    updates_per_batch: int = 2  # gradient steps on each batch (the ratio moves off 1), >= 1
+    max_steps: int = 400  # batches at most, >= 1
+    max_seconds: float = 60.0  # training seconds at most (evaluations excluded), > 0 or inf
+    target: float = 0.95  # held-out success that counts as reached, in [0, 1]
     stop_at_target: bool = True
-    eval_every: int = 5            # evaluate every this many batches (and after the last), >= 1
-    seed: int = 0                  # >= 0
+    eval_every: int = 5  # evaluate every this many batches (and after the last), >= 1
+    seed: int = 0  # >= 0
 
     def __post_init__(self):
         validate.positive("lr", self.lr)
         _integer("updates_per_batch", self.updates_per_batch, 1)
         _integer("max_steps", self.max_steps, 1)
-        if not isinstance(self.max_seconds, (int, float)) or isinstance(self.max_seconds, bool) \
-                or math.isnan(self.max_seconds) or not self.max_seconds > 0:
-            raise ValueError(f"max_seconds must be a number > 0 (inf: no limit), got {self.max_seconds!r}")
+        if (
+            not isinstance(self.max_seconds, (int, float))
+            or isinstance(self.max_seconds, bool)
+            or math.isnan(self.max_seconds)
+            or not self.max_seconds > 0
+        ):
+            raise ValueError(
+                f"max_seconds must be a number > 0 (inf: no limit), got {self.max_seconds!r}"
+            )
         validate.unit_interval("target", self.target)
         if not isinstance(self.stop_at_target, bool):
             raise ValueError(f"stop_at_target must be True or False, got {self.stop_at_target!r}")

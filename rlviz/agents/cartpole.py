@@ -74,11 +74,15 @@ class BatchedCartPole:
 
     def __init__(self, num_envs: int, *, max_episode_steps: int = 500, seed=0):
         self.num_envs = validate.positive("num_envs", num_envs, integer=True)
-        self.max_episode_steps = validate.positive("max_episode_steps", max_episode_steps, integer=True)
+        self.max_episode_steps = validate.positive(
+            "max_episode_steps", max_episode_steps, integer=True
+        )
         seeds = [seed] if np.ndim(seed) == 0 else list(seed)
         if not seeds or self.num_envs % len(seeds):
-            raise ValueError(f"seed must be an int or G seeds with G dividing num_envs = "
-                             f"{self.num_envs}, got {len(seeds)} seeds")
+            raise ValueError(
+                f"seed must be an int or G seeds with G dividing num_envs = "
+                f"{self.num_envs}, got {len(seeds)} seeds"
+            )
         self.rngs = [np.random.default_rng(int(s)) for s in seeds]
         self.group_size = self.num_envs // len(seeds)
         self.state = np.zeros((4, self.num_envs))
@@ -93,7 +97,7 @@ class BatchedCartPole:
         """New start states where ``done``, each group's from its own generator."""
         n = self.group_size
         for g in np.unique(np.flatnonzero(done) // n):
-            cols = g * n + np.flatnonzero(done[g * n:(g + 1) * n])
+            cols = g * n + np.flatnonzero(done[g * n : (g + 1) * n])
             self.state[:, cols] = self.rngs[g].uniform(-RESET_HIGH, RESET_HIGH, size=(4, len(cols)))
         self.steps[done] = 0
 
@@ -114,7 +118,8 @@ class BatchedCartPole:
         costheta, sintheta = np.cos(theta), np.sin(theta)
         temp = (force + POLEMASS_LENGTH * np.square(theta_dot) * sintheta) / TOTAL_MASS
         thetaacc = (GRAVITY * sintheta - costheta * temp) / (
-            LENGTH * (4.0 / 3.0 - MASSPOLE * np.square(costheta) / TOTAL_MASS))
+            LENGTH * (4.0 / 3.0 - MASSPOLE * np.square(costheta) / TOTAL_MASS)
+        )
         xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS
         change = np.empty_like(self.state)  # Euler: state + tau * derivative
         change[0], change[1], change[2], change[3] = x_dot, xacc, theta_dot, thetaacc

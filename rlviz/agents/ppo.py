@@ -44,40 +44,67 @@ import torch
 
 from rlviz import _validate as validate
 from rlviz._threads import with_threads
-from rlviz.agents.actor_critic import (ActorCritic, Runner, TrainResult, by_setting, check_callback,
-                                       check_flag, check_real, check_seed, collect, log_prob,
-                                       progress_range, rollout_values)
-from rlviz.fn.ppo_loss import (approx_kl, clip_fraction, clipped_surrogate, entropy,
-                               normalize_advantages, value_loss)
+from rlviz.agents.actor_critic import (
+    ActorCritic,
+    Runner,
+    TrainResult,
+    by_setting,
+    check_callback,
+    check_flag,
+    check_real,
+    check_seed,
+    collect,
+    log_prob,
+    progress_range,
+    rollout_values,
+)
+from rlviz.fn.ppo_loss import (
+    approx_kl,
+    clip_fraction,
+    clipped_surrogate,
+    entropy,
+    normalize_advantages,
+    value_loss,
+)
 from rlviz.fn.returns import gae
 
-__all__ = ["PPOConfig", "Settings", "Batch", "LossTerms", "RowAdam", "minibatches", "ppo_loss",
-           "clip_grad_norm_per_setting", "train"]
+__all__ = [
+    "PPOConfig",
+    "Settings",
+    "Batch",
+    "LossTerms",
+    "RowAdam",
+    "minibatches",
+    "ppo_loss",
+    "clip_grad_norm_per_setting",
+    "train",
+]
 
 
 # ---------------------------------------------------------------- hyperparameters
+
 
 @dataclass(frozen=True, kw_only=True)
 class PPOConfig:
     """Hyperparameters of :func:`train` (defaults: the book's fast CartPole setting)."""
 
-    total_steps: int = 25_000     # environment steps per setting
-    n_envs: int = 8               # environments per setting
-    n_steps: int = 32             # rollout length T
-    epochs: int = 10              # passes over each rollout
-    minibatches: int = 1          # minibatches per epoch
-    lr: float = 1.5e-2            # Adam step size (start value if annealed)
-    anneal_lr: bool = True        # linearly to 0 over the budget
+    total_steps: int = 25_000  # environment steps per setting
+    n_envs: int = 8  # environments per setting
+    n_steps: int = 32  # rollout length T
+    epochs: int = 10  # passes over each rollout
+    minibatches: int = 1  # minibatches per epoch
+    lr: float = 1.5e-2  # Adam step size (start value if annealed)
+    anneal_lr: bool = True  # linearly to 0 over the budget
     gamma: float = 0.98
     lam: float = 0.8
-    clip_eps: float = 0.2         # epsilon of the clipped surrogate
-    anneal_clip: bool = False     # epsilon linearly to 0 over the budget
-    vf_coef: float = 0.5          # c1
-    ent_coef: float = 0.0         # c2
+    clip_eps: float = 0.2  # epsilon of the clipped surrogate
+    anneal_clip: bool = False  # epsilon linearly to 0 over the budget
+    vf_coef: float = 0.5  # c1
+    ent_coef: float = 0.0  # c2
     clip_value: float | None = None  # value clipping half-width, None = off
-    norm_adv: bool = True         # normalise advantages per minibatch
+    norm_adv: bool = True  # normalise advantages per minibatch
     max_grad_norm: float | None = 0.5  # gradient clipping, None = off
-    hidden: int = 32              # width of the two hidden layers
+    hidden: int = 32  # width of the two hidden layers
     seed: int = 0
 
     def __post_init__(self):
@@ -100,8 +127,10 @@ class PPOConfig:
         check_seed("seed", self.seed)
         batch = self.n_envs * self.n_steps
         if batch % self.minibatches or batch // self.minibatches < 2:
-            raise ValueError(f"minibatches must divide n_envs * n_steps = {batch} into minibatches "
-                             f"of at least 2 samples, got {self.minibatches}")
+            raise ValueError(
+                f"minibatches must divide n_envs * n_steps = {batch} into minibatches "
+                f"of at least 2 samples, got {self.minibatches}"
+            )
 
     @property
     def updates(self) -> int:
@@ -124,13 +153,13 @@ class Settings:
     ``(n_settings,)`` in the rollout's dtype (float32), for :func:`rlviz.fn.returns.gae`.
     """
 
-    lr: torch.Tensor             # Adam step size at the start
-    anneal_lr: torch.Tensor      # bool
-    clip_eps: torch.Tensor       # epsilon at the start
-    anneal_clip: torch.Tensor    # bool
-    vf_coef: torch.Tensor        # c1
+    lr: torch.Tensor  # Adam step size at the start
+    anneal_lr: torch.Tensor  # bool
+    clip_eps: torch.Tensor  # epsilon at the start
+    anneal_clip: torch.Tensor  # bool
+    vf_coef: torch.Tensor  # c1
     ent_coef: torch.Tensor | None  # c2
-    norm_adv: torch.Tensor       # bool
+    norm_adv: torch.Tensor  # bool
     max_grad_norm: torch.Tensor  # inf = no gradient clipping
     clip_value: torch.Tensor | None
     gamma: np.ndarray
@@ -140,17 +169,25 @@ class Settings:
     def from_configs(cls, configs: list[PPOConfig]) -> Settings:
         def column(name, dtype=torch.float32):
             values = [getattr(c, name) for c in configs]
-            return torch.tensor([float("inf") if v is None else v for v in values],
-                                dtype=dtype).view(-1, 1)
+            return torch.tensor(
+                [float("inf") if v is None else v for v in values], dtype=dtype
+            ).view(-1, 1)
+
         any_value_clip = any(c.clip_value is not None for c in configs)
         any_entropy = any(c.ent_coef > 0 for c in configs)
-        return cls(lr=column("lr"), anneal_lr=column("anneal_lr", torch.bool),
-                   clip_eps=column("clip_eps"), anneal_clip=column("anneal_clip", torch.bool),
-                   vf_coef=column("vf_coef"), ent_coef=column("ent_coef") if any_entropy else None,
-                   norm_adv=column("norm_adv", torch.bool), max_grad_norm=column("max_grad_norm"),
-                   clip_value=column("clip_value") if any_value_clip else None,
-                   gamma=np.array([c.gamma for c in configs], np.float32),
-                   lam=np.array([c.lam for c in configs], np.float32))
+        return cls(
+            lr=column("lr"),
+            anneal_lr=column("anneal_lr", torch.bool),
+            clip_eps=column("clip_eps"),
+            anneal_clip=column("anneal_clip", torch.bool),
+            vf_coef=column("vf_coef"),
+            ent_coef=column("ent_coef") if any_entropy else None,
+            norm_adv=column("norm_adv", torch.bool),
+            max_grad_norm=column("max_grad_norm"),
+            clip_value=column("clip_value") if any_value_clip else None,
+            gamma=np.array([c.gamma for c in configs], np.float32),
+            lam=np.array([c.lam for c in configs], np.float32),
+        )
 
     def schedule(self, remaining: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Step sizes and clip ranges ``(n_settings, 1)`` when a fraction ``remaining`` of the
@@ -162,22 +199,24 @@ class Settings:
 
 # ---------------------------------------------------------------- batches and the loss
 
+
 @dataclass
 class Batch:
     """What an update trains on, setting k's samples in row k: tensors ``(n_settings, B, ...)``."""
 
-    obs: torch.Tensor       # (n_settings, B, 4)
-    actions: torch.Tensor   # (n_settings, B) int64
+    obs: torch.Tensor  # (n_settings, B, 4)
+    actions: torch.Tensor  # (n_settings, B) int64
     logp_old: torch.Tensor  # log pi_old(a_t | s_t)
-    adv: torch.Tensor       # GAE advantages (standardised in the minibatches of minibatches())
-    targets: torch.Tensor   # value targets adv + V_old: the lambda-returns of chapter 9
-    v_old: torch.Tensor     # V_old(s_t)
+    adv: torch.Tensor  # GAE advantages (standardised in the minibatches of minibatches())
+    targets: torch.Tensor  # value targets adv + V_old: the lambda-returns of chapter 9
+    v_old: torch.Tensor  # V_old(s_t)
 
     @classmethod
     def from_rollout(cls, ro, logp_t, adv, v_t, n_settings: int) -> Batch:
         """Regroup the time-major ``(T, N)`` arrays of one rollout by setting (:func:`by_setting`)."""
-        return cls(*(by_setting(a, n_settings)
-                     for a in (ro.obs, ro.actions, logp_t, adv, adv + v_t, v_t)))
+        return cls(
+            *(by_setting(a, n_settings) for a in (ro.obs, ro.actions, logp_t, adv, adv + v_t, v_t))
+        )
 
     @property
     def size(self) -> int:
@@ -195,8 +234,9 @@ class Batch:
         return dataclasses.replace(self, adv=adv)
 
 
-def minibatches(batch: Batch, n: int, epochs: int, rngs,
-                norm_adv: torch.Tensor) -> Iterator[tuple[int, Batch]]:
+def minibatches(
+    batch: Batch, n: int, epochs: int, rngs, norm_adv: torch.Tensor
+) -> Iterator[tuple[int, Batch]]:
     """``epochs`` passes over ``batch`` in ``n`` minibatches each, as ``(epoch, minibatch)``.
 
     In every epoch setting k's samples are shuffled by its generator ``rngs[k]`` and cut into
@@ -220,10 +260,10 @@ def minibatches(batch: Batch, n: int, epochs: int, rngs,
 class LossTerms:
     """The loss of one minibatch and its terms, per setting ``(n_settings, 1)``."""
 
-    loss: torch.Tensor      # -L, minimised
-    policy: torch.Tensor    # L^CLIP
-    value: torch.Tensor     # mean critic loss (c1 multiplies it)
-    logits: torch.Tensor    # (n_settings, m, 2) of the policies, for the entropy
+    loss: torch.Tensor  # -L, minimised
+    policy: torch.Tensor  # L^CLIP
+    value: torch.Tensor  # mean critic loss (c1 multiplies it)
+    logits: torch.Tensor  # (n_settings, m, 2) of the policies, for the entropy
     logratio: torch.Tensor  # (n_settings, m) log r_t, for diagnostics
 
 
@@ -253,14 +293,23 @@ def check_finite(terms: LossTerms, update: int, epoch: int) -> None:
     if torch.isfinite(terms.loss).all():
         return
     rows = torch.nonzero(~torch.isfinite(terms.loss.view(-1))).view(-1)
-    values = ", ".join(f"{name} {x[rows].tolist()}" for name, x in (
-        ("policy_loss", terms.policy[:, 0]), ("value_loss", terms.value[:, 0]),
-        ("entropy", entropy(terms.logits).mean(1)), ("approx_kl", approx_kl(terms.logratio).mean(1))))
-    raise FloatingPointError(f"PPO update {update} (epoch {epoch}): loss is not finite for "
-                             f"setting(s) {rows.tolist()} ({values}); training stopped")
+    values = ", ".join(
+        f"{name} {x[rows].tolist()}"
+        for name, x in (
+            ("policy_loss", terms.policy[:, 0]),
+            ("value_loss", terms.value[:, 0]),
+            ("entropy", entropy(terms.logits).mean(1)),
+            ("approx_kl", approx_kl(terms.logratio).mean(1)),
+        )
+    )
+    raise FloatingPointError(
+        f"PPO update {update} (epoch {epoch}): loss is not finite for "
+        f"setting(s) {rows.tolist()} ({values}); training stopped"
+    )
 
 
 # ---------------------------------------------------------------- the optimiser
+
 
 def clip_grad_norm_per_setting(grad: torch.Tensor, max_norm: torch.Tensor) -> torch.Tensor:
     r"""Scale each setting's gradient to norm at most ``max_norm`` (global gradient clipping,
@@ -301,23 +350,37 @@ class RowAdam:
             self.t += 1
             self.m.lerp_(grad, 1 - beta1)
             self.v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denom = (self.v / (1 - beta2 ** self.t)).sqrt_().add_(self.eps)
-            self.params.addcdiv_(self.m * (lr / (1 - beta1 ** self.t)), denom, value=-1.0)
+            denom = (self.v / (1 - beta2**self.t)).sqrt_().add_(self.eps)
+            self.params.addcdiv_(self.m * (lr / (1 - beta1**self.t)), denom, value=-1.0)
 
 
 # ---------------------------------------------------------------- the trainer
 
-LOGS = ("steps", "return", "approx_kl", "clip_fraction", "max_ratio", "policy_loss", "value_loss",
-        "entropy", "lr", "epsilon")
+LOGS = (
+    "steps",
+    "return",
+    "approx_kl",
+    "clip_fraction",
+    "max_ratio",
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "lr",
+    "epsilon",
+)
 
 
 def _configs(config) -> list[PPOConfig]:
     """One config or a non-empty list of configs that share their sizes, as a list."""
     configs = [config] if isinstance(config, PPOConfig) else config
-    if not isinstance(configs, (list, tuple)) or not configs \
-            or not all(isinstance(c, PPOConfig) for c in configs):
-        raise ValueError(f"config must be a PPOConfig or a non-empty list of them, got "
-                         f"{type(config).__name__}")
+    if (
+        not isinstance(configs, (list, tuple))
+        or not configs
+        or not all(isinstance(c, PPOConfig) for c in configs)
+    ):
+        raise ValueError(
+            f"config must be a PPOConfig or a non-empty list of them, got {type(config).__name__}"
+        )
     for name in SHARED:
         values = {getattr(c, name) for c in configs}
         if len(values) > 1:
@@ -333,9 +396,16 @@ def update_stats(agent: ActorCritic, batch: Batch, eps: torch.Tensor, last: Loss
         logits, _ = agent(batch.obs)
         logratio = log_prob(logits, batch.actions) - batch.logp_old
         ratio = torch.exp(logratio)
-        stats = torch.stack([approx_kl(logratio).mean(1), clip_fraction(ratio, eps).mean(1),
-                             ratio.amax(1), last.policy[:, 0], last.value[:, 0],
-                             entropy(last.logits).mean(1)])
+        stats = torch.stack(
+            [
+                approx_kl(logratio).mean(1),
+                clip_fraction(ratio, eps).mean(1),
+                ratio.amax(1),
+                last.policy[:, 0],
+                last.value[:, 0],
+                entropy(last.logits).mean(1),
+            ]
+        )
     keys = ("approx_kl", "clip_fraction", "max_ratio", "policy_loss", "value_loss", "entropy")
     return dict(zip(keys, stats.tolist()))
 
@@ -382,8 +452,16 @@ def train(config, *, callback=None, progress: bool = False) -> TrainResult:
 
         # ---- advantages: GAE, each column its setting's (gamma, lambda); truncated episodes
         #      bootstrap from V(final observation)
-        adv = gae(ro.rewards, v_t, v_T=v_T, terminated_t=ro.terminated, truncated_t=ro.truncated,
-                  v_final_t=v_final_t, gamma=gamma_n, lam=lam_n)
+        adv = gae(
+            ro.rewards,
+            v_t,
+            v_T=v_T,
+            terminated_t=ro.terminated,
+            truncated_t=ro.truncated,
+            v_final_t=v_final_t,
+            gamma=gamma_n,
+            lam=lam_n,
+        )
         batch = Batch.from_rollout(ro, logp_t, adv, v_t, len(configs))
 
         # ---- update: epochs x minibatches of Adam steps on -L, each setting on its own loss
@@ -397,8 +475,12 @@ def train(config, *, callback=None, progress: bool = False) -> TrainResult:
         result.last_batch = dict(vars(batch), flat_before=flat_before, epsilon=eps)
         steps = (update + 1) * batch.size
         row = update_stats(agent, batch, eps, terms)
-        row.update(steps=steps, lr=lr[:, 0].tolist(), epsilon=eps[:, 0].tolist(),
-                   **{"return": runner.mean_last_return()})
+        row.update(
+            steps=steps,
+            lr=lr[:, 0].tolist(),
+            epsilon=eps[:, 0].tolist(),
+            **{"return": runner.mean_last_return()},
+        )
         excluded += result.record(row, callback, update + 1, steps)
     result.train_seconds = time.perf_counter() - start - excluded
     return result

@@ -19,8 +19,15 @@ import numpy as np
 import torch
 
 from rlviz import _validate as validate
-from rlviz.agents.addition_task import (MAX_LEN, AdditionTask, Policy, RunConfig, TrainLog,
-                                        gradient_step, sample_answers)
+from rlviz.agents.addition_task import (
+    MAX_LEN,
+    AdditionTask,
+    Policy,
+    RunConfig,
+    TrainLog,
+    gradient_step,
+    sample_answers,
+)
 from rlviz.fn.ppo_loss import clipped_surrogate, normalize_advantages, value_loss
 from rlviz.fn.returns import gae
 
@@ -32,25 +39,28 @@ class PPOConfig(RunConfig):
     """PPO hyperparameters (and those of :class:`rlviz.agents.addition_task.RunConfig`). Each
     field is checked when the config is made (``ValueError`` naming it)."""
 
-    batch_size: int = 256          # answers per batch (as GRPO's B * G), >= 2
-    epsilon: float = 0.2           # clip of the ratio, > 0
-    gamma: float = 1.0             # discount over the answer tokens, in [0, 1]
-    lam: float = 0.95              # GAE's lambda, in [0, 1]
-    value_coef: float = 0.5        # weight of the value loss, >= 0
+    batch_size: int = 256  # answers per batch (as GRPO's B * G), >= 2
+    epsilon: float = 0.2  # clip of the ratio, > 0
+    gamma: float = 1.0  # discount over the answer tokens, in [0, 1]
+    lam: float = 0.95  # GAE's lambda, in [0, 1]
+    value_coef: float = 0.5  # weight of the value loss, >= 0
 
     def __post_init__(self):
         super().__post_init__()
         if validate.positive("batch_size", self.batch_size, integer=True) < 2:
-            raise ValueError(f"batch_size must be >= 2 (advantages are normalised over the "
-                             f"batch), got {self.batch_size}")
+            raise ValueError(
+                f"batch_size must be >= 2 (advantages are normalised over the "
+                f"batch), got {self.batch_size}"
+            )
         validate.positive("epsilon", self.epsilon)
         validate.unit_interval("gamma", self.gamma)
         validate.unit_interval("lam", self.lam)
         validate.non_negative("value_coef", self.value_coef)
 
 
-def train_ppo(task: AdditionTask, reference: Policy, cfg: PPOConfig = PPOConfig(), *,
-              callback=None):
+def train_ppo(
+    task: AdditionTask, reference: Policy, cfg: PPOConfig = PPOConfig(), *, callback=None
+):
     """Train a copy of ``reference`` plus a fresh value head with PPO; ``(policy, TrainLog)``.
 
     ``callback(step, max_steps)``, if given, runs after each update (it may raise to stop).
@@ -76,8 +86,16 @@ def train_ppo(task: AdditionTask, reference: Policy, cfg: PPOConfig = PPOConfig(
         # ---- update: clipped surrogate per token + value loss
         for _ in range(cfg.updates_per_batch):
             logp, v = policy.teacher(batch.prompts, batch.tokens)
-            loss = token_ppo_loss(logp, logp_old, adv, v, v_target, batch.mask,
-                                  epsilon=cfg.epsilon, value_coef=cfg.value_coef)
+            loss = token_ppo_loss(
+                logp,
+                logp_old,
+                adv,
+                v,
+                v_target,
+                batch.mask,
+                epsilon=cfg.epsilon,
+                value_coef=cfg.value_coef,
+            )
             gradient_step(opt, loss, trainer="token PPO", step=step)
         clock += time.perf_counter() - start
         if log.evaluate(step, clock, step * N, policy, task, cfg):
@@ -87,8 +105,9 @@ def train_ppo(task: AdditionTask, reference: Policy, cfg: PPOConfig = PPOConfig(
     return policy.eval(), log
 
 
-def token_advantages(rewards: torch.Tensor, mask: torch.Tensor, v_old: torch.Tensor, *,
-                     gamma: float, lam: float) -> torch.Tensor:
+def token_advantages(
+    rewards: torch.Tensor, mask: torch.Tensor, v_old: torch.Tensor, *, gamma: float, lam: float
+) -> torch.Tensor:
     r"""GAE advantages of the answer tokens, ``(N, MAX_LEN)`` float32.
 
     Answer ``n`` is an episode of ``mask[n].sum()`` steps: reward 0 at each token except
@@ -101,8 +120,15 @@ def token_advantages(rewards: torch.Tensor, mask: torch.Tensor, v_old: torch.Ten
     last = torch.nn.functional.one_hot(mask.sum(-1) - 1, MAX_LEN).bool()
     r_t = (last * rewards[:, None]).T.numpy().astype(np.float64)
     terminated_t = (last | ~mask).T.numpy()
-    a_t = gae(r_t, v_old.T.numpy().astype(np.float64), v_T=np.zeros(n), terminated_t=terminated_t,
-              truncated_t=np.zeros_like(terminated_t), gamma=gamma, lam=lam)
+    a_t = gae(
+        r_t,
+        v_old.T.numpy().astype(np.float64),
+        v_T=np.zeros(n),
+        terminated_t=terminated_t,
+        truncated_t=np.zeros_like(terminated_t),
+        gamma=gamma,
+        lam=lam,
+    )
     return torch.as_tensor(a_t.T, dtype=torch.float32)
 
 
@@ -114,9 +140,17 @@ def normalize_over_tokens(adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return out
 
 
-def token_ppo_loss(logp: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor, v: torch.Tensor,
-                   v_target: torch.Tensor, mask: torch.Tensor, *, epsilon,
-                   value_coef: float) -> torch.Tensor:
+def token_ppo_loss(
+    logp: torch.Tensor,
+    logp_old: torch.Tensor,
+    adv: torch.Tensor,
+    v: torch.Tensor,
+    v_target: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    epsilon,
+    value_coef: float,
+) -> torch.Tensor:
     r"""PPO's loss averaged over the answer tokens of the batch (to be minimised):
 
     .. math:: \mathcal L = -\frac{1}{\sum |y|}\sum_{n,t} \ell^{CLIP}_{n,t}

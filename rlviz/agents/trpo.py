@@ -33,14 +33,32 @@ import torch
 
 from rlviz import _validate as validate
 from rlviz._threads import with_threads
-from rlviz.agents.actor_critic import (ActorCritic, Runner, TrainResult, by_setting, check_callback,
-                                       check_real, check_seed, collect, log_prob, progress_range,
-                                       rollout_values)
-from rlviz.fn.ppo_loss import (categorical_kl, normalize_advantages, policy_gradient_surrogate,
-                               value_loss)
+from rlviz.agents.actor_critic import (
+    ActorCritic,
+    Runner,
+    TrainResult,
+    by_setting,
+    check_callback,
+    check_real,
+    check_seed,
+    collect,
+    log_prob,
+    progress_range,
+    rollout_values,
+)
+from rlviz.fn.ppo_loss import (
+    categorical_kl,
+    normalize_advantages,
+    policy_gradient_surrogate,
+    value_loss,
+)
 from rlviz.fn.returns import gae
-from rlviz.fn.trust_region import (backtracking_line_search, conjugate_gradient,
-                                   fisher_vector_product, trpo_step_size)
+from rlviz.fn.trust_region import (
+    backtracking_line_search,
+    conjugate_gradient,
+    fisher_vector_product,
+    trpo_step_size,
+)
 
 __all__ = ["TRPOConfig", "policy_step", "train"]
 
@@ -52,20 +70,27 @@ class TRPOConfig:
     total_steps: int = 80_000
     n_envs: int = 8
     n_steps: int = 64
-    delta: float = 0.02          # KL limit per update
+    delta: float = 0.02  # KL limit per update
     cg_iters: int = 10
-    damping: float = 0.1         # F + damping I in the conjugate gradient
+    damping: float = 0.1  # F + damping I in the conjugate gradient
     max_backtracks: int = 10
     gamma: float = 0.99
     lam: float = 0.95
-    vf_lr: float = 3e-3          # Adam on the critic
+    vf_lr: float = 3e-3  # Adam on the critic
     vf_epochs: int = 5
     hidden: int = 32
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("total_steps", "n_envs", "n_steps", "cg_iters", "max_backtracks",
-                     "vf_epochs", "hidden"):
+        for name in (
+            "total_steps",
+            "n_envs",
+            "n_steps",
+            "cg_iters",
+            "max_backtracks",
+            "vf_epochs",
+            "hidden",
+        ):
             validate.positive(name, getattr(self, name), integer=True)
         for name in ("delta", "damping", "gamma", "lam", "vf_lr"):
             check_real(name, getattr(self, name))
@@ -76,8 +101,10 @@ class TRPOConfig:
             validate.unit_interval(name, getattr(self, name))
         check_seed("seed", self.seed)
         if self.n_envs * self.n_steps < 2:
-            raise ValueError(f"n_envs * n_steps must be at least 2 (advantages are standardised "
-                             f"over the batch), got {self.n_envs * self.n_steps}")
+            raise ValueError(
+                f"n_envs * n_steps must be at least 2 (advantages are standardised "
+                f"over the batch), got {self.n_envs * self.n_steps}"
+            )
 
     @property
     def updates(self) -> int:
@@ -123,13 +150,20 @@ def policy_step(agent: ActorCritic, obs, act, adv, cfg: TRPOConfig, update: int)
     _check_finite("surrogate gradient", g, update)
     x, residuals = conjugate_gradient(
         lambda v: fisher_vector_product(mean_kl, agent.params, v, damping=cfg.damping),
-        g, iters=cfg.cg_iters)
+        g,
+        iters=cfg.cg_iters,
+    )
     _check_finite("natural-gradient direction", x, update)
     step = trpo_step_size(g, x, cfg.delta) * x
     theta_old = _vector(agent)
     frac, info = backtracking_line_search(
-        step, lambda th: at(th, surrogate) - L0.detach(), lambda th: at(th, mean_kl),
-        cfg.delta, max_backtracks=cfg.max_backtracks, theta_old=theta_old)
+        step,
+        lambda th: at(th, surrogate) - L0.detach(),
+        lambda th: at(th, mean_kl),
+        cfg.delta,
+        max_backtracks=cfg.max_backtracks,
+        theta_old=theta_old,
+    )
     _assign(agent, theta_old + frac * step)
     return frac, info, residuals
 
@@ -157,22 +191,40 @@ def train(cfg: TRPOConfig, *, callback=None, progress: bool = False) -> TrainRes
     check_callback(callback)
     agent, runner = ActorCritic.init([cfg.seed], cfg.hidden), Runner([cfg.seed], cfg.n_envs)
     adam = torch.optim.Adam(agent.params, lr=cfg.vf_lr)
-    logs = {k: [] for k in ("steps", "return", "kl", "step_fraction", "cg_residual",
-                            "improvement", "value_loss")}
+    logs = {
+        k: []
+        for k in (
+            "steps",
+            "return",
+            "kl",
+            "step_fraction",
+            "cg_residual",
+            "improvement",
+            "value_loss",
+        )
+    }
     result = TrainResult(agent, [cfg], logs)
     excluded, start = 0.0, time.perf_counter()
     for update in progress_range(cfg.updates, progress, "TRPO"):
         # ---- rollout and advantages (standardised over the batch)
         ro = collect(agent, runner, cfg.n_steps)
         logp_t, v_t, v_T, v_final_t = rollout_values(agent, ro)
-        adv = gae(ro.rewards, v_t, v_T=v_T, terminated_t=ro.terminated, truncated_t=ro.truncated,
-                  v_final_t=v_final_t, gamma=cfg.gamma, lam=cfg.lam)
+        adv = gae(
+            ro.rewards,
+            v_t,
+            v_T=v_T,
+            terminated_t=ro.terminated,
+            truncated_t=ro.truncated,
+            v_final_t=v_final_t,
+            gamma=cfg.gamma,
+            lam=cfg.lam,
+        )
         obs, act, target = (by_setting(a, 1) for a in (ro.obs, ro.actions, adv + v_t))
 
         # ---- policy step: natural gradient, scaled to the KL limit, then line search
-        frac, info, residuals = policy_step(agent, obs, act,
-                                            normalize_advantages(by_setting(adv, 1), dim=1),
-                                            cfg, update + 1)
+        frac, info, residuals = policy_step(
+            agent, obs, act, normalize_advantages(by_setting(adv, 1), dim=1), cfg, update + 1
+        )
 
         # ---- critic: Adam epochs on the squared error to the lambda-returns
         for _ in range(cfg.vf_epochs):
@@ -186,11 +238,19 @@ def train(cfg: TRPOConfig, *, callback=None, progress: bool = False) -> TrainRes
 
         steps = (update + 1) * cfg.n_envs * cfg.n_steps
         accepted = info["accepted"]
-        excluded += result.record({
-            "steps": steps, "return": runner.mean_last_return().tolist(),
-            "kl": [info["kls"][accepted] if accepted is not None else 0.0],
-            "step_fraction": [frac], "cg_residual": [residuals[-1]],
-            "improvement": [info["improvements"][accepted] if accepted is not None else 0.0],
-            "value_loss": [float(vl.detach())]}, callback, update + 1, steps)
+        excluded += result.record(
+            {
+                "steps": steps,
+                "return": runner.mean_last_return().tolist(),
+                "kl": [info["kls"][accepted] if accepted is not None else 0.0],
+                "step_fraction": [frac],
+                "cg_residual": [residuals[-1]],
+                "improvement": [info["improvements"][accepted] if accepted is not None else 0.0],
+                "value_loss": [float(vl.detach())],
+            },
+            callback,
+            update + 1,
+            steps,
+        )
     result.train_seconds = time.perf_counter() - start - excluded
     return result

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from rlviz.tabular.examples import (book_grid_policy)
 
+from rlviz.tabular.examples import book_grid_policy
 
 MC_NS = (10, 30, 100, 300, 1000, 3000)
 

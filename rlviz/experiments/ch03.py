@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+
 from rlviz.tabular.episodic import corridor, random_episodic_mdp
-from rlviz.tabular.pg_estimators import (reward_to_go_estimates, total_return_estimates)
+from rlviz.tabular.pg_estimators import reward_to_go_estimates, total_return_estimates
 from rlviz.tabular.policy_gradient import exact_gradient, softmax_policy
 from rlviz.tabular.trajectories import enumerate_trajectories, sample_trajectories
-
 
 THETA = np.array([[0.3, -0.2], [-0.4, 0.5], [0.2, 0.1], [0.0, 0.0]])
 
@@ -56,8 +56,10 @@ def mc_estimates(n: int = 4000, seed: int = 0, gamma: float = 0.9) -> dict:
     """Seeded Monte-Carlo estimates of both estimators: name -> (N, SA) array."""
     mdp, _, pi, H = book_setting(gamma)
     tr = sample_trajectories(mdp, pi, n, H, seed=seed)
-    return {"total return": total_return_estimates(tr, pi, mdp.gamma),
-            "reward-to-go": reward_to_go_estimates(tr, pi, mdp.gamma)}
+    return {
+        "total return": total_return_estimates(tr, pi, mdp.gamma),
+        "reward-to-go": reward_to_go_estimates(tr, pi, mdp.gamma),
+    }
 
 
 def mc_error_curve(ns=MC_NS, replicates: int = 20, seed: int = 1, gamma: float = 0.9) -> dict:
@@ -71,8 +73,10 @@ def mc_error_curve(ns=MC_NS, replicates: int = 20, seed: int = 1, gamma: float =
     n_max = int(ns.max())
     tr = sample_trajectories(mdp, pi, replicates * n_max, H, seed=seed)
     out = {}
-    for name, fn in (("total return", total_return_estimates),
-                     ("reward-to-go", reward_to_go_estimates)):
+    for name, fn in (
+        ("total return", total_return_estimates),
+        ("reward-to-go", reward_to_go_estimates),
+    ):
         est = fn(tr, pi, mdp.gamma).reshape(replicates, n_max, -1)
         csum = np.cumsum(est, axis=1)
         err = [np.sqrt(np.mean(np.sum((csum[:, n - 1] / n - g) ** 2, axis=1))) for n in ns]

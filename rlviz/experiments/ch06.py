@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from rlviz.tabular.pg_estimators import (advantage_estimate_moments, advantage_estimates, reward_to_go_estimates, total_variance)
+from rlviz.experiments.ch03 import book_setting
+from rlviz.tabular.pg_estimators import (
+    advantage_estimate_moments,
+    advantage_estimates,
+    reward_to_go_estimates,
+    total_variance,
+)
 from rlviz.tabular.policy_gradient import finite_horizon_values
 from rlviz.tabular.trajectories import enumerate_trajectories
-from rlviz.experiments.ch03 import book_setting
 
 
 def advantage_setting(gamma: float = 0.9) -> dict:
@@ -14,14 +19,27 @@ def advantage_setting(gamma: float = 0.9) -> dict:
     tr = enumerate_trajectories(mdp, pi, H)
     V, Q = finite_horizon_values(mdp, pi, H)
     prob, mean, var = advantage_estimate_moments(tr, mdp.gamma, V, mdp.n_actions)
-    return {"mdp": mdp, "theta": theta, "pi": pi, "H": H, "tr": tr, "V": V, "Q": Q,
-            "A": Q - V[..., None], "prob": prob, "mean": mean, "var": var}
+    return {
+        "mdp": mdp,
+        "theta": theta,
+        "pi": pi,
+        "H": H,
+        "tr": tr,
+        "V": V,
+        "Q": Q,
+        "A": Q - V[..., None],
+        "prob": prob,
+        "mean": mean,
+        "var": var,
+    }
 
 
 def estimator_variances(gamma: float = 0.9) -> dict:
     """Exact tr Cov of: G_t (no baseline), G_t - V_t(s_t), and the true A_t(s_t, a_t)."""
     s = advantage_setting(gamma)
     tr, pi, g = s["tr"], s["pi"], s["mdp"].gamma
-    return {"G_t": total_variance(tr, reward_to_go_estimates(tr, pi, g)),
-            "G_t - V_t(s_t)": total_variance(tr, reward_to_go_estimates(tr, pi, g, baseline=s["V"])),
-            "A_t(s_t, a_t)": total_variance(tr, advantage_estimates(tr, pi, g, s["A"]))}
+    return {
+        "G_t": total_variance(tr, reward_to_go_estimates(tr, pi, g)),
+        "G_t - V_t(s_t)": total_variance(tr, reward_to_go_estimates(tr, pi, g, baseline=s["V"])),
+        "A_t(s_t, a_t)": total_variance(tr, advantage_estimates(tr, pi, g, s["A"])),
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from rlviz.fn.returns import k_step_advantages
 
 
@@ -13,9 +14,14 @@ def random_rollout(seed: int, T: int = 12, N: int = 6, p_end: float = 0.15) -> d
     trunc = (rng.random((T, N)) < p_end) & ~term
     term[0, 0] = term[T - 1, 1] = True  # episodes that end at the first and the last step
     trunc[0, 2] = trunc[T - 1, 3] = True
-    return {"r_t": rng.normal(size=(T, N)), "v_t": rng.normal(size=(T, N)),
-            "v_T": rng.normal(size=N), "v_final_t": rng.normal(size=(T, N)),
-            "terminated_t": term, "truncated_t": trunc}
+    return {
+        "r_t": rng.normal(size=(T, N)),
+        "v_t": rng.normal(size=(T, N)),
+        "v_T": rng.normal(size=N),
+        "v_final_t": rng.normal(size=(T, N)),
+        "terminated_t": term,
+        "truncated_t": trunc,
+    }
 
 
 def episode_ends(ro: dict) -> np.ndarray:
@@ -25,7 +31,9 @@ def episode_ends(ro: dict) -> np.ndarray:
     return ends
 
 
-def discounted_td_sum(delta: np.ndarray, ends: np.ndarray, factor: float, k: int | None = None) -> np.ndarray:
+def discounted_td_sum(
+    delta: np.ndarray, ends: np.ndarray, factor: float, k: int | None = None
+) -> np.ndarray:
     r"""The closed forms of notes section 8, literally: :math:`\sum_{l} \text{factor}^l \delta_{t+l}`.
 
     The sum runs over l = 0, 1, ... up to k - 1 (all if ``k`` is None) and stops at the end of
@@ -37,7 +45,7 @@ def discounted_td_sum(delta: np.ndarray, ends: np.ndarray, factor: float, k: int
         for t in range(T):
             l = 0
             while True:
-                out[t, n] += factor ** l * delta[t + l, n]
+                out[t, n] += factor**l * delta[t + l, n]
                 if ends[t + l, n] or (k is not None and l == k - 1):
                     break
                 l += 1

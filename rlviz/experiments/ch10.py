@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from rlviz._threads import torch_threads
+from rlviz.experiments.ch03 import THETA
+from rlviz.fn.stats import sample_variance_se
 from rlviz.tabular.episodic import corridor
 from rlviz.tabular.examples import random_mdp
 from rlviz.tabular.policy_gradient import DTYPE, objective_torch
-from rlviz.tabular.surrogate import (line_profile, old_policy,
-                                     policy_directions, surrogate_estimate_variance,
-                                     surrogate_sample_estimates, surrogate_torch)
-from rlviz.fn.stats import sample_variance_se
-from rlviz._threads import torch_threads
-from rlviz.experiments.ch03 import THETA
-
+from rlviz.tabular.surrogate import (
+    line_profile,
+    old_policy,
+    policy_directions,
+    surrogate_estimate_variance,
+    surrogate_sample_estimates,
+    surrogate_torch,
+)
 
 GAMMA = 0.9
 
@@ -34,8 +39,10 @@ RANDOM_GAMMAS = (0.5, 0.9, 0.95)
 
 def random_olds(n: int = 5, seed: int = 10, gammas=RANDOM_GAMMAS):
     rng = np.random.default_rng(seed)
-    return [old_policy(random_mdp(rng, 5, 3, float(rng.choice(gammas))), rng.normal(size=15))
-            for _ in range(n)]
+    return [
+        old_policy(random_mdp(rng, 5, 3, float(rng.choice(gammas))), rng.normal(size=15))
+        for _ in range(n)
+    ]
 
 
 DETAIL = "corridor (gamma 0.9) + 5 random MDPs (S=5, A=3, gamma in {0.5, 0.9, 0.95})"
@@ -59,17 +66,25 @@ def gradient_gaps(old=None, steps=(0.25, 0.5, 1.0, 2.0), n_random: int = 3) -> d
             gg, vg = [], []
             for t in steps:
                 th = old.theta + t * u
-                gg.append(np.linalg.norm(autograd_gradient(lambda x: objective_torch(old.mdp, x), th)
-                                         - autograd_gradient(lambda x: surrogate_torch(old, x), th)))
+                gg.append(
+                    np.linalg.norm(
+                        autograd_gradient(lambda x: objective_torch(old.mdp, x), th)
+                        - autograd_gradient(lambda x: surrogate_torch(old, x), th)
+                    )
+                )
                 prof = line_profile(old, u, [t])
                 vg.append(abs(prof["J"][0] - prof["L"][0]))
-            out[name] = {"t": np.asarray(steps), "grad_gap": np.asarray(gg),
-                         "value_gap": np.asarray(vg)}
+            out[name] = {
+                "t": np.asarray(steps),
+                "grad_gap": np.asarray(gg),
+                "value_gap": np.asarray(vg),
+            }
     return out
 
 
-def variance_study(old=None, direction: str = "gradient", steps=VARIANCE_STEPS, n: int = MC_N,
-                   seed: int = 12) -> dict:
+def variance_study(
+    old=None, direction: str = "gradient", steps=VARIANCE_STEPS, n: int = MC_N, seed: int = 12
+) -> dict:
     """Exact and measured variances of the ratio and of the surrogate sample along a direction.
 
     Returns arrays over ``steps``: ``t``, ``kl`` (mean KL(pi_old || pi)), ``var_rho``,
@@ -80,8 +95,16 @@ def variance_study(old=None, direction: str = "gradient", steps=VARIANCE_STEPS, 
     u = policy_directions(old, 3)[direction]
     rng = np.random.default_rng(seed)
     prof = line_profile(old, u, steps)
-    keys = ("var_rho", "var_x", "mc_var_rho", "mc_var_x", "se_var_rho", "se_var_x",
-            "mc_mean_x", "se_mean_x")
+    keys = (
+        "var_rho",
+        "var_x",
+        "mc_var_rho",
+        "mc_var_x",
+        "se_var_rho",
+        "se_var_x",
+        "mc_mean_x",
+        "se_mean_x",
+    )
     out = {k: [] for k in keys}
     for t in steps:
         th = old.theta + t * u

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from rlviz.tabular.policy_gradient import DTYPE
-from rlviz.tabular.surrogate import (fisher_matrix, line_profile, mean_kl_torch,
-                         policy_directions, surrogate_torch, tabular_trpo, tabular_trpo_step)
-from rlviz.fn.trust_region import conjugate_gradient, fisher_vector_product
+
 from rlviz._threads import torch_threads
 from rlviz.experiments.ch03 import THETA
-from rlviz.experiments.ch10 import random_olds, book_old
-
+from rlviz.experiments.ch10 import book_old, random_olds
+from rlviz.fn.trust_region import conjugate_gradient, fisher_vector_product
+from rlviz.tabular.policy_gradient import DTYPE
+from rlviz.tabular.surrogate import (
+    fisher_matrix,
+    line_profile,
+    mean_kl_torch,
+    policy_directions,
+    surrogate_torch,
+    tabular_trpo,
+    tabular_trpo_step,
+)
 
 DELTAS = (0.001, 0.003, 0.01, 0.03, 0.1)
 
@@ -47,9 +54,15 @@ def cg_report(old, damping: float = 0.0, iters: int = 30) -> dict:
     F = fisher_matrix(old) + damping * np.eye(old.theta.size)
     x_pinv = np.linalg.pinv(F) @ g.numpy()
     x_lstsq = torch.linalg.lstsq(torch.tensor(F), g.unsqueeze(1), driver="gelsd").solution[:, 0]
-    return {"x": x.numpy(), "residuals": np.asarray(res), "x_pinv": x_pinv,
-            "x_lstsq": x_lstsq.numpy(), "g": g.numpy(), "F": F,
-            "true_residual": float(np.linalg.norm(g.numpy() - F @ x.numpy()))}
+    return {
+        "x": x.numpy(),
+        "residuals": np.asarray(res),
+        "x_pinv": x_pinv,
+        "x_lstsq": x_lstsq.numpy(),
+        "g": g.numpy(),
+        "F": F,
+        "true_residual": float(np.linalg.norm(g.numpy() - F @ x.numpy())),
+    }
 
 
 def trust_region_steps(deltas=DELTAS) -> list[dict]:
@@ -58,16 +71,23 @@ def trust_region_steps(deltas=DELTAS) -> list[dict]:
     for o in settings():
         for delta in deltas:
             out = tabular_trpo_step(o, delta)
-            rows.append({"delta": delta, "kl": out["kl"], "fraction": out["fraction"],
-                         "improvement": out["improvement"]})
+            rows.append(
+                {
+                    "delta": delta,
+                    "kl": out["kl"],
+                    "fraction": out["fraction"],
+                    "improvement": out["improvement"],
+                }
+            )
     return rows
 
 
 def bound_profiles(old=None, n_random: int = 3, steps=BOUND_STEPS) -> dict:
     """:func:`rlviz.tabular.surrogate.line_profile` along the gradient and random directions."""
     old = book_old() if old is None else old
-    return {name: line_profile(old, u, steps)
-            for name, u in policy_directions(old, n_random).items()}
+    return {
+        name: line_profile(old, u, steps) for name, u in policy_directions(old, n_random).items()
+    }
 
 
 def smallest_constant(profiles) -> float:
@@ -90,12 +110,19 @@ def constant_report() -> list[dict]:
     """Per setting: the theorem's C, the smallest C the profiles support, and their ratio."""
     rows = []
     for i, o in enumerate(settings()):
-        profs = bound_profiles(o, n_random=3 if i == 0 else 2,
-                               steps=np.linspace(-2.0, 2.0, 21) if i else BOUND_STEPS)
+        profs = bound_profiles(
+            o, n_random=3 if i == 0 else 2, steps=np.linspace(-2.0, 2.0, 21) if i else BOUND_STEPS
+        )
         C = next(iter(profs.values()))["C"]
         c_min = smallest_constant(profs.values())
-        rows.append({"setting": "corridor" if i == 0 else f"random {i}", "C": C, "C_min": c_min,
-                     "ratio": c_min / C})
+        rows.append(
+            {
+                "setting": "corridor" if i == 0 else f"random {i}",
+                "C": C,
+                "C_min": c_min,
+                "ratio": c_min / C,
+            }
+        )
     return rows
 
 

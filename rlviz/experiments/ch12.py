@@ -16,17 +16,27 @@ import numpy as np
 import torch
 
 from rlviz.agents.actor_critic import ActorCritic, TrainResult
-from rlviz.fn.ppo_loss import (categorical_kl, clip_fraction, clipped_surrogate,
-                               normalize_advantages, policy_gradient_surrogate)
+from rlviz.fn.ppo_loss import (
+    categorical_kl,
+    clip_fraction,
+    clipped_surrogate,
+    normalize_advantages,
+    policy_gradient_surrogate,
+)
 
 __all__ = ["interpolation_curves", "ratio_spread"]
 
 
 def _check(result: TrainResult, k: int) -> None:
     if not isinstance(result, TrainResult):
-        raise ValueError(f"result must be what rlviz.agents.ppo.train returns, got "
-                         f"{type(result).__name__}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < len(result.configs):
+        raise ValueError(
+            f"result must be what rlviz.agents.ppo.train returns, got {type(result).__name__}"
+        )
+    if (
+        isinstance(k, bool)
+        or not isinstance(k, (int, np.integer))
+        or not 0 <= k < len(result.configs)
+    ):
         raise ValueError(f"k must be a setting index in [0, {len(result.configs)}), got {k!r}")
 
 
@@ -98,7 +108,14 @@ def ratio_spread(result: TrainResult, *, k: int = 0) -> dict:
     outside = result.log("clip_fraction")[:, k]
     max_ratio = result.log("max_ratio")[:, k]
     kl = result.log("approx_kl")[:, k]
-    return {"steps": result.log("steps"), "outside": outside, "max_ratio": max_ratio, "kl": kl,
-            "mean_outside": float(outside.mean()), "max_outside": float(outside.max()),
-            "largest_ratio": float(max_ratio.max()), "mean_kl": float(kl.mean()),
-            "max_kl": float(kl.max())}
+    return {
+        "steps": result.log("steps"),
+        "outside": outside,
+        "max_ratio": max_ratio,
+        "kl": kl,
+        "mean_outside": float(outside.mean()),
+        "max_outside": float(outside.max()),
+        "largest_ratio": float(max_ratio.max()),
+        "mean_kl": float(kl.mean()),
+        "max_kl": float(kl.max()),
+    }

@@ -14,8 +14,15 @@ import numpy as np
 
 from rlviz.agents.ppo import PPOConfig
 
-__all__ = ["GAMMAS", "LAMBDAS", "EPSILONS", "ABLATIONS", "grid_configs", "ablation_configs",
-           "first_sustained"]
+__all__ = [
+    "GAMMAS",
+    "LAMBDAS",
+    "EPSILONS",
+    "ABLATIONS",
+    "grid_configs",
+    "ablation_configs",
+    "first_sustained",
+]
 
 GAMMAS = (0.9, 0.98, 0.995)
 LAMBDAS = (0.5, 0.8, 0.95)
@@ -32,20 +39,27 @@ ABLATIONS = {
 }
 
 
-def grid_configs(base: PPOConfig | None = None, *, gammas=GAMMAS, lams=LAMBDAS,
-                 epsilons=EPSILONS, seed: int = 0) -> list[PPOConfig]:
+def grid_configs(
+    base: PPOConfig | None = None, *, gammas=GAMMAS, lams=LAMBDAS, epsilons=EPSILONS, seed: int = 0
+) -> list[PPOConfig]:
     """All (gamma, lambda, epsilon) combinations, gamma slowest and epsilon fastest."""
     base = base or PPOConfig()
-    return [dataclasses.replace(base, gamma=g, lam=l, clip_eps=e, seed=seed)
-            for g in gammas for l in lams for e in epsilons]
+    return [
+        dataclasses.replace(base, gamma=g, lam=l, clip_eps=e, seed=seed)
+        for g in gammas
+        for l in lams
+        for e in epsilons
+    ]
 
 
-def ablation_configs(base: PPOConfig | None = None, *, seeds=(0, 1, 2),
-                     ablations=ABLATIONS) -> list[PPOConfig]:
+def ablation_configs(
+    base: PPOConfig | None = None, *, seeds=(0, 1, 2), ablations=ABLATIONS
+) -> list[PPOConfig]:
     """Each ablation for each seed, ablation slowest (len(ablations) * len(seeds) settings)."""
     base = base or PPOConfig()
-    return [dataclasses.replace(base, seed=s, **change) for change in ablations.values()
-            for s in seeds]
+    return [
+        dataclasses.replace(base, seed=s, **change) for change in ablations.values() for s in seeds
+    ]
 
 
 def first_sustained(values, steps, threshold: float = 475.0) -> float:
@@ -56,8 +70,10 @@ def first_sustained(values, steps, threshold: float = 475.0) -> float:
     """
     values, steps = np.asarray(values, float), np.asarray(steps, float)
     if values.ndim != 1 or values.shape != steps.shape or len(values) == 0:
-        raise ValueError(f"values and steps must be 1-d arrays of one length >= 1, got shapes "
-                         f"{values.shape} and {steps.shape}")
+        raise ValueError(
+            f"values and steps must be 1-d arrays of one length >= 1, got shapes "
+            f"{values.shape} and {steps.shape}"
+        )
     below = np.flatnonzero(~(values >= threshold))
     if len(below) == 0:
         return float(steps[0])

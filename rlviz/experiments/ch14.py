@@ -24,16 +24,41 @@ from rlviz.agents.addition_task import AdditionTask, TrainLog, pretrain_referenc
 from rlviz.agents.grpo import GRPOConfig, train_grpo
 from rlviz.agents.token_ppo import PPOConfig, train_ppo
 from rlviz.fn.stats import angle_and_norm_ratio
-from rlviz.tabular.answer_tree import (enumerate_answers, exact_gradient, expected_group_gradient,
-                                       forward_kl_gradient, group_gradient_fn, k3_loss_gradient,
-                                       kl_moments)
+from rlviz.tabular.answer_tree import (
+    enumerate_answers,
+    exact_gradient,
+    expected_group_gradient,
+    forward_kl_gradient,
+    group_gradient_fn,
+    k3_loss_gradient,
+    kl_moments,
+)
 
-__all__ = ["BANDIT_GROUP_SIZES", "TREE_GROUP_SIZES", "TREE_WORDS", "bandit_setting",
-           "tree_setting", "book_tree", "answer_words", "random_pairs", "prompt_gain",
-           "NORMALISATION_VARIANTS", "gradient_angle_and_ratio", "normalisation_table",
-           "variance_along", "k3_gradient_gap",
-           "VARIANTS", "EPSILONS", "BETAS", "GROUP_SIZES", "book_task", "run_seeds",
-           "run_variants", "run_grid", "live_run"]
+__all__ = [
+    "BANDIT_GROUP_SIZES",
+    "TREE_GROUP_SIZES",
+    "TREE_WORDS",
+    "bandit_setting",
+    "tree_setting",
+    "book_tree",
+    "answer_words",
+    "random_pairs",
+    "prompt_gain",
+    "NORMALISATION_VARIANTS",
+    "gradient_angle_and_ratio",
+    "normalisation_table",
+    "variance_along",
+    "k3_gradient_gap",
+    "VARIANTS",
+    "EPSILONS",
+    "BETAS",
+    "GROUP_SIZES",
+    "book_task",
+    "run_seeds",
+    "run_variants",
+    "run_grid",
+    "live_run",
+]
 
 BANDIT_GROUP_SIZES = (2, 3, 4)
 TREE_GROUP_SIZES = (2, 3)
@@ -58,7 +83,7 @@ def tree_setting(seed: int = 0, n_prompts: int = 2):
 
 def answer_words(ans) -> list[str]:
     """The tree's answers as strings, e.g. ``'abE'``."""
-    return ["".join(TREE_WORDS[t] for t in ans.tokens[k, :ans.length[k]]) for k in range(ans.n)]
+    return ["".join(TREE_WORDS[t] for t in ans.tokens[k, : ans.length[k]]) for k in range(ans.n)]
 
 
 def book_tree():
@@ -106,8 +131,12 @@ NORMALISATION_VARIANTS = {
 }
 
 
-def gradient_angle_and_ratio(group_size: int, advantage: str = "mean", ratio: str = "sequence",
-                             length_norm: str | None = None) -> tuple[float, float]:
+def gradient_angle_and_ratio(
+    group_size: int,
+    advantage: str = "mean",
+    ratio: str = "sequence",
+    length_norm: str | None = None,
+) -> tuple[float, float]:
     r"""On :func:`book_tree`: the angle in degrees between the exact expected gradient
     :math:`\mathbb E[\hat g]` of a group estimator and :math:`\nabla J`, and the norm ratio
     :math:`\|\mathbb E[\hat g]\| / \|\nabla J\|`.
@@ -121,8 +150,9 @@ def gradient_angle_and_ratio(group_size: int, advantage: str = "mean", ratio: st
         raise ValueError(f"group_size must be >= 2, got {group_size}")
     ans, theta, r = book_tree()
     g = exact_gradient(theta, ans, r)
-    e = expected_group_gradient(theta, ans, r, group_size,
-                                group_gradient_fn(advantage, ratio, length_norm))
+    e = expected_group_gradient(
+        theta, ans, r, group_size, group_gradient_fn(advantage, ratio, length_norm)
+    )
     if not np.any(e):
         return float("nan"), 0.0
     return angle_and_norm_ratio(e, g)
@@ -132,8 +162,10 @@ def normalisation_table(group_sizes=(2, 3), variants=None) -> dict:
     """``{G: {variant: (angle to grad J in degrees, |E g_hat| / |grad J|)}}`` on the book tree
     (:func:`gradient_angle_and_ratio`), for each variant of :data:`NORMALISATION_VARIANTS`."""
     variants = NORMALISATION_VARIANTS if variants is None else variants
-    return {G: {name: gradient_angle_and_ratio(G, *args) for name, args in variants.items()}
-            for G in group_sizes}
+    return {
+        G: {name: gradient_angle_and_ratio(G, *args) for name, args in variants.items()}
+        for G in group_sizes
+    }
 
 
 def variance_along(t, seed: int = 3, n: int = 6) -> list[dict]:
@@ -167,8 +199,12 @@ VARIANTS = {
     "token ratio, 1/|y_i| (DeepSeekMath loss)": {"ratio": "token", "length_norm": "sequence"},
     "token ratio, 1/sum|y| (per token of group)": {"ratio": "token", "length_norm": "group"},
     "Dr. GRPO (token ratio, 1/(K L))": {"ratio": "token", "length_norm": "constant"},
-    "DeepSeekMath (std, 1/|y_i|, k3, beta=0.04)": {"advantage": "std", "ratio": "token",
-                                                  "length_norm": "sequence", "beta": 0.04},
+    "DeepSeekMath (std, 1/|y_i|, k3, beta=0.04)": {
+        "advantage": "std",
+        "ratio": "token",
+        "length_norm": "sequence",
+        "beta": 0.04,
+    },
 }
 
 # the slider grid: epsilon x beta at the default group size, and group sizes at the defaults
@@ -197,37 +233,64 @@ def run_variants(steps: int = 80, seed: int = 0, variants=None) -> dict[str, Tra
     """Each GRPO variant of :data:`VARIANTS` and PPO with a critic, ``steps`` updates of 256
     answers each (no early stop): ``{name: TrainLog}``."""
     task, ref = book_task()
-    out = {name: train_grpo(task, ref, GRPOConfig(seed=seed, max_steps=steps,
-                                                  stop_at_target=False, **change))[1]
-           for name, change in (variants or VARIANTS).items()}
-    out["PPO with a critic (GAE)"] = train_ppo(task, ref, PPOConfig(seed=seed, max_steps=steps,
-                                                                    stop_at_target=False))[1]
+    out = {
+        name: train_grpo(
+            task, ref, GRPOConfig(seed=seed, max_steps=steps, stop_at_target=False, **change)
+        )[1]
+        for name, change in (variants or VARIANTS).items()
+    }
+    out["PPO with a critic (GAE)"] = train_ppo(
+        task, ref, PPOConfig(seed=seed, max_steps=steps, stop_at_target=False)
+    )[1]
     return out
 
 
-def run_grid(epsilons=EPSILONS, betas=BETAS, group_sizes=GROUP_SIZES, steps: int = 60,
-             seed: int = 0) -> dict[tuple, TrainLog]:
+def run_grid(
+    epsilons=EPSILONS, betas=BETAS, group_sizes=GROUP_SIZES, steps: int = 60, seed: int = 0
+) -> dict[tuple, TrainLog]:
     """The chapter's slider data: ``{(epsilon, beta, group_size): TrainLog}`` over the
     epsilon x beta grid at the default group size (8) and over ``group_sizes`` at the default
     epsilon and beta (0.2, 0); ``steps`` updates each, no early stop."""
     task, ref = book_task()
     default = GRPOConfig()
-    settings = [(e, b, default.group_size) for e in epsilons for b in betas] + \
-               [(default.epsilon, default.beta, G) for G in group_sizes]
+    settings = [(e, b, default.group_size) for e in epsilons for b in betas] + [
+        (default.epsilon, default.beta, G) for G in group_sizes
+    ]
     out = {}
     for e, b, G in settings:
         if (e, b, G) not in out:
-            out[(e, b, G)] = train_grpo(task, ref, GRPOConfig(
-                seed=seed, epsilon=e, beta=b, group_size=G, max_steps=steps,
-                stop_at_target=False))[1]
+            out[(e, b, G)] = train_grpo(
+                task,
+                ref,
+                GRPOConfig(
+                    seed=seed,
+                    epsilon=e,
+                    beta=b,
+                    group_size=G,
+                    max_steps=steps,
+                    stop_at_target=False,
+                ),
+            )[1]
     return out
 
 
-def live_run(epsilon: float = 0.2, beta: float = 0.0, group_size: int = 8, steps: int = 60,
-             seed: int = 0, callback=None) -> TrainLog:
+def live_run(
+    epsilon: float = 0.2,
+    beta: float = 0.0,
+    group_size: int = 8,
+    steps: int = 60,
+    seed: int = 0,
+    callback=None,
+) -> TrainLog:
     """One GRPO run from the book's reference with these settings, ``steps`` updates, no early
     stop (the chapter's live widget); ``callback(step, max_steps)`` after each update."""
     task, ref = book_task()
-    cfg = GRPOConfig(epsilon=epsilon, beta=beta, group_size=group_size, max_steps=steps,
-                     stop_at_target=False, seed=seed)
+    cfg = GRPOConfig(
+        epsilon=epsilon,
+        beta=beta,
+        group_size=group_size,
+        max_steps=steps,
+        stop_at_target=False,
+        seed=seed,
+    )
     return train_grpo(task, ref, cfg, callback=callback)[1]

@@ -17,23 +17,37 @@ def variance_figure(gammas=GAMMAS) -> go.Figure:
     for i, g in enumerate(gammas):
         tab = variance_table(g)
         none = tab["none"]
-        fig.add_trace(go.Bar(x=list(tab), y=[round(v, 6) for v in tab.values()],
-                             text=[f"{v / none:.2f} x" for v in tab.values()],
-                             textposition="outside", name=f"gamma = {g}", visible=i == 0))
+        fig.add_trace(
+            go.Bar(
+                x=list(tab),
+                y=[round(v, 6) for v in tab.values()],
+                text=[f"{v / none:.2f} x" for v in tab.values()],
+                textposition="outside",
+                name=f"gamma = {g}",
+                visible=i == 0,
+            )
+        )
     fig.update_layout(
         title="Total variance of one gradient estimate by baseline (label: ratio to no baseline)",
-        xaxis_title="baseline", yaxis_title="tr Cov (exact, by enumeration)",
+        xaxis_title="baseline",
+        yaxis_title="tr Cov (exact, by enumeration)",
         sliders=[slider_steps([str(g) for g in gammas], 1, prefix="gamma = ")],
-        height=430)
+        height=430,
+    )
     return fig
 
 
-def baseline_estimates_figure(gamma: float = 0.9, n: int = 1000, baseline: str = "V_t(s)",
-                              seed: int = 0) -> go.Figure:
+def baseline_estimates_figure(
+    gamma: float = 0.9, n: int = 1000, baseline: str = "V_t(s)", seed: int = 0
+) -> go.Figure:
     """Monte-Carlo estimates with one baseline next to no baseline (for the live widget)."""
     names = ["none"] + ([baseline] if baseline != "none" else [])
-    fns = {name: (lambda tr, mdp, theta, pi, H, name=name:
-                  baseline_estimates(tr, mdp, theta, pi, H, name)) for name in names}
+    fns = {
+        name: (
+            lambda tr, mdp, theta, pi, H, name=name: baseline_estimates(tr, mdp, theta, pi, H, name)
+        )
+        for name in names
+    }
     return estimates_figure(gamma, ns=[n], estimators=fns, seed=seed)
 
 

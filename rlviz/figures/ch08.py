@@ -25,13 +25,26 @@ def weights_figure(n: int = 8, lambdas=LAMBDAS) -> go.Figure:
     for i, lam in enumerate(lambdas):
         w = mixture_weights(lam, n)
         colors = ["#1f77b4"] * (n - 1) + ["#d62728"]
-        fig.add_trace(go.Bar(x=list(range(1, n + 1)), y=rounded(w, 5), marker_color=colors,
-                             name=f"lambda={lam}", visible=i == 0,
-                             text=[f"{x:.3f}" for x in w], textposition="outside"))
+        fig.add_trace(
+            go.Bar(
+                x=list(range(1, n + 1)),
+                y=rounded(w, 5),
+                marker_color=colors,
+                name=f"lambda={lam}",
+                visible=i == 0,
+                text=[f"{x:.3f}" for x in w],
+                textposition="outside",
+            )
+        )
     fig.update_layout(
-        title=f"Weights of A^(k) in GAE, {n} steps before the episode ends<br><sup>red: the tail weight falls on the full return</sup>",
-        xaxis_title="k (A^(k) uses k rewards; k = n is the full return)", yaxis_title="weight",
-        yaxis_range=[0, 1.1], sliders=[slider_steps([str(l) for l in lambdas], 1,
-                                                    prefix="lambda = ")],
-        height=420)
+        title=(
+            f"Weights of A^(k) in GAE, {n} steps before the episode ends"
+            "<br><sup>red: the tail weight falls on the full return</sup>"
+        ),
+        xaxis_title="k (A^(k) uses k rewards; k = n is the full return)",
+        yaxis_title="weight",
+        yaxis_range=[0, 1.1],
+        sliders=[slider_steps([str(l) for l in lambdas], 1, prefix="lambda = ")],
+        height=420,
+    )
     return fig

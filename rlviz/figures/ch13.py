@@ -37,27 +37,39 @@ def grid_figure(result, vary: str = "gamma", values=None) -> go.Figure:
             key = {vary: v, others[0]: o1, others[1]: o2}
             k = index[(key["gamma"], key["lam"], key["clip_eps"])]
             x, y = _curve(result, k)
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", visible=i == 0,
-                                     line={"color": colors[j % 3]},
-                                     name=f"{NAMES[vary]} = {v}"))
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    mode="lines",
+                    visible=i == 0,
+                    line={"color": colors[j % 3]},
+                    name=f"{NAMES[vary]} = {v}",
+                )
+            )
     per = len(axes[vary])
     labels = [f"{o1}, {o2}" for o1, o2 in combos]  # short: nine labels share one slider
     default = labels.index(f"{_book(others[0])}, {_book(others[1])}")
-    slider = slider_steps(labels, per,
-                          prefix=f"{NAMES[others[0]]}, {NAMES[others[1]]} = ")
+    slider = slider_steps(labels, per, prefix=f"{NAMES[others[0]]}, {NAMES[others[1]]} = ")
     slider["active"] = default
     for t, tr in enumerate(fig.data):
         tr.visible = t // per == default
     fig.update_layout(
         title=f"PPO on CartPole: learning curves by {NAMES[vary]}<br><sup>one batched run of "
-              f"{len(result.configs)} settings; move the slider for the other two</sup>",
-        xaxis_title="environment steps", yaxis_title="episode return (last finished episode, mean over envs)",
-        yaxis_range=[0, 520], sliders=[slider], height=500, margin={"b": 90})
+        f"{len(result.configs)} settings; move the slider for the other two</sup>",
+        xaxis_title="environment steps",
+        yaxis_title="episode return (last finished episode, mean over envs)",
+        yaxis_range=[0, 520],
+        sliders=[slider],
+        height=500,
+        margin={"b": 90},
+    )
     return fig
 
 
 def _book(name):
     from rlviz.agents.ppo import PPOConfig
+
     return getattr(PPOConfig(), name)
 
 
@@ -69,15 +81,27 @@ def ablation_figure(result, names, seeds: int) -> go.Figure:
     n = len(names)
     for view in range(seeds + 1):
         for a, name in enumerate(names):
-            cols = R[:, a * seeds:(a + 1) * seeds]
+            cols = R[:, a * seeds : (a + 1) * seeds]
             y = cols.mean(1) if view == 0 else cols[:, view - 1]
-            fig.add_trace(go.Scatter(x=steps, y=rounded(y, 1), mode="lines", name=name,
-                                     visible=view == 0, line={"width": 3 if a == 0 else 1.5}))
+            fig.add_trace(
+                go.Scatter(
+                    x=steps,
+                    y=rounded(y, 1),
+                    mode="lines",
+                    name=name,
+                    visible=view == 0,
+                    line={"width": 3 if a == 0 else 1.5},
+                )
+            )
     labels = ["mean of seeds"] + [f"seed {s}" for s in range(seeds)]
     fig.update_layout(
         title="Ablations: one implementation detail changed at a time",
-        xaxis_title="environment steps", yaxis_title="episode return (mean over envs)",
-        yaxis_range=[0, 520], sliders=[slider_steps(labels, n)], height=480)
+        xaxis_title="environment steps",
+        yaxis_title="episode return (mean over envs)",
+        yaxis_range=[0, 520],
+        sliders=[slider_steps(labels, n)],
+        height=480,
+    )
     return fig
 
 
@@ -85,14 +109,24 @@ def run_figure(result, k: int = 0) -> go.Figure:
     """One setting's learning curve with its post-update KL (the live widget's figure)."""
     x, y = _curve(result, k)
     fig = go.Figure(go.Scatter(x=x, y=y, mode="lines", name="episode return"))
-    fig.update_layout(title=f"PPO on CartPole ({result.train_seconds:.1f} s of training)",
-                      xaxis_title="environment steps", yaxis_title="episode return",
-                      yaxis_range=[0, 520], height=380)
+    fig.update_layout(
+        title=f"PPO on CartPole ({result.train_seconds:.1f} s of training)",
+        xaxis_title="environment steps",
+        yaxis_title="episode return",
+        yaxis_range=[0, 520],
+        height=380,
+    )
     return fig
 
 
-def live_run_figure(gamma: float = 0.98, lam: float = 0.8, epsilon: float = 0.2, seed: int = 0,
-                    total_steps: int = 12_000, progress=None) -> go.Figure:
+def live_run_figure(
+    gamma: float = 0.98,
+    lam: float = 0.8,
+    epsilon: float = 0.2,
+    seed: int = 0,
+    total_steps: int = 12_000,
+    progress=None,
+) -> go.Figure:
     """Retrain PPO on CartPole with these settings and plot the run (the live widget).
 
     ``progress(fraction)``, if given, is called after each update (the widget's progress bar).
@@ -100,6 +134,7 @@ def live_run_figure(gamma: float = 0.98, lam: float = 0.8, epsilon: float = 0.2,
     from rlviz.agents.ppo import PPOConfig, train
 
     cfg = PPOConfig(gamma=gamma, lam=lam, clip_eps=epsilon, seed=seed, total_steps=total_steps)
-    callback = None if progress is None else (
-        lambda update, steps, agent: progress(update / cfg.updates))
+    callback = (
+        None if progress is None else (lambda update, steps, agent: progress(update / cfg.updates))
+    )
     return run_figure(train(cfg, callback=callback))

@@ -22,11 +22,13 @@ CONFIG = {"displaylogo": False, "responsive": True}
 
 # The book's look: legends above the plot (not beside it, which squeezes the axes on a
 # narrow page), room for the title, a white background.
-pio.templates["rlviz"] = go.layout.Template(layout={
-    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.07, "xanchor": "left", "x": 0},
-    "margin": {"l": 60, "r": 20, "t": 120, "b": 50},
-    "title": {"y": 0.98, "yanchor": "top"},
-})
+pio.templates["rlviz"] = go.layout.Template(
+    layout={
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.07, "xanchor": "left", "x": 0},
+        "margin": {"l": 60, "r": 20, "t": 120, "b": 50},
+        "title": {"y": 0.98, "yanchor": "top"},
+    }
+)
 pio.templates.default = "plotly_white+rlviz"
 
 
@@ -39,15 +41,17 @@ def figure_html(fig) -> str:
     """The HTML fragment of a figure (object or dict), without plotly.js, with a stable div id."""
     spec = pio.to_json(fig, validate=False, remove_uids=True, pretty=False)
     div_id = "fig-" + hashlib.sha1(spec.encode()).hexdigest()[:12]
-    return pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=div_id,
-                       config=CONFIG, validate=False)
+    return pio.to_html(
+        fig, include_plotlyjs=False, full_html=False, div_id=div_id, config=CONFIG, validate=False
+    )
 
 
 def mime_bundle(fig: go.Figure) -> dict:
     """The output bundle of a figure: plotly JSON and a one-line text fallback."""
     return {
-        "application/vnd.plotly.v1+json": json.loads(pio.to_json(fig, validate=False,
-                                                                 remove_uids=True)),
+        "application/vnd.plotly.v1+json": json.loads(
+            pio.to_json(fig, validate=False, remove_uids=True)
+        ),
         "text/plain": f"<plotly figure: {fig.layout.title.text or 'untitled'}>",
     }
 
@@ -73,7 +77,12 @@ def slider_steps(labels, traces_per_step: int, *, prefix: str = "") -> dict:
     if int(traces_per_step) != traces_per_step or traces_per_step < 1:
         raise ValueError(f"traces_per_step must be a positive integer, got {traces_per_step!r}")
     per, n = int(traces_per_step), len(labels)
-    steps = [{"method": "update", "label": str(label),
-              "args": [{"visible": [j // per == k for j in range(per * n)]}]}
-             for k, label in enumerate(labels)]
+    steps = [
+        {
+            "method": "update",
+            "label": str(label),
+            "args": [{"visible": [j // per == k for j in range(per * n)]}],
+        }
+        for k, label in enumerate(labels)
+    ]
     return {"active": 0, "steps": steps, "currentvalue": {"prefix": prefix}, "pad": {"t": 40}}

@@ -27,9 +27,22 @@ import torch
 from rlviz import _validate as validate
 from rlviz.fn.ppo_loss import clipped_surrogate, k3
 
-__all__ = ["ADVANTAGES", "RATIOS", "LENGTH_NORMS", "KL_ESTIMATORS", "group_advantages",
-           "sequence_log_prob", "token_ratios", "sequence_ratios", "kl_k1", "kl_k2", "kl_k3",
-           "kl_estimate", "length_normalised", "grpo_objective"]
+__all__ = [
+    "ADVANTAGES",
+    "RATIOS",
+    "LENGTH_NORMS",
+    "KL_ESTIMATORS",
+    "group_advantages",
+    "sequence_log_prob",
+    "token_ratios",
+    "sequence_ratios",
+    "kl_k1",
+    "kl_k2",
+    "kl_k3",
+    "kl_estimate",
+    "length_normalised",
+    "grpo_objective",
+]
 
 ADVANTAGES = ("mean", "std", "loo")
 RATIOS = ("sequence", "token")
@@ -43,7 +56,9 @@ def _tensor(name: str, x, ndim: int) -> torch.Tensor:
         try:
             x = torch.as_tensor(x, dtype=torch.float64)
         except (TypeError, ValueError, RuntimeError):
-            raise ValueError(f"{name} must be a tensor of numbers, got {type(x).__name__}") from None
+            raise ValueError(
+                f"{name} must be a tensor of numbers, got {type(x).__name__}"
+            ) from None
     if not x.is_floating_point():
         x = x.to(torch.float64)
     if x.ndim != ndim:
@@ -55,7 +70,9 @@ def _tensor(name: str, x, ndim: int) -> torch.Tensor:
 def _rewards(r, min_group: int = 1) -> torch.Tensor:
     r = _tensor("r", r, 2)
     if r.shape[1] < min_group:
-        raise ValueError(f"r must have G >= {min_group} answers per prompt (axis 1), got G = {r.shape[1]}")
+        raise ValueError(
+            f"r must have G >= {min_group} answers per prompt (axis 1), got G = {r.shape[1]}"
+        )
     bad = ~torch.isfinite(r)
     if bool(bad.any()):
         idx = tuple(int(i) for i in bad.nonzero()[0])
@@ -71,10 +88,14 @@ def _token_tensors(mask_t, **tensors) -> torch.Tensor:
         raise ValueError(f"mask_t must have shape (B, G, L), got {tuple(mask_t.shape)}")
     for name, x in tensors.items():
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise ValueError(f"{name} must be a floating-point torch.Tensor, got {type(x).__name__}")
+            raise ValueError(
+                f"{name} must be a floating-point torch.Tensor, got {type(x).__name__}"
+            )
         if x.shape != mask_t.shape:
-            raise ValueError(f"{name} must have the shape of mask_t {tuple(mask_t.shape)}, got "
-                             f"{tuple(x.shape)} (no silent broadcasting)")
+            raise ValueError(
+                f"{name} must have the shape of mask_t {tuple(mask_t.shape)}, got "
+                f"{tuple(x.shape)} (no silent broadcasting)"
+            )
     mask_t = mask_t.bool()
     if not bool(mask_t.any(dim=-1).all()):
         idx = tuple(int(i) for i in (~mask_t.any(dim=-1)).nonzero()[0])
@@ -148,10 +169,13 @@ def sequence_ratios(logp_t: torch.Tensor, logp_old_t: torch.Tensor, mask_t) -> t
 def _log_ratio(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
     for name, x in (("logp", logp), ("logp_ref", logp_ref)):
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise ValueError(f"{name} must be a floating-point torch.Tensor, got {type(x).__name__}")
+            raise ValueError(
+                f"{name} must be a floating-point torch.Tensor, got {type(x).__name__}"
+            )
     if logp.shape != logp_ref.shape:
-        raise ValueError(f"logp_ref must have the shape of logp {tuple(logp.shape)}, got "
-                         f"{tuple(logp_ref.shape)}")
+        raise ValueError(
+            f"logp_ref must have the shape of logp {tuple(logp.shape)}, got {tuple(logp_ref.shape)}"
+        )
     return logp_ref - logp  # log of rho = pi_ref(y) / pi(y)
 
 
@@ -205,10 +229,19 @@ def length_normalised(x_t: torch.Tensor, mask_t, norm: str) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- the objective
-def grpo_objective(logp_t: torch.Tensor, logp_old_t: torch.Tensor, adv: torch.Tensor, mask_t, *,
-                   epsilon, ratio: str = "sequence", length_norm: str | None = None,
-                   beta: float = 0.0, logp_ref_t: torch.Tensor | None = None,
-                   kl: str = "k3") -> torch.Tensor:
+def grpo_objective(
+    logp_t: torch.Tensor,
+    logp_old_t: torch.Tensor,
+    adv: torch.Tensor,
+    mask_t,
+    *,
+    epsilon,
+    ratio: str = "sequence",
+    length_norm: str | None = None,
+    beta: float = 0.0,
+    logp_ref_t: torch.Tensor | None = None,
+    kl: str = "k3",
+) -> torch.Tensor:
     r"""The GRPO objective of each group (to be *maximised*), shape ``(B,)``.
 
     ``ratio="sequence"`` (the notes, section 14), with :math:`\rho_i` of :func:`sequence_ratios`:
@@ -235,8 +268,10 @@ def grpo_objective(logp_t: torch.Tensor, logp_old_t: torch.Tensor, adv: torch.Te
     beta = validate.non_negative("beta", beta)
     mask_t = _token_tensors(mask_t, logp_t=logp_t, logp_old_t=logp_old_t)
     if not isinstance(adv, torch.Tensor) or adv.shape != mask_t.shape[:2]:
-        raise ValueError(f"adv must be a tensor of shape (B, G) = {tuple(mask_t.shape[:2])}, got "
-                         f"{tuple(adv.shape) if isinstance(adv, torch.Tensor) else type(adv).__name__}")
+        raise ValueError(
+            f"adv must be a tensor of shape (B, G) = {tuple(mask_t.shape[:2])}, got "
+            f"{tuple(adv.shape) if isinstance(adv, torch.Tensor) else type(adv).__name__}"
+        )
     if beta > 0:
         if logp_ref_t is None:
             raise ValueError("logp_ref_t must be given when beta > 0")
@@ -247,8 +282,10 @@ def grpo_objective(logp_t: torch.Tensor, logp_old_t: torch.Tensor, adv: torch.Te
     adv = adv.to(logp_t.dtype).detach()
     if ratio == "sequence":
         if length_norm is not None:
-            raise ValueError(f"length_norm applies to ratio='token' only, got {length_norm!r} "
-                             "with ratio='sequence' (the notes average whole sequences)")
+            raise ValueError(
+                f"length_norm applies to ratio='token' only, got {length_norm!r} "
+                "with ratio='sequence' (the notes average whole sequences)"
+            )
         rho = sequence_ratios(logp_t, logp_old_t, mask_t)
         per_seq = clipped_surrogate(rho, adv, epsilon)
         if k_t is not None:

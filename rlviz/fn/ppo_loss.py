@@ -15,8 +15,17 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["clipped_surrogate", "policy_gradient_surrogate", "value_loss", "entropy",
-           "normalize_advantages", "categorical_kl", "k3", "approx_kl", "clip_fraction"]
+__all__ = [
+    "clipped_surrogate",
+    "policy_gradient_surrogate",
+    "value_loss",
+    "entropy",
+    "normalize_advantages",
+    "categorical_kl",
+    "k3",
+    "approx_kl",
+    "clip_fraction",
+]
 
 
 def _same_shape(**tensors) -> torch.Size:
@@ -29,8 +38,10 @@ def _same_shape(**tensors) -> torch.Size:
     shape = tensors[names[0]].shape
     for n in names[1:]:
         if tensors[n].shape != shape:
-            raise ValueError(f"{n} must have the shape of {names[0]} {tuple(shape)}, got "
-                             f"{tuple(tensors[n].shape)} (no silent broadcasting)")
+            raise ValueError(
+                f"{n} must have the shape of {names[0]} {tuple(shape)}, got "
+                f"{tuple(tensors[n].shape)} (no silent broadcasting)"
+            )
     return shape
 
 
@@ -38,9 +49,12 @@ def _positive(name: str, value, shape: torch.Size):
     """A coefficient > 0: a number, or a tensor that broadcasts against ``shape``."""
     if isinstance(value, torch.Tensor):
         vs = tuple(value.shape)
-        if len(vs) > len(shape) or any(a not in (1, b) for a, b in zip(vs[::-1], tuple(shape)[::-1])):
-            raise ValueError(f"{name} of shape {vs} does not broadcast against "
-                             f"the samples' shape {tuple(shape)}")
+        if len(vs) > len(shape) or any(
+            a not in (1, b) for a, b in zip(vs[::-1], tuple(shape)[::-1])
+        ):
+            raise ValueError(
+                f"{name} of shape {vs} does not broadcast against the samples' shape {tuple(shape)}"
+            )
         if value.numel() and not bool((value > 0).all()):
             raise ValueError(f"{name} must be > 0, got min {float(value.min())}")
         return value
@@ -76,13 +90,17 @@ def clipped_surrogate(ratio: torch.Tensor, adv: torch.Tensor, epsilon) -> torch.
     """
     shape = _same_shape(ratio=ratio, adv=adv)
     eps = _positive("epsilon", epsilon, shape)
-    clipped = torch.clamp(ratio, 1 - eps, 1 + eps) if not isinstance(eps, torch.Tensor) \
+    clipped = (
+        torch.clamp(ratio, 1 - eps, 1 + eps)
+        if not isinstance(eps, torch.Tensor)
         else torch.minimum(torch.maximum(ratio, 1 - eps), 1 + eps)
+    )
     return torch.minimum(ratio * adv, clipped * adv)
 
 
-def value_loss(v: torch.Tensor, v_target: torch.Tensor, v_old: torch.Tensor | None = None,
-               clip=None) -> torch.Tensor:
+def value_loss(
+    v: torch.Tensor, v_target: torch.Tensor, v_old: torch.Tensor | None = None, clip=None
+) -> torch.Tensor:
     r"""The squared error of the critic per sample, optionally clipped around the old values.
 
     .. math::
@@ -103,8 +121,11 @@ def value_loss(v: torch.Tensor, v_target: torch.Tensor, v_old: torch.Tensor | No
         raise ValueError("v_old must be given when clip is set (the clip is around the old values)")
     c = _positive("clip", clip, shape)
     dv = v - v_old
-    dv_clipped = torch.minimum(torch.maximum(dv, -c), c) if isinstance(c, torch.Tensor) \
+    dv_clipped = (
+        torch.minimum(torch.maximum(dv, -c), c)
+        if isinstance(c, torch.Tensor)
         else torch.clamp(dv, -c, c)
+    )
     return torch.maximum(torch.square(v - v_target), torch.square(v_old + dv_clipped - v_target))
 
 
@@ -116,10 +137,16 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 
     Shape: ``logits`` ``(..., A)`` with A >= 2; result ``(...)``.
     """
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.ndim < 1 \
-            or logits.shape[-1] < 2:
-        raise ValueError(f"logits must be a float tensor (..., A) with A >= 2 actions, got "
-                         f"{getattr(logits, 'shape', type(logits).__name__)}")
+    if (
+        not isinstance(logits, torch.Tensor)
+        or not logits.is_floating_point()
+        or logits.ndim < 1
+        or logits.shape[-1] < 2
+    ):
+        raise ValueError(
+            f"logits must be a float tensor (..., A) with A >= 2 actions, got "
+            f"{getattr(logits, 'shape', type(logits).__name__)}"
+        )
     logp = torch.log_softmax(logits, dim=-1)
     return -(logp.exp() * logp).sum(-1)
 
@@ -136,8 +163,10 @@ def normalize_advantages(adv: torch.Tensor, *, dim: int = -1, eps: float = 1e-8)
     """
     _same_shape(adv=adv)
     if adv.ndim == 0 or adv.shape[dim] < 2:
-        raise ValueError(f"adv needs at least 2 samples along dim {dim} to be normalised, "
-                         f"got shape {tuple(adv.shape)}")
+        raise ValueError(
+            f"adv needs at least 2 samples along dim {dim} to be normalised, "
+            f"got shape {tuple(adv.shape)}"
+        )
     return (adv - adv.mean(dim, keepdim=True)) / (adv.std(dim, keepdim=True) + eps)
 
 

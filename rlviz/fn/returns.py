@@ -44,11 +44,20 @@ import numpy as np
 
 from rlviz import _validate as validate
 
-__all__ = ["next_values", "td_errors", "discounted_returns", "k_step_advantages",
-           "gae_reference", "gae", "lambda_returns", "linear_scan"]
+__all__ = [
+    "next_values",
+    "td_errors",
+    "discounted_returns",
+    "k_step_advantages",
+    "gae_reference",
+    "gae",
+    "lambda_returns",
+    "linear_scan",
+]
 
 
 # ---------------------------------------------------------------- validation at the door
+
 
 @dataclass(frozen=True)
 class _Rollout:
@@ -66,12 +75,16 @@ class _Rollout:
 
 def _floats(name: str, x, shape: tuple) -> np.ndarray:
     a = np.asarray(x)
-    if a.dtype == bool or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+    if a.dtype == bool or not (
+        np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
+    ):
         raise ValueError(f"{name} must be an array of real numbers, got dtype {a.dtype}")
     if not np.issubdtype(a.dtype, np.floating):
         a = a.astype(np.float64)
     if a.shape != shape:
-        raise ValueError(f"{name} must have shape {shape} (time-major (T, N) rollout), got {a.shape}")
+        raise ValueError(
+            f"{name} must have shape {shape} (time-major (T, N) rollout), got {a.shape}"
+        )
     if not np.isfinite(a).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
         raise ValueError(f"{name} must be finite (no NaN or inf), got {a[bad]} at index {bad}")
@@ -90,8 +103,10 @@ def _flags(name: str, x, shape: tuple) -> np.ndarray:
 def _check_rollout(r_t, v_t, v_T, terminated_t, truncated_t, v_final_t) -> _Rollout:
     r = np.asarray(r_t)
     if r.ndim != 2:
-        raise ValueError(f"r_t must be time-major with shape (T, N), got shape {r.shape}; "
-                         f"for a single environment pass r_t[:, None]")
+        raise ValueError(
+            f"r_t must be time-major with shape (T, N), got shape {r.shape}; "
+            f"for a single environment pass r_t[:, None]"
+        )
     T, N = r.shape
     if T == 0 or N == 0:
         raise ValueError(f"r_t must have T >= 1 rows and N >= 1 columns, got shape {r.shape}")
@@ -104,14 +119,19 @@ def _check_rollout(r_t, v_t, v_T, terminated_t, truncated_t, v_final_t) -> _Roll
     if v_final_t is None:
         if trunc.any():
             t, n = (int(i) for i in np.argwhere(trunc)[0])
-            raise ValueError(f"truncated_t is True at (t, n) = ({t}, {n}) but v_final_t is None: "
-                             f"on truncation the estimators bootstrap from the value of the final "
-                             f"observation, so pass v_final_t (shape {(T, N)})")
+            raise ValueError(
+                f"truncated_t is True at (t, n) = ({t}, {n}) but v_final_t is None: "
+                f"on truncation the estimators bootstrap from the value of the final "
+                f"observation, so pass v_final_t (shape {(T, N)})"
+            )
         v_final = np.zeros((T, N), dtype)
     else:
         v_final = _floats("v_final_t", v_final_t, (T, N))
         dtype = np.result_type(dtype, v_final)
-    cast = lambda a: a.astype(dtype, copy=False)  # noqa: E731
+
+    def cast(a):
+        return a.astype(dtype, copy=False)
+
     return _Rollout(cast(r), cast(v), cast(v_T), term, trunc, cast(v_final))
 
 
@@ -122,14 +142,17 @@ def _coefficient(name: str, x, n_columns: int | None = None):
         return validate.unit_interval(name, x)
     c = np.asarray(x)
     if c.ndim != 1 or (n_columns is not None and c.shape[0] != n_columns):
-        raise ValueError(f"{name} must be a number in [0, 1] or an array of shape "
-                         f"({n_columns},) (one per column), got shape {c.shape}")
+        raise ValueError(
+            f"{name} must be a number in [0, 1] or an array of shape "
+            f"({n_columns},) (one per column), got shape {c.shape}"
+        )
     if not np.issubdtype(c.dtype, np.number) or np.any(~((c >= 0) & (c <= 1))):
         raise ValueError(f"{name} must be in [0, 1] in every column, got {c!r}")
     return c.astype(np.float64)
 
 
 # ---------------------------------------------------------------- building blocks
+
 
 def _next_values(ro: _Rollout) -> np.ndarray:
     nxt = np.empty_like(ro.v)
@@ -152,8 +175,9 @@ def next_values(v_t, *, v_T, terminated_t, truncated_t, v_final_t=None) -> np.nd
 
     Shapes: ``v_t``, flags, ``v_final_t`` ``(T, N)``; ``v_T`` ``(N,)``; result ``(T, N)``.
     """
-    ro = _check_rollout(np.zeros_like(np.asarray(v_t)), v_t, v_T, terminated_t, truncated_t,
-                        v_final_t)
+    ro = _check_rollout(
+        np.zeros_like(np.asarray(v_t)), v_t, v_T, terminated_t, truncated_t, v_final_t
+    )
     return _next_values(ro)
 
 
@@ -188,16 +212,18 @@ def discounted_returns(r_t, *, v_T, terminated_t, truncated_t, gamma, v_final_t=
     that terminates inside the rollout this is the Monte-Carlo return of notes section 1.
     Shapes: ``r_t`` and flags ``(T, N)``, ``v_T`` ``(N,)``; result ``(T, N)``.
     """
-    ro = _check_rollout(r_t, np.zeros_like(np.asarray(r_t)), v_T, terminated_t, truncated_t,
-                        v_final_t)
+    ro = _check_rollout(
+        r_t, np.zeros_like(np.asarray(r_t)), v_T, terminated_t, truncated_t, v_final_t
+    )
     gamma = _coefficient("gamma", gamma, ro.r.shape[1])
     # with v = 0 the TD residual is r_t + gamma * (bootstrap or 0) and G solves G = delta + gamma c G
     delta = _deltas(ro, gamma)
     return _discounted_sum(delta, _continues(ro), gamma)
 
 
-def k_step_advantages(r_t, v_t, *, k: int, v_T, terminated_t, truncated_t, gamma,
-                      v_final_t=None) -> np.ndarray:
+def k_step_advantages(
+    r_t, v_t, *, k: int, v_T, terminated_t, truncated_t, gamma, v_final_t=None
+) -> np.ndarray:
     r"""The k-step advantage estimate :math:`\hat A^{(k)}_t` (notes section 7), shape ``(T, N)``.
 
     .. math::
@@ -221,7 +247,7 @@ def k_step_advantages(r_t, v_t, *, k: int, v_T, terminated_t, truncated_t, gamma
     for l in range(min(k, T)):
         rows = slice(0, T - l)
         a = alive[rows]
-        acc[rows] += np.where(a, gamma ** l * ro.r[l:], 0.0).astype(acc.dtype)
+        acc[rows] += np.where(a, gamma**l * ro.r[l:], 0.0).astype(acc.dtype)
         last = a & ((l == k - 1) | ~cont[l:])  # step t + l is where the k-step sum stops
         acc[rows] += np.where(last, gamma ** (l + 1) * nxt[l:], 0.0).astype(acc.dtype)
         alive[rows] = a & cont[l:] & (l < k - 1)
@@ -230,8 +256,10 @@ def k_step_advantages(r_t, v_t, *, k: int, v_T, terminated_t, truncated_t, gamma
 
 # ---------------------------------------------------------------- GAE
 
-def gae_reference(r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, lam,
-                  v_final_t=None) -> np.ndarray:
+
+def gae_reference(
+    r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, lam, v_final_t=None
+) -> np.ndarray:
     r"""GAE by the plain backward loop, one environment and one step at a time (the test oracle).
 
     .. math::
@@ -251,11 +279,11 @@ def gae_reference(r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, lam,
         gamma, lam = gamma_n[n], lam_n[n]  # column n's coefficients
         a_next = 0.0  # A_{t+1} of the same episode
         for t in reversed(range(T)):
-            if ro.terminated[t, n]:      # episode over: nothing follows
+            if ro.terminated[t, n]:  # episode over: nothing follows
                 v_next, same_episode = 0.0, False
-            elif ro.truncated[t, n]:     # cut by a time limit: bootstrap from the final obs
+            elif ro.truncated[t, n]:  # cut by a time limit: bootstrap from the final obs
                 v_next, same_episode = ro.v_final[t, n], False
-            elif t == T - 1:             # rollout over, episode goes on: bootstrap from s_T
+            elif t == T - 1:  # rollout over, episode goes on: bootstrap from s_T
                 v_next, same_episode = ro.v_T[n], False
             else:
                 v_next, same_episode = ro.v[t + 1, n], True
@@ -301,8 +329,9 @@ def gae(r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, lam, v_final_t=None)
     return _discounted_sum(_deltas(ro, gamma), _continues(ro), gamma * lam)
 
 
-def lambda_returns(r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, lam,
-                   v_final_t=None) -> np.ndarray:
+def lambda_returns(
+    r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, lam, v_final_t=None
+) -> np.ndarray:
     r"""The lambda-return value targets :math:`G^\lambda_t`, by their own recursion, ``(T, N)``.
 
     .. math::
@@ -353,8 +382,9 @@ def linear_scan(x_t, a_t) -> np.ndarray:
     """
     x = np.asarray(x_t)
     if x.ndim != 2 or not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"x_t must be a float array of shape (T, N), got dtype {x.dtype} and "
-                         f"shape {x.shape}")
+        raise ValueError(
+            f"x_t must be a float array of shape (T, N), got dtype {x.dtype} and shape {x.shape}"
+        )
     a = _floats("a_t", a_t, x.shape)
     y = x.copy()
     _scan_inplace(y, a.astype(x.dtype, copy=True))

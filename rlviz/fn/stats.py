@@ -10,8 +10,14 @@ import numpy as np
 
 from rlviz import _validate as validate
 
-__all__ = ["loglog_slope", "z_scores", "sample_mean_se", "sample_variance_se",
-           "angle_and_norm_ratio", "angle_deg"]
+__all__ = [
+    "loglog_slope",
+    "z_scores",
+    "sample_mean_se",
+    "sample_variance_se",
+    "angle_and_norm_ratio",
+    "angle_deg",
+]
 
 
 def loglog_slope(x, y) -> tuple[float, float]:
@@ -59,9 +65,9 @@ def sample_variance_se(x) -> tuple[float, float]:
     if x.size < 2:
         raise ValueError(f"x must have at least 2 samples, got {x.size}")
     c = x - x.mean()
-    var = float(np.mean(c ** 2))
-    m4 = float(np.mean(c ** 4))
-    return var, float(np.sqrt(max(m4 - var ** 2, 0.0) / x.size))
+    var = float(np.mean(c**2))
+    m4 = float(np.mean(c**4))
+    return var, float(np.sqrt(max(m4 - var**2, 0.0) / x.size))
 
 
 def angle_and_norm_ratio(u, v) -> tuple[float, float]:

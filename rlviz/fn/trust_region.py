@@ -21,14 +21,18 @@ All vectors are 1-d ``torch`` tensors (any floating dtype; the book uses float64
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from rlviz import _validate as validate
 
-__all__ = ["conjugate_gradient", "fisher_vector_product", "trpo_step_size",
-           "backtracking_line_search"]
+__all__ = [
+    "conjugate_gradient",
+    "fisher_vector_product",
+    "trpo_step_size",
+    "backtracking_line_search",
+]
 
 
 def _vector(name: str, x) -> torch.Tensor:
@@ -43,8 +47,13 @@ def _vector(name: str, x) -> torch.Tensor:
     return x
 
 
-def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, *,
-                       iters: int = 10, tol: float = 1e-10) -> tuple[torch.Tensor, list[float]]:
+def conjugate_gradient(
+    matvec: Callable[[torch.Tensor], torch.Tensor],
+    b: torch.Tensor,
+    *,
+    iters: int = 10,
+    tol: float = 1e-10,
+) -> tuple[torch.Tensor, list[float]]:
     r"""Solve :math:`F x = b` for a symmetric positive-definite :math:`F` given only :math:`v \mapsto F v`.
 
     Conjugate gradient from :math:`x_0 = 0`, :math:`r_0 = p_0 = b`:
@@ -91,12 +100,16 @@ def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.
     for _ in range(iters):
         Fp = matvec(p)
         if not isinstance(Fp, torch.Tensor) or Fp.shape != b.shape:
-            raise ValueError(f"matvec must return a tensor of shape {tuple(b.shape)}, got "
-                             f"{getattr(Fp, 'shape', type(Fp).__name__)}")
+            raise ValueError(
+                f"matvec must return a tensor of shape {tuple(b.shape)}, got "
+                f"{getattr(Fp, 'shape', type(Fp).__name__)}"
+            )
         pFp = torch.dot(p, Fp)
         if not float(pFp) > 0:
-            raise ValueError(f"matvec is not positive definite along the search direction "
-                             f"(p^T F p = {float(pFp):.3g}); add damping or restrict to the range")
+            raise ValueError(
+                f"matvec is not positive definite along the search direction "
+                f"(p^T F p = {float(pFp):.3g}); add damping or restrict to the range"
+            )
         alpha = rr / pFp
         x = x + alpha * p
         r = r - alpha * Fp
@@ -109,12 +122,13 @@ def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.
     return x, residuals
 
 
-def _flat_grad(outputs: torch.Tensor, params: Sequence[torch.Tensor], *,
-               create_graph: bool) -> torch.Tensor:
-    grads = torch.autograd.grad(outputs, list(params), create_graph=create_graph,
-                                allow_unused=True)
-    return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
-                      for g, p in zip(grads, params)])
+def _flat_grad(
+    outputs: torch.Tensor, params: Sequence[torch.Tensor], *, create_graph: bool
+) -> torch.Tensor:
+    grads = torch.autograd.grad(outputs, list(params), create_graph=create_graph, allow_unused=True)
+    return torch.cat(
+        [(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)]
+    )
 
 
 def _params(params) -> list[torch.Tensor]:
@@ -125,14 +139,16 @@ def _params(params) -> list[torch.Tensor]:
         raise ValueError("params must be a non-empty list of tensors requiring grad, got []")
     for i, p in enumerate(params):
         if not isinstance(p, torch.Tensor) or not p.requires_grad:
-            raise ValueError(f"params[{i}] must be a torch.Tensor with requires_grad=True, got "
-                             f"{type(p).__name__}"
-                             + ("" if not isinstance(p, torch.Tensor) else " without grad"))
+            raise ValueError(
+                f"params[{i}] must be a torch.Tensor with requires_grad=True, got "
+                f"{type(p).__name__}" + ("" if not isinstance(p, torch.Tensor) else " without grad")
+            )
     return params
 
 
-def fisher_vector_product(kl_fn: Callable[[], torch.Tensor], params, v: torch.Tensor, *,
-                          damping: float = 0.0) -> torch.Tensor:
+def fisher_vector_product(
+    kl_fn: Callable[[], torch.Tensor], params, v: torch.Tensor, *, damping: float = 0.0
+) -> torch.Tensor:
     r"""The Fisher-vector product :math:`(F + \lambda I) v` by double back-propagation.
 
     With :math:`\bar D(\theta) = \mathbb E_{s}[\mathrm{KL}(\pi_{\text{old}}(\cdot|s) \,\|\,
@@ -164,11 +180,14 @@ def fisher_vector_product(kl_fn: Callable[[], torch.Tensor], params, v: torch.Te
     damping = validate.non_negative("damping", damping)
     n = sum(p.numel() for p in params)
     if v.shape[0] != n:
-        raise ValueError(f"v must have length {n} (the number of parameter entries), got {v.shape[0]}")
+        raise ValueError(
+            f"v must have length {n} (the number of parameter entries), got {v.shape[0]}"
+        )
     kl = kl_fn()
     if not isinstance(kl, torch.Tensor) or kl.numel() != 1:
-        raise ValueError(f"kl_fn() must return a scalar tensor, got "
-                         f"{getattr(kl, 'shape', type(kl).__name__)}")
+        raise ValueError(
+            f"kl_fn() must return a scalar tensor, got {getattr(kl, 'shape', type(kl).__name__)}"
+        )
     g = _flat_grad(kl.reshape(()), params, create_graph=True)
     gv = torch.dot(g, v.detach().to(g.dtype))
     if not gv.requires_grad:  # the KL is locally linear or constant: zero curvature
@@ -196,7 +215,9 @@ def trpo_step_size(g: torch.Tensor, Finv_g: torch.Tensor, delta: float) -> float
     g = _vector("g", g)
     Finv_g = _vector("Finv_g", Finv_g)
     if Finv_g.shape != g.shape:
-        raise ValueError(f"Finv_g must have the shape of g {tuple(g.shape)}, got {tuple(Finv_g.shape)}")
+        raise ValueError(
+            f"Finv_g must have the shape of g {tuple(g.shape)}, got {tuple(Finv_g.shape)}"
+        )
     delta = validate.positive("delta", delta)
     quad = float(torch.dot(g, Finv_g))
     if not quad > 0:
@@ -204,9 +225,16 @@ def trpo_step_size(g: torch.Tensor, Finv_g: torch.Tensor, delta: float) -> float
     return math.sqrt(2.0 * delta / quad)
 
 
-def backtracking_line_search(step: torch.Tensor, objective_fn: Callable, kl_fn: Callable,
-                             delta: float, *, max_backtracks: int = 10, shrink: float = 0.5,
-                             theta_old: torch.Tensor | None = None) -> tuple[float, dict]:
+def backtracking_line_search(
+    step: torch.Tensor,
+    objective_fn: Callable,
+    kl_fn: Callable,
+    delta: float,
+    *,
+    max_backtracks: int = 10,
+    shrink: float = 0.5,
+    theta_old: torch.Tensor | None = None,
+) -> tuple[float, dict]:
     r"""Shrink a proposed step until the exact KL is within :math:`\delta` and the surrogate improves.
 
     Tries :math:`x_j = \theta_{\text{old}} + \text{shrink}^j\, \text{step}` for
@@ -253,15 +281,19 @@ def backtracking_line_search(step: torch.Tensor, objective_fn: Callable, kl_fn: 
     if theta_old is not None:
         theta_old = _vector("theta_old", theta_old)
         if theta_old.shape != step.shape:
-            raise ValueError(f"theta_old must have the shape of step {tuple(step.shape)}, got "
-                             f"{tuple(theta_old.shape)}")
+            raise ValueError(
+                f"theta_old must have the shape of step {tuple(step.shape)}, got "
+                f"{tuple(theta_old.shape)}"
+            )
     for name, fn in (("objective_fn", objective_fn), ("kl_fn", kl_fn)):
         if not callable(fn):
-            raise ValueError(f"{name} must be callable (flat tensor -> float), got {type(fn).__name__}")
+            raise ValueError(
+                f"{name} must be callable (flat tensor -> float), got {type(fn).__name__}"
+            )
     info: dict = {"fractions": [], "kls": [], "improvements": [], "accepted": None}
     with torch.no_grad():
         for j in range(max_backtracks):
-            frac = shrink ** j
+            frac = shrink**j
             x = frac * step if theta_old is None else theta_old + frac * step
             kl = float(kl_fn(x))
             imp = float(objective_fn(x))

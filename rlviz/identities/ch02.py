@@ -4,29 +4,41 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlviz.tabular.examples import (book_grid_policy, random_mdp, random_policy, two_state_chain,
-                        two_state_values_by_hand)
-from rlviz.tabular.mdp import action_values, advantages, bellman_residuals, state_values
+from rlviz.experiments.ch02 import mc_error_curve
 from rlviz.fn.stats import z_scores
+from rlviz.tabular.examples import (
+    book_grid_policy,
+    random_mdp,
+    random_policy,
+    two_state_chain,
+    two_state_values_by_hand,
+)
+from rlviz.tabular.mdp import action_values, advantages, bellman_residuals, state_values
 from rlviz.tabular.trajectories import mc_action_values, mc_state_values
 from rlviz.verify import Measure, identity
-from rlviz.experiments.ch02 import mc_error_curve
 
 
-@identity("ch2.two_state_by_hand", chapter=2, title="V by linear solve = V solved by hand (two-state chain)")
+@identity(
+    "ch2.two_state_by_hand",
+    chapter=2,
+    title="V by linear solve = V solved by hand (two-state chain)",
+)
 def two_state_by_hand() -> Measure:
     errs = []
     for gamma in (0.0, 0.5, 0.9, 0.99):
         for a in (0.0, 0.3, 1.0):
             for b in (0.1, 0.6):
                 pi = np.array([[1 - a, a], [1 - b, b]])
-                errs.append(np.abs(state_values(two_state_chain(gamma), pi)
-                                   - two_state_values_by_hand(gamma, a, b)).max())
+                errs.append(
+                    np.abs(
+                        state_values(two_state_chain(gamma), pi)
+                        - two_state_values_by_hand(gamma, a, b)
+                    ).max()
+                )
     return Measure(float(max(errs)), "24 (gamma, a, b) settings")
 
 
-@identity("ch2.bellman_equations", chapter=2,
-          title="Bellman: V = sum_a pi Q and Q = r + gamma P V")
+@identity("ch2.bellman_equations", chapter=2, title="Bellman: V = sum_a pi Q and Q = r + gamma P V")
 def bellman_equations() -> Measure:
     errs = []
     grid, pi = book_grid_policy()
@@ -52,8 +64,13 @@ def advantage_mean_zero() -> Measure:
     return Measure(float(max(errs)), "gridworld + 20 random MDPs")
 
 
-@identity("ch2.monte_carlo_V", chapter=2, kind="statistical", tol=4.0,
-          title="Monte-Carlo V within 4 standard errors of exact V")
+@identity(
+    "ch2.monte_carlo_V",
+    chapter=2,
+    kind="statistical",
+    tol=4.0,
+    title="Monte-Carlo V within 4 standard errors of exact V",
+)
 def monte_carlo_v() -> Measure:
     grid, pi = book_grid_policy()
     est = mc_state_values(grid, pi, 2000, 200, seed=0)
@@ -61,8 +78,13 @@ def monte_carlo_v() -> Measure:
     return Measure(float(z.max()), f"{grid.n_states} states x 2000 episodes, seed 0")
 
 
-@identity("ch2.monte_carlo_Q", chapter=2, kind="statistical", tol=4.0,
-          title="Monte-Carlo Q within 4 standard errors of exact Q")
+@identity(
+    "ch2.monte_carlo_Q",
+    chapter=2,
+    kind="statistical",
+    tol=4.0,
+    title="Monte-Carlo Q within 4 standard errors of exact Q",
+)
 def monte_carlo_q() -> Measure:
     grid, pi = book_grid_policy()
     est = mc_action_values(grid, pi, 500, 200, seed=1)
@@ -70,9 +92,14 @@ def monte_carlo_q() -> Measure:
     return Measure(float(z.max()), f"{grid.n_states * grid.n_actions} pairs x 500 episodes, seed 1")
 
 
-@identity("ch2.monte_carlo_rate", chapter=2, kind="statistical", tol=0.15,
-          statistic="|fitted slope + 1/2|",
-          title="Monte-Carlo error of V shrinks like N^-1/2 (log-log slope)")
+@identity(
+    "ch2.monte_carlo_rate",
+    chapter=2,
+    kind="statistical",
+    tol=0.15,
+    statistic="|fitted slope + 1/2|",
+    title="Monte-Carlo error of V shrinks like N^-1/2 (log-log slope)",
+)
 def monte_carlo_rate() -> Measure:
     from rlviz.fn.stats import loglog_slope
 

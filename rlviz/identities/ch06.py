@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlviz.tabular.pg_estimators import (advantage_estimate_moments, advantage_estimates, expectation)
+from rlviz.experiments.ch03 import SETTINGS_DETAIL, enumerated_settings
+from rlviz.tabular.pg_estimators import advantage_estimate_moments, advantage_estimates, expectation
 from rlviz.tabular.policy_gradient import finite_horizon_values
 from rlviz.verify import Measure, identity
-from rlviz.experiments.ch03 import SETTINGS_DETAIL, enumerated_settings
 
 
-@identity("ch6.advantage_form", chapter=6,
-          title="E[sum_t gamma^t A_t(s_t,a_t) grad log pi] (enumeration) = autograd grad J_H")
+@identity(
+    "ch6.advantage_form",
+    chapter=6,
+    title="E[sum_t gamma^t A_t(s_t,a_t) grad log pi] (enumeration) = autograd grad J_H",
+)
 def advantage_form() -> Measure:
     errs = []
     for mdp, _, pi, H, tr, g in enumerated_settings():
@@ -25,8 +28,11 @@ def advantage_form() -> Measure:
     return Measure(float(max(errs)), SETTINGS_DETAIL)
 
 
-@identity("ch6.advantage_estimate_unbiased", chapter=6,
-          title="E[G_t - V_t(s_t) | s_t, a_t] = A_t(s_t, a_t) for every t, s, a")
+@identity(
+    "ch6.advantage_estimate_unbiased",
+    chapter=6,
+    title="E[G_t - V_t(s_t) | s_t, a_t] = A_t(s_t, a_t) for every t, s, a",
+)
 def advantage_estimate_unbiased() -> Measure:
     errs, n = [], 0
     for mdp, _, pi, H, tr, _ in enumerated_settings():

@@ -4,40 +4,65 @@ from __future__ import annotations
 
 import numpy as np
 
+from rlviz.experiments.ch08 import (
+    SETTINGS,
+    discounted_td_sum,
+    episode_ends,
+    kstep_mixture,
+    random_rollout,
+)
 from rlviz.fn.returns import gae, k_step_advantages, td_errors
 from rlviz.verify import Measure, identity
-from rlviz.experiments.ch08 import SETTINGS, episode_ends, discounted_td_sum, kstep_mixture, random_rollout
 
 
-@identity("ch8.kstep_telescoping", chapter=8,
-          title="A^(k)_t = sum_{l<k} gamma^l delta_{t+l} (episode ends included)")
+@identity(
+    "ch8.kstep_telescoping",
+    chapter=8,
+    title="A^(k)_t = sum_{l<k} gamma^l delta_{t+l} (episode ends included)",
+)
 def kstep_telescoping() -> Measure:
     errs = []
     for seed, (gamma, _) in enumerate(SETTINGS):
         ro = random_rollout(seed)
-        delta = td_errors(ro["r_t"], ro["v_t"], v_T=ro["v_T"], terminated_t=ro["terminated_t"],
-                          truncated_t=ro["truncated_t"], v_final_t=ro["v_final_t"], gamma=gamma)
+        delta = td_errors(
+            ro["r_t"],
+            ro["v_t"],
+            v_T=ro["v_T"],
+            terminated_t=ro["terminated_t"],
+            truncated_t=ro["truncated_t"],
+            v_final_t=ro["v_final_t"],
+            gamma=gamma,
+        )
         for k in (1, 2, 3, 5, 12):
             lhs = k_step_advantages(**ro, k=k, gamma=gamma)
             errs.append(np.abs(lhs - discounted_td_sum(delta, episode_ends(ro), gamma, k)).max())
     return Measure(float(max(errs)), "4 random rollouts (T=12, N=6), k in {1, 2, 3, 5, 12}")
 
 
-@identity("ch8.gae_closed_form", chapter=8,
-          title="GAE_t = sum_l (gamma lambda)^l delta_{t+l}")
+@identity("ch8.gae_closed_form", chapter=8, title="GAE_t = sum_l (gamma lambda)^l delta_{t+l}")
 def gae_closed_form() -> Measure:
     errs = []
     for seed, (gamma, lam) in enumerate(SETTINGS):
         ro = random_rollout(10 + seed)
-        delta = td_errors(ro["r_t"], ro["v_t"], v_T=ro["v_T"], terminated_t=ro["terminated_t"],
-                          truncated_t=ro["truncated_t"], v_final_t=ro["v_final_t"], gamma=gamma)
+        delta = td_errors(
+            ro["r_t"],
+            ro["v_t"],
+            v_T=ro["v_T"],
+            terminated_t=ro["terminated_t"],
+            truncated_t=ro["truncated_t"],
+            v_final_t=ro["v_final_t"],
+            gamma=gamma,
+        )
         lhs = gae(**ro, gamma=gamma, lam=lam)
         errs.append(np.abs(lhs - discounted_td_sum(delta, episode_ends(ro), gamma * lam)).max())
     return Measure(float(max(errs)), "4 random rollouts, (gamma, lambda) from (0.5, 0) to (1, 1)")
 
 
-@identity("ch8.gae_mixture_tail", chapter=8,
-          title="GAE = (1 - lambda) sum_k lambda^(k-1) A^(k), tail weight on the full return")
+@identity(
+    "ch8.gae_mixture_tail",
+    chapter=8,
+    title="GAE = (1 - lambda) sum_k lambda^(k-1) A^(k), tail weight on the full return",
+)
 def gae_mixture_tail() -> Measure:
     errs = []
     for seed, (gamma, lam) in enumerate(SETTINGS):

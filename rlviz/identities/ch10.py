@@ -11,33 +11,55 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rlviz._threads import torch_threads
+from rlviz.experiments.ch03 import THETA
+from rlviz.experiments.ch10 import (
+    DETAIL,
+    GAMMA,
+    MC_N,
+    autograd_gradient,
+    book_old,
+    gradient_gaps,
+    random_olds,
+    variance_study,
+)
+from rlviz.fn.stats import loglog_slope
 from rlviz.tabular.episodic import corridor
 from rlviz.tabular.examples import random_policy
 from rlviz.tabular.mdp import discounted_state_distribution, objective
 from rlviz.tabular.policy_gradient import DTYPE, exact_gradient, objective_torch, softmax_policy
-from rlviz.fn.stats import loglog_slope
-from rlviz.tabular.surrogate import (importance_weighted_means, kl_rows, line_profile, policy_directions, surrogate_torch)
-from rlviz._threads import torch_threads
+from rlviz.tabular.surrogate import (
+    importance_weighted_means,
+    kl_rows,
+    line_profile,
+    policy_directions,
+    surrogate_torch,
+)
 from rlviz.verify import Measure, identity
-from rlviz.experiments.ch03 import THETA
-from rlviz.experiments.ch10 import DETAIL, GAMMA, MC_N, autograd_gradient, random_olds, book_old, gradient_gaps, variance_study
 
 
-@identity("ch10.importance_sampling", chapter=10,
-          title="E_{a~pi_old}[(pi_new/pi_old) f] = E_{a~pi_new}[f] in every state")
+@identity(
+    "ch10.importance_sampling",
+    chapter=10,
+    title="E_{a~pi_old}[(pi_new/pi_old) f] = E_{a~pi_new}[f] in every state",
+)
 def importance_sampling() -> Measure:
     rng = np.random.default_rng(11)
     errs = []
     for _ in range(50):
         S, A = int(rng.integers(1, 6)), int(rng.integers(2, 6))
-        lhs, rhs = importance_weighted_means(random_policy(rng, S, A), random_policy(rng, S, A),
-                                             rng.normal(size=(S, A)) * 10)
+        lhs, rhs = importance_weighted_means(
+            random_policy(rng, S, A), random_policy(rng, S, A), rng.normal(size=(S, A)) * 10
+        )
         errs.append(np.abs(lhs - rhs).max())
     return Measure(float(max(errs)), "50 random (pi_old, pi_new, f) tables, S <= 5, A <= 5")
 
 
-@identity("ch10.performance_difference", chapter=10,
-          title="J(theta) - J(theta_old) = E_{s~d_theta, a~pi_theta}[A_old(s, a)] / (1 - gamma)")
+@identity(
+    "ch10.performance_difference",
+    chapter=10,
+    title="J(theta) - J(theta_old) = E_{s~d_theta, a~pi_theta}[A_old(s, a)] / (1 - gamma)",
+)
 def performance_difference() -> Measure:
     rng = np.random.default_rng(13)
     errs = []
@@ -50,7 +72,9 @@ def performance_difference() -> Measure:
     return Measure(float(max(errs)), DETAIL + ", 4 random new policies each")
 
 
-@identity("ch10.surrogate_value_at_old", chapter=10, kind="sanity", title="L(theta_old) = J(theta_old)")
+@identity(
+    "ch10.surrogate_value_at_old", chapter=10, kind="sanity", title="L(theta_old) = J(theta_old)"
+)
 def surrogate_value_at_old() -> Measure:
     errs = []
     for old in [book_old()] + random_olds():
@@ -59,32 +83,49 @@ def surrogate_value_at_old() -> Measure:
     return Measure(float(max(errs)), DETAIL)
 
 
-@identity("ch10.surrogate_gradient_at_old", chapter=10,
-          title="grad L(theta_old) = grad J(theta_old) (autograd of both)")
+@identity(
+    "ch10.surrogate_gradient_at_old",
+    chapter=10,
+    title="grad L(theta_old) = grad J(theta_old) (autograd of both)",
+)
 def surrogate_gradient_at_old() -> Measure:
     errs = []
     with torch_threads(1):
         for old in [book_old()] + random_olds():
-            gL = autograd_gradient(lambda th: surrogate_torch(old, th), old.theta)
+            gL = autograd_gradient(lambda th, old=old: surrogate_torch(old, th), old.theta)
             gJ = exact_gradient(old.mdp, old.theta.reshape(old.mdp.n_states, old.mdp.n_actions))
             errs.append(np.abs(gL - gJ).max())
     return Measure(float(max(errs)), DETAIL)
 
 
-@identity("ch10.gradients_part_away", chapter=10, kind="bound", tol=1e-3, at_least=True,
-          statistic="min over 4 directions of ||grad J - grad L|| at step 1",
-          title="away from theta_old the gradients of J and L differ")
+@identity(
+    "ch10.gradients_part_away",
+    chapter=10,
+    kind="bound",
+    tol=1e-3,
+    at_least=True,
+    statistic="min over 4 directions of ||grad J - grad L|| at step 1",
+    title="away from theta_old the gradients of J and L differ",
+)
 def gradients_part_away() -> Measure:
     gaps = gradient_gaps(steps=(1.0,))
     worst = min(float(v["grad_gap"][0]) for v in gaps.values())
     rel = max(float(v["grad_gap"][0]) for v in gaps.values())
-    return Measure(worst, f"corridor; largest gap {rel:.3f}, ||grad J(theta_old)|| = "
-                          f"{np.linalg.norm(exact_gradient(corridor(GAMMA), THETA)):.3f}")
+    return Measure(
+        worst,
+        f"corridor; largest gap {rel:.3f}, ||grad J(theta_old)|| = "
+        f"{np.linalg.norm(exact_gradient(corridor(GAMMA), THETA)):.3f}",
+    )
 
 
-@identity("ch10.second_order_contact", chapter=10, kind="bound", tol=0.05,
-          statistic="max over 4 directions of |slope - 2|",
-          title="J - L = O(t^2): log-log slope of |J - L| against the step t is 2")
+@identity(
+    "ch10.second_order_contact",
+    chapter=10,
+    kind="bound",
+    tol=0.05,
+    statistic="max over 4 directions of |slope - 2|",
+    title="J - L = O(t^2): log-log slope of |J - L| against the step t is 2",
+)
 def second_order_contact() -> Measure:
     old = book_old()
     ts = np.geomspace(1e-3, 1e-2, 5)
@@ -92,13 +133,20 @@ def second_order_contact() -> Measure:
     for u in policy_directions(old, 3).values():
         prof = line_profile(old, u, ts)
         slopes.append(loglog_slope(ts, np.abs(prof["J"] - prof["L"]))[0])
-    return Measure(float(max(abs(s - 2) for s in slopes)),
-                   f"corridor, t in [0.001, 0.01]; slopes {', '.join(f'{s:.3f}' for s in slopes)}")
+    return Measure(
+        float(max(abs(s - 2) for s in slopes)),
+        f"corridor, t in [0.001, 0.01]; slopes {', '.join(f'{s:.3f}' for s in slopes)}",
+    )
 
 
-@identity("ch10.chi2_is_twice_kl", chapter=10, kind="bound", tol=0.1,
-          statistic="max over 4 directions of |slope - 3|",
-          title="chi^2(pi_theta || pi_old) = 2 KL(pi_old || pi_theta) + O(t^3): log-log slope of the gap is 3")
+@identity(
+    "ch10.chi2_is_twice_kl",
+    chapter=10,
+    kind="bound",
+    tol=0.1,
+    statistic="max over 4 directions of |slope - 3|",
+    title="chi^2(pi_theta || pi_old) = 2 KL(pi_old || pi_theta) + O(t^3): log-log slope of the gap is 3",
+)
 def chi2_is_twice_kl() -> Measure:
     old = book_old()
     S, A = old.mdp.n_states, old.mdp.n_actions
@@ -113,20 +161,34 @@ def chi2_is_twice_kl() -> Measure:
             gaps.append(abs(chi2 - 2 * kl))
             ratios.append(chi2 / (2 * kl))
         slopes.append(loglog_slope(ts, gaps)[0])
-    return Measure(float(max(abs(s - 3) for s in slopes)),
-                   f"corridor, d_old-weighted, t in [0.0001, 0.001]; slopes "
-                   f"{', '.join(f'{s:.2f}' for s in slopes)}; chi^2 / 2 KL within "
-                   f"{max(abs(r - 1) for r in ratios):.0e} of 1")
+    return Measure(
+        float(max(abs(s - 3) for s in slopes)),
+        f"corridor, d_old-weighted, t in [0.0001, 0.001]; slopes "
+        f"{', '.join(f'{s:.2f}' for s in slopes)}; chi^2 / 2 KL within "
+        f"{max(abs(r - 1) for r in ratios):.0e} of 1",
+    )
 
 
-@identity("ch10.ratio_estimator_mc", chapter=10, kind="statistical", tol=4.0,
-          title="ratio-weighted old-policy samples: mean = L - J_old, variances = exact formulas")
+@identity(
+    "ch10.ratio_estimator_mc",
+    chapter=10,
+    kind="statistical",
+    tol=4.0,
+    title="ratio-weighted old-policy samples: mean = L - J_old, variances = exact formulas",
+)
 def ratio_estimator_mc() -> Measure:
     v = variance_study()
-    z = np.concatenate([
-        np.abs(v["mc_mean_x"] - v["mean_x"]) / v["se_mean_x"],
-        (np.abs(v["mc_var_x"] - v["var_x"]) / v["se_var_x"]),
-        (np.abs(v["mc_var_rho"] - v["var_rho"]) / np.where(v["se_var_rho"] > 0, v["se_var_rho"], 1.0)),
-    ])
-    return Measure(float(z.max()), f"corridor, {len(v['t'])} steps along the gradient, "
-                                   f"{MC_N} samples each, seed 12")
+    z = np.concatenate(
+        [
+            np.abs(v["mc_mean_x"] - v["mean_x"]) / v["se_mean_x"],
+            (np.abs(v["mc_var_x"] - v["var_x"]) / v["se_var_x"]),
+            (
+                np.abs(v["mc_var_rho"] - v["var_rho"])
+                / np.where(v["se_var_rho"] > 0, v["se_var_rho"], 1.0)
+            ),
+        ]
+    )
+    return Measure(
+        float(z.max()),
+        f"corridor, {len(v['t'])} steps along the gradient, {MC_N} samples each, seed 12",
+    )

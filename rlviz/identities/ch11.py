@@ -10,26 +10,44 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rlviz.tabular.policy_gradient import DTYPE
-from rlviz.tabular.surrogate import (fisher_matrix, kl_hessian, tabular_natural_gradient)
+from rlviz._threads import torch_threads
+from rlviz.experiments.ch10 import DETAIL
+from rlviz.experiments.ch11 import (
+    BOUND_STEPS,
+    DELTAS,
+    TRPO_ITERS,
+    bound_profiles,
+    cg_report,
+    constant_report,
+    fvp_operator,
+    settings,
+    surrogate_grad,
+    trpo_runs,
+    trust_region_steps,
+)
 from rlviz.fn.ppo_loss import categorical_kl
 from rlviz.fn.trust_region import trpo_step_size
-from rlviz._threads import torch_threads
+from rlviz.tabular.policy_gradient import DTYPE
+from rlviz.tabular.surrogate import fisher_matrix, kl_hessian, tabular_natural_gradient
 from rlviz.verify import Measure, identity
-from rlviz.experiments.ch10 import DETAIL
-from rlviz.experiments.ch11 import constant_report, BOUND_STEPS, DELTAS, TRPO_ITERS, settings, bound_profiles, cg_report, fvp_operator, surrogate_grad, trpo_runs, trust_region_steps
 
 
-@identity("ch11.fisher_is_kl_hessian", chapter=11,
-          title="E_{d_old, pi_old}[grad log pi grad log pi^T] = Hessian of the mean KL at theta_old")
+@identity(
+    "ch11.fisher_is_kl_hessian",
+    chapter=11,
+    title="E_{d_old, pi_old}[grad log pi grad log pi^T] = Hessian of the mean KL at theta_old",
+)
 def fisher_is_kl_hessian() -> Measure:
     with torch_threads(1):
         errs = [np.abs(fisher_matrix(o) - kl_hessian(o)).max() for o in settings()]
     return Measure(float(max(errs)), DETAIL)
 
 
-@identity("ch11.reverse_kl_hessian_is_fisher", chapter=11,
-          title="the reverse KL, E_{d_old}[KL(pi_theta || pi_old)], has the same Hessian F at theta_old")
+@identity(
+    "ch11.reverse_kl_hessian_is_fisher",
+    chapter=11,
+    title="the reverse KL, E_{d_old}[KL(pi_theta || pi_old)], has the same Hessian F at theta_old",
+)
 def reverse_kl_hessian_is_fisher() -> Measure:
     errs = []
     with torch_threads(1):
@@ -47,8 +65,11 @@ def reverse_kl_hessian_is_fisher() -> Measure:
     return Measure(float(max(errs)), DETAIL)
 
 
-@identity("ch11.fvp_matches_fisher", chapter=11,
-          title="Fisher-vector product by double backprop = F v (every basis vector)")
+@identity(
+    "ch11.fvp_matches_fisher",
+    chapter=11,
+    title="Fisher-vector product by double backprop = F v (every basis vector)",
+)
 def fvp_matches_fisher() -> Measure:
     errs = []
     with torch_threads(1):
@@ -60,9 +81,12 @@ def fvp_matches_fisher() -> Measure:
     return Measure(float(max(errs)), DETAIL)
 
 
-@identity("ch11.cg_solves_fisher_system", chapter=11,
-          statistic="max of ||g - F x_cg|| and ||x_cg - pinv(F) g||",
-          title="CG with Fisher-vector products (no damping) solves F x = g: the min-norm solution")
+@identity(
+    "ch11.cg_solves_fisher_system",
+    chapter=11,
+    statistic="max of ||g - F x_cg|| and ||x_cg - pinv(F) g||",
+    title="CG with Fisher-vector products (no damping) solves F x = g: the min-norm solution",
+)
 def cg_solves_fisher_system() -> Measure:
     errs, iters = [], []
     for o in settings():
@@ -72,18 +96,26 @@ def cg_solves_fisher_system() -> Measure:
     return Measure(float(max(errs)), DETAIL + f"; CG iterations used: {min(iters)} to {max(iters)}")
 
 
-@identity("ch11.natural_gradient_is_advantage", chapter=11,
-          title="tabular softmax: pinv(F) grad J = (A_old - mean_a A_old) / (1 - gamma) (Kakade 2002)")
+@identity(
+    "ch11.natural_gradient_is_advantage",
+    chapter=11,
+    title="tabular softmax: pinv(F) grad J = (A_old - mean_a A_old) / (1 - gamma) (Kakade 2002)",
+)
 def natural_gradient_is_advantage() -> Measure:
     errs = []
     for o in settings():
         g = surrogate_grad(o).numpy()
-        errs.append(np.abs(np.linalg.pinv(fisher_matrix(o)) @ g - tabular_natural_gradient(o)).max())
+        errs.append(
+            np.abs(np.linalg.pinv(fisher_matrix(o)) @ g - tabular_natural_gradient(o)).max()
+        )
     return Measure(float(max(errs)), DETAIL)
 
 
-@identity("ch11.quadratic_kl_on_boundary", chapter=11,
-          title="the full step beta x, beta = sqrt(2 delta / g^T x), has 1/2 s^T F s = delta")
+@identity(
+    "ch11.quadratic_kl_on_boundary",
+    chapter=11,
+    title="the full step beta x, beta = sqrt(2 delta / g^T x), has 1/2 s^T F s = delta",
+)
 def quadratic_kl_on_boundary() -> Measure:
     errs = []
     for o in settings():
@@ -94,50 +126,81 @@ def quadratic_kl_on_boundary() -> Measure:
     return Measure(float(max(errs)), DETAIL + f"; delta in {DELTAS}")
 
 
-@identity("ch11.step_kl_within_delta", chapter=11, kind="bound", tol=1.0,
-          statistic="max over settings and delta of KL(accepted step) / delta",
-          title="after the line search the exact mean KL of the step is at most delta")
+@identity(
+    "ch11.step_kl_within_delta",
+    chapter=11,
+    kind="bound",
+    tol=1.0,
+    statistic="max over settings and delta of KL(accepted step) / delta",
+    title="after the line search the exact mean KL of the step is at most delta",
+)
 def step_kl_within_delta() -> Measure:
     with torch_threads(1):
         rows = trust_region_steps()
     worst = max(r["kl"] / r["delta"] for r in rows)
     shrunk = sum(r["fraction"] < 1 for r in rows)
     accepted = sum(r["fraction"] > 0 for r in rows)
-    return Measure(float(worst), f"{len(rows)} steps ({DETAIL}; delta in {DELTAS}); "
-                                 f"{accepted} accepted, {shrunk} needed backtracking")
+    return Measure(
+        float(worst),
+        f"{len(rows)} steps ({DETAIL}; delta in {DELTAS}); "
+        f"{accepted} accepted, {shrunk} needed backtracking",
+    )
 
 
-@identity("ch11.schulman_lower_bound", chapter=11,
-          statistic="max over steps and directions of max(0, (L - C KL_max) - J)",
-          title="Schulman et al. (2015): J(theta) >= L(theta) - C KL_max(theta_old, theta)")
+@identity(
+    "ch11.schulman_lower_bound",
+    chapter=11,
+    statistic="max over steps and directions of max(0, (L - C KL_max) - J)",
+    title="Schulman et al. (2015): J(theta) >= L(theta) - C KL_max(theta_old, theta)",
+)
 def schulman_lower_bound() -> Measure:
     violation = []
     for i, o in enumerate(settings()):
-        profs = bound_profiles(o, n_random=3 if i == 0 else 2,
-                               steps=np.linspace(-2.0, 2.0, 21) if i else BOUND_STEPS)
+        profs = bound_profiles(
+            o, n_random=3 if i == 0 else 2, steps=np.linspace(-2.0, 2.0, 21) if i else BOUND_STEPS
+        )
         for p in profs.values():
             violation.append(max(0.0, float(-(p["J"] - p["bound"]).min())))
     ratios = [r["ratio"] for r in constant_report()]
-    return Measure(float(max(violation)), DETAIL + f"; 3-4 directions each, 21-25 steps; a constant "
-                   f"{float(f'{1 / max(ratios):.2g}'):.0f} to {float(f'{1 / min(ratios):.2g}'):.0f} times smaller than C also holds here")
+    smaller = [float(f"{1 / x:.2g}") for x in (max(ratios), min(ratios))]  # 2 significant digits
+    return Measure(
+        float(max(violation)),
+        DETAIL + f"; 3-4 directions each, 21-25 steps; a constant {smaller[0]:.0f} to "
+        f"{smaller[1]:.0f} times smaller than C also holds here",
+    )
 
 
-@identity("ch11.kl_penalty_needed", chapter=11, kind="bound", tol=0.0,
-          statistic="settings where L <= J at every step (C = 0 would do)",
-          title="the KL penalty is needed: without it (C = 0) L exceeds J somewhere in every setting")
+@identity(
+    "ch11.kl_penalty_needed",
+    chapter=11,
+    kind="bound",
+    tol=0.0,
+    statistic="settings where L <= J at every step (C = 0 would do)",
+    title="the KL penalty is needed: without it (C = 0) L exceeds J somewhere in every setting",
+)
 def kl_penalty_needed() -> Measure:
     rows = constant_report()
     shown = ", ".join(f"{r['setting']} {r['ratio']:.1e}" for r in rows)
-    return Measure(float(sum(r["C_min"] <= 0 for r in rows)),
-                   f"smallest C the data supports / the theorem's C: {shown}")
+    return Measure(
+        float(sum(r["C_min"] <= 0 for r in rows)),
+        f"smallest C the data supports / the theorem's C: {shown}",
+    )
 
 
-@identity("ch11.trpo_monotone", chapter=11, kind="bound", tol=0.0,
-          statistic="steps where J fell by more than 1e-12",
-          title="tabular TRPO (exact gradient, CG, line search): J never decreases")
+@identity(
+    "ch11.trpo_monotone",
+    chapter=11,
+    kind="bound",
+    tol=0.0,
+    statistic="steps where J fell by more than 1e-12",
+    title="tabular TRPO (exact gradient, CG, line search): J never decreases",
+)
 def trpo_monotone() -> Measure:
     runs = trpo_runs()
     falls = sum(int((np.diff(h["J"]) < -1e-12).sum()) for h in runs.values())
     worst = max(float((h["kl"] / d).max()) for d, h in runs.items())
-    return Measure(float(falls), f"corridor, {TRPO_ITERS} iterations for each delta in {DELTAS}; "
-                                 f"max KL/delta per step {worst:.3f}")
+    return Measure(
+        float(falls),
+        f"corridor, {TRPO_ITERS} iterations for each delta in {DELTAS}; "
+        f"max KL/delta per step {worst:.3f}",
+    )

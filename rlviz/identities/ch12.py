@@ -15,23 +15,32 @@ def random_samples(seed: int = 0, n: int = 2000):
     """Ratios spread over (0, 3) (some exactly at 1 +/- eps) and signed advantages, float64."""
     rng = np.random.default_rng(seed)
     ratio = np.exp(rng.normal(0, 0.5, n))
-    ratio[:len(EPSILONS)] = [1 + e for e in EPSILONS]
+    ratio[: len(EPSILONS)] = [1 + e for e in EPSILONS]
     adv = rng.normal(size=n)
     adv[::7] = 0.0
     return torch.tensor(ratio), torch.tensor(adv)
 
 
-@identity("ch12.clip_lower_bound", chapter=12, title="L_CLIP <= L_PG, sample by sample",
-          statistic="max(0, l_CLIP - l_PG)")
+@identity(
+    "ch12.clip_lower_bound",
+    chapter=12,
+    title="L_CLIP <= L_PG, sample by sample",
+    statistic="max(0, l_CLIP - l_PG)",
+)
 def clip_lower_bound() -> Measure:
     ratio, adv = random_samples(0)
-    worst = max(float((clipped_surrogate(ratio, adv, e) - policy_gradient_surrogate(ratio, adv)).max())
-                for e in EPSILONS)
+    worst = max(
+        float((clipped_surrogate(ratio, adv, e) - policy_gradient_surrogate(ratio, adv)).max())
+        for e in EPSILONS
+    )
     return Measure(max(worst, 0.0), "2000 samples x 5 epsilons; value = max(0, max(l_CLIP - l_PG))")
 
 
-@identity("ch12.clip_equal_inside", chapter=12,
-          title="L_CLIP = L_PG where |r - 1| <= epsilon (and hence at theta_old)")
+@identity(
+    "ch12.clip_equal_inside",
+    chapter=12,
+    title="L_CLIP = L_PG where |r - 1| <= epsilon (and hence at theta_old)",
+)
 def clip_equal_inside() -> Measure:
     ratio, adv = random_samples(1)
     errs = []
@@ -41,8 +50,11 @@ def clip_equal_inside() -> Measure:
     return Measure(max(errs), "2000 samples x 5 epsilons")
 
 
-@identity("ch12.clip_piecewise", chapter=12,
-          title="min(rA, clip(r)A) = min(r, 1+eps)A for A >= 0, max(r, 1-eps)A for A < 0")
+@identity(
+    "ch12.clip_piecewise",
+    chapter=12,
+    title="min(rA, clip(r)A) = min(r, 1+eps)A for A >= 0, max(r, 1-eps)A for A < 0",
+)
 def clip_piecewise() -> Measure:
     ratio, adv = random_samples(2)
     r, a = ratio.numpy(), adv.numpy()
@@ -54,8 +66,11 @@ def clip_piecewise() -> Measure:
     return Measure(float(max(errs)), "2000 samples x 5 epsilons")
 
 
-@identity("ch12.clip_zero_gradient", chapter=12,
-          title="autograd: zero gradient where the ratio is clipped in the improving direction")
+@identity(
+    "ch12.clip_zero_gradient",
+    chapter=12,
+    title="autograd: zero gradient where the ratio is clipped in the improving direction",
+)
 def clip_zero_gradient() -> Measure:
     ratio, adv = random_samples(3)
     errs, counted = [], 0
@@ -67,11 +82,16 @@ def clip_zero_gradient() -> Measure:
         expected = torch.where(clipped, torch.zeros_like(adv), adv)
         errs.append(float((g - expected).abs().max()))
         counted += int(clipped.sum())
-    return Measure(max(errs), f"{counted} clipped samples over 5 epsilons; elsewhere the gradient is A")
+    return Measure(
+        max(errs), f"{counted} clipped samples over 5 epsilons; elsewhere the gradient is A"
+    )
 
 
-@identity("ch12.clip_gradient_at_old", chapter=12,
-          title="at theta = theta_old, grad L_CLIP = grad L_PG (softmax policy, autograd)")
+@identity(
+    "ch12.clip_gradient_at_old",
+    chapter=12,
+    title="at theta = theta_old, grad L_CLIP = grad L_PG (softmax policy, autograd)",
+)
 def clip_gradient_at_old() -> Measure:
     rng = np.random.default_rng(4)
     S, A, n = 5, 3, 400

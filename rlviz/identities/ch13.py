@@ -21,7 +21,9 @@ def _batch(seed: int = 0, B: int = 64):
 def _agent(seed: int = 0) -> ActorCritic:
     agent = ActorCritic.init([seed], 16)
     with torch.no_grad():  # move away from the initialisation so the ratios differ from 1
-        agent.flat.add_(0.3 * torch.randn(agent.flat.shape, generator=torch.Generator().manual_seed(seed)))
+        agent.flat.add_(
+            0.3 * torch.randn(agent.flat.shape, generator=torch.Generator().manual_seed(seed))
+        )
     return ActorCritic(agent.flat.double(), 16)
 
 
@@ -29,12 +31,17 @@ def _full_loss_grads(agent, obs, act, adv, target, c1: float, c2: float):
     logits, v = agent(obs)
     logp = torch.log_softmax(logits, -1).gather(-1, act)[..., 0]
     ratio = torch.exp(logp - logp.detach() + 0.1 * torch.tanh(adv))  # ratios spread around 1
-    L = (clipped_surrogate(ratio, adv, 0.2) - c1 * value_loss(v, target) + c2 * entropy(logits)).mean()
+    L = (
+        clipped_surrogate(ratio, adv, 0.2) - c1 * value_loss(v, target) + c2 * entropy(logits)
+    ).mean()
     return torch.autograd.grad(L, agent.params)
 
 
-@identity("ch13.c1_moves_only_the_critic", chapter=13,
-          title="separate actor and critic: grad of L in the actor's weights does not depend on c1")
+@identity(
+    "ch13.c1_moves_only_the_critic",
+    chapter=13,
+    title="separate actor and critic: grad of L in the actor's weights does not depend on c1",
+)
 def c1_moves_only_the_critic() -> Measure:
     errs = []
     for seed in range(3):
@@ -46,8 +53,11 @@ def c1_moves_only_the_critic() -> Measure:
     return Measure(max(errs), "3 random actor-critics (width 16), c1 = 0.5 vs 5")
 
 
-@identity("ch13.value_clip_inside", chapter=13,
-          title="value clipping changes nothing where |V - V_old| <= clip, and never lowers the loss")
+@identity(
+    "ch13.value_clip_inside",
+    chapter=13,
+    title="value clipping changes nothing where |V - V_old| <= clip, and never lowers the loss",
+)
 def value_clip_inside() -> Measure:
     g = torch.Generator().manual_seed(3)
     v_old = torch.randn(5000, generator=g, dtype=torch.float64)

@@ -28,8 +28,9 @@ def clean_notebook(nb: dict) -> dict:
     consecutive prints to the same stream are merged into one output (:func:`coalesce_streams`).
     """
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
-        raise ValueError("clean_notebook expects a notebook dict with a 'cells' list, "
-                         f"got {type(nb).__name__}")
+        raise ValueError(
+            f"clean_notebook expects a notebook dict with a 'cells' list, got {type(nb).__name__}"
+        )
     for cell in nb["cells"]:
         cell.get("metadata", {}).pop("execution", None)
         if cell.get("cell_type") != "code":
@@ -52,8 +53,12 @@ def coalesce_streams(outputs: list) -> list:
     merged: list = []
     for out in outputs:
         prev = merged[-1] if merged else None
-        if (prev is not None and out.get("output_type") == "stream"
-                and prev.get("output_type") == "stream" and prev.get("name") == out.get("name")):
+        if (
+            prev is not None
+            and out.get("output_type") == "stream"
+            and prev.get("output_type") == "stream"
+            and prev.get("name") == out.get("name")
+        ):
             prev["text"] = _joined(prev.get("text", "")) + _joined(out.get("text", ""))
         else:
             merged.append(out)

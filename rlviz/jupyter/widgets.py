@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import html
 import inspect
-from collections import deque
 import math
 import threading
 import time
 import traceback
+from collections import deque
 
 import ipywidgets as w
 
@@ -46,6 +46,7 @@ def _label(values: dict) -> str:
         if isinstance(v, float) and math.isfinite(v):
             return f"{round(v, 6):g}"
         return str(v)
+
     return ", ".join(f"{k}={fmt(v)}" for k, v in values.items())
 
 
@@ -59,14 +60,17 @@ class Explorer(w.VBox):
             raise ValueError("explorer needs at least one control, e.g. gamma=FloatSlider(...)")
         for name, s in sliders.items():
             if not isinstance(s, w.ValueWidget):
-                raise ValueError(f"control {name!r} must be an ipywidgets value widget "
-                                 f"(FloatSlider, IntSlider, Dropdown, ...), got {type(s).__name__}")
+                raise ValueError(
+                    f"control {name!r} must be an ipywidgets value widget "
+                    f"(FloatSlider, IntSlider, Dropdown, ...), got {type(s).__name__}"
+                )
         params = inspect.signature(draw).parameters
         takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
         missing = [n for n in sliders if n not in params and not takes_kwargs]
         if missing:
-            raise ValueError(f"draw has no parameter named {missing}; its parameters are "
-                             f"{list(params)}")
+            raise ValueError(
+                f"draw has no parameter named {missing}; its parameters are {list(params)}"
+            )
         self.draw, self.controls = draw, dict(sliders)
         for s in self.controls.values():  # show every digit of the step (0.981, not 0.98)
             if isinstance(s, w.FloatSlider) and s.readout_format == ".2f":
@@ -75,17 +79,19 @@ class Explorer(w.VBox):
                 s.readout_format = f".{max(2, decimals)}f"
         self.takes_progress = "progress" in params
         self.status = w.HTML().add_class("rlviz-status")
-        self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0,
-                                   layout=w.Layout(width="160px", visibility="hidden"))
+        self.bar = w.FloatProgress(
+            value=0.0, min=0.0, max=1.0, layout=w.Layout(width="160px", visibility="hidden")
+        )
         self.out = w.Output().add_class("rlviz-output")
         # one row per finished draw (values, seconds, outcome), the last 200
         self.history: deque[dict] = deque(maxlen=200)
         self._lock = threading.Lock()
-        self._latest = 0          # number of the newest request
-        self._pending = None      # (number, values) not yet started
+        self._latest = 0  # number of the newest request
+        self._pending = None  # (number, values) not yet started
         self._worker: threading.Thread | None = None
-        super().__init__([w.HBox(list(self.controls.values())),
-                          w.HBox([self.status, self.bar]), self.out])
+        super().__init__(
+            [w.HBox(list(self.controls.values())), w.HBox([self.status, self.bar]), self.out]
+        )
         self.add_class("rlviz-explorer")
         self._run(0, self.values())  # the first figure: in the cell, synchronously
         if self.history and self.history[-1]["seconds"] > SLOW_SECONDS:
@@ -104,8 +110,9 @@ class Explorer(w.VBox):
             self._latest += 1
             self._pending = (self._latest, self.values())
             if self._worker is None:
-                self._worker = threading.Thread(target=self._work, daemon=True,
-                                                name="rlviz-explorer")
+                self._worker = threading.Thread(
+                    target=self._work, daemon=True, name="rlviz-explorer"
+                )
                 self._worker.start()
 
     def _work(self) -> None:
@@ -149,17 +156,23 @@ class Explorer(w.VBox):
         try:
             bundle = mime_bundle(self.draw(**kwargs))
         except Superseded:
-            self.history.append({"values": values, "seconds": time.perf_counter() - t0,
-                                 "outcome": "superseded"})
+            self.history.append(
+                {"values": values, "seconds": time.perf_counter() - t0, "outcome": "superseded"}
+            )
             return
         except Exception as exc:  # shown to the reader, not swallowed
             seconds = time.perf_counter() - t0
             self.history.append({"values": values, "seconds": seconds, "outcome": "error"})
             if self._stale(number):
                 return
-            self.out.outputs = ({"output_type": "error", "ename": type(exc).__name__,
-                                 "evalue": str(exc),
-                                 "traceback": traceback.format_exception(exc)},)
+            self.out.outputs = (
+                {
+                    "output_type": "error",
+                    "ename": type(exc).__name__,
+                    "evalue": str(exc),
+                    "traceback": traceback.format_exception(exc),
+                },
+            )
             message = html.escape(f"{label} · error: {type(exc).__name__}: {exc}")
             self.status.value = f'<span style="color:#b00020">{message}</span>'
             self.bar.layout.visibility = "hidden"

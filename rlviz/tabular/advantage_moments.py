@@ -28,8 +28,16 @@ from rlviz.fn.returns import gae, k_step_advantages
 from rlviz.tabular.mdp import TabularMDP, advantages, check_policy, state_visitation
 from rlviz.tabular.trajectories import enumerate_trajectories
 
-__all__ = ["Moments", "value_error", "kstep_moments", "gae_moments", "pair_weights",
-           "summarise", "kstep_moments_by_enumeration", "gae_moments_by_enumeration"]
+__all__ = [
+    "Moments",
+    "value_error",
+    "kstep_moments",
+    "gae_moments",
+    "pair_weights",
+    "summarise",
+    "kstep_moments_by_enumeration",
+    "gae_moments_by_enumeration",
+]
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,8 @@ class Moments:
 
 
 def value_error(mdp: TabularMDP, scale: float, seed: int = 0) -> np.ndarray:
-    r"""A fixed error direction :math:`e = \text{scale} \cdot z`, :math:`z \sim N(0, I)` seeded, 0 on terminal states."""
+    r"""A fixed error direction :math:`e = \text{scale} \cdot z`, :math:`z \sim N(0, I)` seeded, 0
+    on terminal states."""
     scale = float(scale)
     if not np.isfinite(scale) or scale < 0:
         raise ValueError(f"scale must be a finite number >= 0, got {scale!r}")
@@ -53,8 +62,9 @@ def value_error(mdp: TabularMDP, scale: float, seed: int = 0) -> np.ndarray:
 def _check_v_hat(mdp: TabularMDP, v_hat) -> np.ndarray:
     v_hat = validate.array("v_hat", v_hat, shape=(mdp.n_states,))
     if np.any(v_hat[mdp.terminal] != 0):
-        raise ValueError(f"v_hat must be 0 on terminal states (their value is known), got "
-                         f"{v_hat[mdp.terminal]}")
+        raise ValueError(
+            f"v_hat must be 0 on terminal states (their value is known), got {v_hat[mdp.terminal]}"
+        )
     return v_hat
 
 
@@ -76,14 +86,14 @@ def kstep_moments(mdp: TabularMDP, pi, v_hat, k: int) -> Moments:
     v_hat = _check_v_hat(mdp, v_hat)
     k = validate.positive("k", k, integer=True)
     g, P, r = mdp.gamma, mdp.P, mdp.r
-    f, sq = v_hat, v_hat ** 2
+    f, sq = v_hat, v_hat**2
     for _ in range(k):
         Pf, Pg = P @ f, P @ sq
         F = r + g * Pf
-        G = r ** 2 + 2 * g * r * Pf + g ** 2 * Pg
+        G = r**2 + 2 * g * r * Pf + g**2 * Pg
         f, sq = (pi * F).sum(1), (pi * G).sum(1)
     mean = F - v_hat[:, None]
-    var = np.maximum(G - F ** 2, 0.0)
+    var = np.maximum(G - F**2, 0.0)
     return Moments(mean, var, mean - advantages(mdp, pi))
 
 
@@ -118,12 +128,12 @@ def gae_moments(mdp: TabularMDP, pi, v_hat, lam: float) -> Moments:
     m = np.zeros(S * A)
     m[rows] = np.linalg.solve(M, u_bar[rows])
     m_state = (pi * m.reshape(S, A)).sum(1) * live
-    c = (mdp.P * (u ** 2 + 2 * kappa * u * m_state[None, None, :])).sum(-1).reshape(-1)
+    c = (mdp.P * (u**2 + 2 * kappa * u * m_state[None, None, :])).sum(-1).reshape(-1)
     M2 = np.zeros(S * A)
-    M2[rows] = np.linalg.solve(np.eye(int(rows.sum())) - kappa ** 2 * Kl, c[rows])
+    M2[rows] = np.linalg.solve(np.eye(int(rows.sum())) - kappa**2 * Kl, c[rows])
     m, M2 = m.reshape(S, A), M2.reshape(S, A)
     mean = np.where(live[:, None], m - v_hat[:, None], 0.0)
-    var = np.where(live[:, None], np.maximum(M2 - m ** 2, 0.0), 0.0)
+    var = np.where(live[:, None], np.maximum(M2 - m**2, 0.0), 0.0)
     return Moments(mean, var, mean - advantages(mdp, pi))
 
 
@@ -136,7 +146,7 @@ def pair_weights(mdp: TabularMDP, pi) -> np.ndarray:
 
 def summarise(mom: Moments, w: np.ndarray) -> dict:
     """Weighted squared bias, variance and their sum (the mean squared error) over pairs."""
-    bias2 = float((w * mom.bias ** 2).sum())
+    bias2 = float((w * mom.bias**2).sum())
     var = float((w * mom.var).sum())
     return {"bias2": bias2, "var": var, "mse": bias2 + var}
 
@@ -147,7 +157,9 @@ def _one_hot_start(mdp: TabularMDP, s: int) -> TabularMDP:
     return TabularMDP(mdp.P, mdp.r, rho0, mdp.gamma, mdp.terminal, name=f"{mdp.name} from {s}")
 
 
-def _moments_by_enumeration(mdp, pi, v_hat, horizon, estimate, states=None) -> tuple[np.ndarray, np.ndarray]:
+def _moments_by_enumeration(
+    mdp, pi, v_hat, horizon, estimate, states=None
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of ``estimate(traj)`` (a (M,) array at t = 0) given (s0, a0), by enumeration.
 
     Rows of states not in ``states`` (default: every non-terminal state) are NaN.
@@ -156,7 +168,7 @@ def _moments_by_enumeration(mdp, pi, v_hat, horizon, estimate, states=None) -> t
     S, A = mdp.n_states, mdp.n_actions
     mean, var = np.full((S, A), np.nan), np.full((S, A), np.nan)
     mean[mdp.terminal] = var[mdp.terminal] = 0.0
-    for s in (np.flatnonzero(~mdp.terminal) if states is None else states):
+    for s in np.flatnonzero(~mdp.terminal) if states is None else states:
         tr = enumerate_trajectories(_one_hot_start(mdp, s), pi, horizon)
         x = estimate(tr)
         for a in range(A):
@@ -175,20 +187,24 @@ def _time_major(tr, v_hat, terminal):
     return r, v, v_hat[tr.states[:, -1]], terminated, np.zeros_like(terminated)
 
 
-def kstep_moments_by_enumeration(mdp: TabularMDP, pi, v_hat, k: int) -> tuple[np.ndarray, np.ndarray]:
+def kstep_moments_by_enumeration(
+    mdp: TabularMDP, pi, v_hat, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of :func:`rlviz.fn.returns.k_step_advantages` at t = 0 over every k-step trajectory."""
     v_hat = _check_v_hat(mdp, v_hat)
 
     def estimate(tr):
         r, v, v_T, term, trunc = _time_major(tr, v_hat, mdp.terminal)
-        return k_step_advantages(r, v, k=k, v_T=v_T, terminated_t=term, truncated_t=trunc,
-                                 gamma=mdp.gamma)[0]
+        return k_step_advantages(
+            r, v, k=k, v_T=v_T, terminated_t=term, truncated_t=trunc, gamma=mdp.gamma
+        )[0]
 
     return _moments_by_enumeration(mdp, pi, v_hat, k, estimate)
 
 
-def gae_moments_by_enumeration(mdp: TabularMDP, pi, v_hat, lam: float, horizon: int, *,
-                               states=None) -> tuple[np.ndarray, np.ndarray]:
+def gae_moments_by_enumeration(
+    mdp: TabularMDP, pi, v_hat, lam: float, horizon: int, *, states=None
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of :func:`rlviz.fn.returns.gae` at t = 0 by enumeration.
 
     Exact when every episode has ended within ``horizon`` steps (e.g. a
@@ -199,10 +215,11 @@ def gae_moments_by_enumeration(mdp: TabularMDP, pi, v_hat, lam: float, horizon: 
 
     def estimate(tr):
         if not mdp.terminal[tr.states[:, -1]].all():
-            raise ValueError(f"some episodes are still running after horizon={horizon} steps; "
-                             f"GAE by enumeration needs every episode to end")
+            raise ValueError(
+                f"some episodes are still running after horizon={horizon} steps; "
+                f"GAE by enumeration needs every episode to end"
+            )
         r, v, v_T, term, trunc = _time_major(tr, v_hat, mdp.terminal)
-        return gae(r, v, v_T=v_T, terminated_t=term, truncated_t=trunc, gamma=mdp.gamma,
-                   lam=lam)[0]
+        return gae(r, v, v_T=v_T, terminated_t=term, truncated_t=trunc, gamma=mdp.gamma, lam=lam)[0]
 
     return _moments_by_enumeration(mdp, pi, v_hat, horizon, estimate, states)

@@ -30,10 +30,25 @@ from rlviz import _validate as validate
 from rlviz.fn.grpo_loss import group_advantages, grpo_objective, kl_estimate
 from rlviz.fn.ppo_loss import categorical_kl
 
-__all__ = ["Answers", "enumerate_answers", "token_log_probs", "answer_probs", "objective",
-           "exact_gradient", "expected_group_gradient", "group_gradient_fn", "answer_kl",
-           "summed_kl_estimates", "kl_moments", "k3_loss_gradient", "forward_kl_gradient",
-           "reverse_kl_gradient", "prefix_probs", "prefix_reverse_kl_gradient", "offpolicy_kl"]
+__all__ = [
+    "Answers",
+    "enumerate_answers",
+    "token_log_probs",
+    "answer_probs",
+    "objective",
+    "exact_gradient",
+    "expected_group_gradient",
+    "group_gradient_fn",
+    "answer_kl",
+    "summed_kl_estimates",
+    "kl_moments",
+    "k3_loss_gradient",
+    "forward_kl_gradient",
+    "reverse_kl_gradient",
+    "prefix_probs",
+    "prefix_reverse_kl_gradient",
+    "offpolicy_kl",
+]
 
 DTYPE = torch.float64
 
@@ -83,9 +98,9 @@ def enumerate_answers(vocab: int, max_len: int) -> Answers:
     node = np.zeros((n, max_len), dtype=np.int64)
     mask = np.zeros((n, max_len), dtype=bool)
     for k, y in enumerate(answers):
-        tokens[k, :len(y)] = y
-        node[k, :len(y)] = [prefixes[y[:t]] for t in range(len(y))]
-        mask[k, :len(y)] = True
+        tokens[k, : len(y)] = y
+        node[k, : len(y)] = [prefixes[y[:t]] for t in range(len(y))]
+        mask[k, : len(y)] = True
     return Answers(tokens, node, mask, mask.sum(1), len(prefixes), vocab, max_len)
 
 
@@ -121,20 +136,26 @@ def exact_gradient(theta, ans: Answers, r) -> np.ndarray:
     return th.grad.numpy().ravel()
 
 
-def group_gradient_fn(advantage: str = "mean", ratio: str = "sequence",
-                      length_norm: str | None = None, std_eps: float = 1e-4):
+def group_gradient_fn(
+    advantage: str = "mean",
+    ratio: str = "sequence",
+    length_norm: str | None = None,
+    std_eps: float = 1e-4,
+):
     """A per-group objective ``f(logp_t, logp_old_t, r, mask_t) -> (B,)`` for
     :func:`expected_group_gradient`: :func:`rlviz.fn.grpo_loss.grpo_objective` (epsilon 0.2, no KL)
     with advantages :func:`rlviz.fn.grpo_loss.group_advantages` of kind ``advantage``."""
+
     def f(logp_t, logp_old_t, r, mask_t):
         adv = group_advantages(r, advantage, std_eps=std_eps)
-        return grpo_objective(logp_t, logp_old_t, adv, mask_t, epsilon=0.2, ratio=ratio,
-                              length_norm=length_norm)
+        return grpo_objective(
+            logp_t, logp_old_t, adv, mask_t, epsilon=0.2, ratio=ratio, length_norm=length_norm
+        )
+
     return f
 
 
-def expected_group_gradient(theta, ans: Answers, r, group_size: int,
-                            group_objective) -> np.ndarray:
+def expected_group_gradient(theta, ans: Answers, r, group_size: int, group_objective) -> np.ndarray:
     r"""The exact expected gradient, at :math:`\theta_\text{old} = \theta`, of a group objective
     over groups of :math:`G` = ``group_size`` answers drawn i.i.d. from
     :math:`\pi_\theta(\cdot\mid x)`:
@@ -172,8 +193,9 @@ def answer_kl(logp_t: torch.Tensor, logp_ref_t: torch.Tensor) -> torch.Tensor:
     return categorical_kl(logp_t.sum(-1), logp_ref_t.sum(-1))
 
 
-def summed_kl_estimates(logp_t: torch.Tensor, logp_ref_t: torch.Tensor, ans: Answers,
-                        kl: str = "k3") -> torch.Tensor:
+def summed_kl_estimates(
+    logp_t: torch.Tensor, logp_ref_t: torch.Tensor, ans: Answers, kl: str = "k3"
+) -> torch.Tensor:
     r"""The per-token KL estimator ``kl`` (:func:`rlviz.fn.grpo_loss.kl_estimate`) summed along
     each answer, :math:`\sum_t \hat k(y_t)`, ``(P, n)``, with the log-probabilities
     ``(P, n, L)`` of :func:`token_log_probs` (padding adds nothing)."""
@@ -213,7 +235,8 @@ def k3_loss_gradient(theta, theta_ref, ans: Answers, kl: str = "k3") -> np.ndarr
 
     For one-token answers (``max_len = 1``) it equals :func:`reverse_kl_gradient`,
     :math:`\nabla\mathrm{KL}(\pi_\text{ref}\,\|\,\pi_\theta)`, because
-    :math:`\mathbb E_{y\sim\pi}[(1 - \pi_\text{ref}/\pi)\nabla\log\pi] = -\mathbb E_{y\sim\pi_\text{ref}}[\nabla\log\pi]`;
+    :math:`\mathbb E_{y\sim\pi}[(1 - \pi_\text{ref}/\pi)\nabla\log\pi] = -\mathbb
+    E_{y\sim\pi_\text{ref}}[\nabla\log\pi]`;
     for longer answers the per-prefix reverse KLs are weighted by the prefixes' probabilities
     under :math:`\pi_\theta`, not under :math:`\pi_\text{ref}`."""
     th, ref = _leaf(theta), torch.tensor(np.asarray(theta_ref, dtype=float), dtype=DTYPE)
@@ -245,7 +268,7 @@ def prefix_probs(theta: torch.Tensor, ans: Answers) -> torch.Tensor:
     p = answer_probs(theta, ans)  # (P, n)
     visits = np.zeros((ans.n, ans.n_prefix))
     for k in range(ans.n):
-        visits[k, ans.node[k, :ans.length[k]]] = 1.0
+        visits[k, ans.node[k, : ans.length[k]]] = 1.0
     return p @ torch.as_tensor(visits, dtype=p.dtype)
 
 
@@ -280,4 +303,3 @@ def offpolicy_kl(theta, theta_old, theta_ref, ans: Answers) -> dict:
         out[name] = float((p_old * k).sum(-1).mean())
         out[f"{name}_is"] = float((p_old * (p / p_old) * k).sum(-1).mean())
     return out
-

@@ -18,9 +18,15 @@ __all__ = ["corridor", "CORRIDOR_ACTIONS", "random_episodic_mdp"]
 CORRIDOR_ACTIONS = ("left", "right")
 
 
-def corridor(gamma: float = 0.9, *, n_cells: int = 3, slip: float = 0.2,
-             near_reward: float = 0.3, far_reward: float = 1.0,
-             step_reward: float = -0.05) -> TabularMDP:
+def corridor(
+    gamma: float = 0.9,
+    *,
+    n_cells: int = 3,
+    slip: float = 0.2,
+    near_reward: float = 0.3,
+    far_reward: float = 1.0,
+    step_reward: float = -0.05,
+) -> TabularMDP:
     r"""Cells ``0 .. n_cells - 1`` in a row with an exit at each end; episodes start in cell 0.
 
     Action ``left`` (0) or ``right`` (1) moves one cell that way with probability
@@ -59,8 +65,9 @@ def corridor(gamma: float = 0.9, *, n_cells: int = 3, slip: float = 0.2,
     return TabularMDP(P, r, rho0, gamma, terminal, names, CORRIDOR_ACTIONS, name="corridor")
 
 
-def random_episodic_mdp(rng: np.random.Generator, n_states: int, n_actions: int, gamma: float,
-                        *, end_prob: float = 0.2) -> TabularMDP:
+def random_episodic_mdp(
+    rng: np.random.Generator, n_states: int, n_actions: int, gamma: float, *, end_prob: float = 0.2
+) -> TabularMDP:
     r"""A random MDP whose last state is terminal (for property tests).
 
     The ``n_states - 1`` live states have Dirichlet transition rows, mixed with probability

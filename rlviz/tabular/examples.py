@@ -13,8 +13,15 @@ import numpy as np
 from rlviz import _validate as validate
 from rlviz.tabular.mdp import TabularMDP, epsilon_greedy, value_iteration
 
-__all__ = ["two_state_chain", "two_state_values_by_hand", "gridworld", "GRID_ACTIONS",
-           "book_grid_policy", "random_mdp", "random_policy"]
+__all__ = [
+    "two_state_chain",
+    "two_state_values_by_hand",
+    "gridworld",
+    "GRID_ACTIONS",
+    "book_grid_policy",
+    "random_mdp",
+    "random_policy",
+]
 
 
 def two_state_chain(gamma: float = 0.9, reward=(1.0, 0.0), rho0=(1.0, 0.0)) -> TabularMDP:
@@ -29,9 +36,15 @@ def two_state_chain(gamma: float = 0.9, reward=(1.0, 0.0), rho0=(1.0, 0.0)) -> T
     P[0, 1, 1] = P[1, 1, 0] = 1.0  # move
     rew = validate.array("reward", reward, shape=(2,))
     r = np.repeat(rew[:, None], 2, axis=1)
-    return TabularMDP(P, r, np.asarray(rho0, dtype=float), gamma,
-                      state_names=("s0", "s1"), action_names=("stay", "move"),
-                      name="two-state chain")
+    return TabularMDP(
+        P,
+        r,
+        np.asarray(rho0, dtype=float),
+        gamma,
+        state_names=("s0", "s1"),
+        action_names=("stay", "move"),
+        name="two-state chain",
+    )
 
 
 def two_state_values_by_hand(gamma: float, a: float, b: float, reward=(1.0, 0.0)) -> np.ndarray:
@@ -46,19 +59,33 @@ def two_state_values_by_hand(gamma: float, a: float, b: float, reward=(1.0, 0.0)
         D = (1-\gamma(1-a))(1-\gamma(1-b)) - \gamma^2 a b.
     """
     x, y = map(float, reward)
-    D = (1 - gamma * (1 - a)) * (1 - gamma * (1 - b)) - gamma ** 2 * a * b
-    return np.array([(x * (1 - gamma * (1 - b)) + gamma * a * y) / D,
-                     (y * (1 - gamma * (1 - a)) + gamma * b * x) / D])
+    D = (1 - gamma * (1 - a)) * (1 - gamma * (1 - b)) - gamma**2 * a * b
+    return np.array(
+        [
+            (x * (1 - gamma * (1 - b)) + gamma * a * y) / D,
+            (y * (1 - gamma * (1 - a)) + gamma * b * x) / D,
+        ]
+    )
 
 
 GRID_ACTIONS = ("up", "right", "down", "left")
 _MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))
 
 
-def gridworld(gamma: float = 0.9, *, rows: int = 4, cols: int = 5, slip: float = 0.1,
-              goal=(0, 4), pit=(1, 4), walls=((1, 1), (2, 3)), start=(3, 0),
-              step_reward: float = -0.04, goal_reward: float = 1.0,
-              pit_reward: float = -1.0) -> TabularMDP:
+def gridworld(
+    gamma: float = 0.9,
+    *,
+    rows: int = 4,
+    cols: int = 5,
+    slip: float = 0.1,
+    goal=(0, 4),
+    pit=(1, 4),
+    walls=((1, 1), (2, 3)),
+    start=(3, 0),
+    step_reward: float = -0.04,
+    goal_reward: float = 1.0,
+    pit_reward: float = -1.0,
+) -> TabularMDP:
     r"""A slippery gridworld (Russell and Norvig's, enlarged) with a goal and a pit.
 
     Cells are states numbered row-major; walls are not states you can enter (bumping into a
@@ -84,8 +111,7 @@ def gridworld(gamma: float = 0.9, *, rows: int = 4, cols: int = 5, slip: float =
             for d, p in ((a, 1 - slip), (perp[0], slip / 2), (perp[1], slip / 2)):
                 ni, nj = i + _MOVES[d][0], j + _MOVES[d][1]
                 dest = (ni, nj) if (ni, nj) in index else (i, j)
-                reward = (goal_reward if dest == goal else pit_reward if dest == pit
-                          else step_reward)
+                reward = goal_reward if dest == goal else pit_reward if dest == pit else step_reward
                 P[s, a, index[dest]] += p
                 r[s, a] += p * reward
     P[end, :, end] = 1.0
@@ -94,10 +120,18 @@ def gridworld(gamma: float = 0.9, *, rows: int = 4, cols: int = 5, slip: float =
     terminal = np.zeros(S, dtype=bool)
     terminal[end] = True
     names = tuple(f"({i},{j})" for i, j in cells) + ("end",)
-    layout = {"rows": rows, "cols": cols, "cells": tuple(cells), "goal": goal, "pit": pit,
-              "walls": tuple(walls), "start": start}
-    return TabularMDP(P, r, rho0, gamma, terminal, names, GRID_ACTIONS, name="gridworld",
-                      layout=layout)
+    layout = {
+        "rows": rows,
+        "cols": cols,
+        "cells": tuple(cells),
+        "goal": goal,
+        "pit": pit,
+        "walls": tuple(walls),
+        "start": start,
+    }
+    return TabularMDP(
+        P, r, rho0, gamma, terminal, names, GRID_ACTIONS, name="gridworld", layout=layout
+    )
 
 
 def book_grid_policy(gamma: float = 0.9, epsilon: float = 0.3) -> tuple[TabularMDP, np.ndarray]:
@@ -107,8 +141,9 @@ def book_grid_policy(gamma: float = 0.9, epsilon: float = 0.3) -> tuple[TabularM
     return grid, epsilon_greedy(q_star, epsilon)
 
 
-def random_mdp(rng: np.random.Generator, n_states: int, n_actions: int, gamma: float, *,
-               sparsity: float = 0.0) -> TabularMDP:
+def random_mdp(
+    rng: np.random.Generator, n_states: int, n_actions: int, gamma: float, *, sparsity: float = 0.0
+) -> TabularMDP:
     """A random MDP with Dirichlet transition rows and normal rewards (for property tests).
 
     ``sparsity`` is the probability that a transition entry is zeroed (each row keeps at least one).

@@ -96,19 +96,27 @@ class TabularMDP:
         else:
             term = np.asarray(self.terminal)
             if term.shape != (S,) or term.dtype != bool:
-                raise ValueError(f"terminal must be a boolean array of shape ({S},), got "
-                                 f"dtype {term.dtype} and shape {term.shape}")
+                raise ValueError(
+                    f"terminal must be a boolean array of shape ({S},), got "
+                    f"dtype {term.dtype} and shape {term.shape}"
+                )
         for s in np.flatnonzero(term):
             if not np.allclose(P[s, :, s], 1.0, atol=1e-12):
-                raise ValueError(f"terminal state {s} must be absorbing (P[{s}, a, {s}] = 1 for "
-                                 f"every a), got {P[s, :, s]}")
+                raise ValueError(
+                    f"terminal state {s} must be absorbing (P[{s}, a, {s}] = 1 for "
+                    f"every a), got {P[s, :, s]}"
+                )
             if np.any(r[s] != 0):
                 raise ValueError(f"terminal state {s} must have zero reward, got r[{s}] = {r[s]}")
         if gamma == 1.0 and not term.any():
-            raise ValueError("gamma = 1 needs terminal states (an episodic MDP); with no "
-                             "terminal state allowed values are gamma in [0, 1)")
-        for label, names, n in (("state_names", self.state_names, S),
-                                ("action_names", self.action_names, A)):
+            raise ValueError(
+                "gamma = 1 needs terminal states (an episodic MDP); with no "
+                "terminal state allowed values are gamma in [0, 1)"
+            )
+        for label, names, n in (
+            ("state_names", self.state_names, S),
+            ("action_names", self.action_names, A),
+        ):
             if names is not None and len(names) != n:
                 raise ValueError(f"{label} must have {n} entries, got {len(names)}")
         for arr in (P, r, rho0, term):
@@ -127,14 +135,25 @@ class TabularMDP:
     def n_actions(self) -> int:
         return self.P.shape[1]
 
-    def with_gamma(self, gamma: float) -> "TabularMDP":
+    def with_gamma(self, gamma: float) -> TabularMDP:
         """The same MDP with another discount (validated)."""
-        return TabularMDP(self.P, self.r, self.rho0, gamma, self.terminal,
-                          self.state_names, self.action_names, self.name, self.layout)
+        return TabularMDP(
+            self.P,
+            self.r,
+            self.rho0,
+            gamma,
+            self.terminal,
+            self.state_names,
+            self.action_names,
+            self.name,
+            self.layout,
+        )
 
     def __repr__(self) -> str:
-        return (f"TabularMDP({self.name!r}, S={self.n_states}, A={self.n_actions}, "
-                f"gamma={self.gamma}, terminal={int(self.terminal.sum())})")
+        return (
+            f"TabularMDP({self.name!r}, S={self.n_states}, A={self.n_actions}, "
+            f"gamma={self.gamma}, terminal={int(self.terminal.sum())})"
+        )
 
 
 def check_policy(mdp: TabularMDP, pi) -> np.ndarray:
@@ -161,7 +180,9 @@ def policy_reward(mdp: TabularMDP, pi) -> np.ndarray:
     return np.einsum("sa,sa->s", pi, mdp.r)
 
 
-def _solve_nonterminal(mdp: TabularMDP, P_pi: np.ndarray, rhs: np.ndarray, *, left: bool) -> np.ndarray:
+def _solve_nonterminal(
+    mdp: TabularMDP, P_pi: np.ndarray, rhs: np.ndarray, *, left: bool
+) -> np.ndarray:
     """Solve (I - gamma P_pi) x = rhs on the non-terminal states (x = 0 on terminal ones).
 
     ``left=True`` solves the row-vector system x (I - gamma P_pi) = rhs instead.
@@ -169,9 +190,11 @@ def _solve_nonterminal(mdp: TabularMDP, P_pi: np.ndarray, rhs: np.ndarray, *, le
     live = ~mdp.terminal
     M = np.eye(int(live.sum())) - mdp.gamma * P_pi[np.ix_(live, live)]
     if np.linalg.cond(M) > 1e12:
-        raise ValueError("I - gamma P_pi is singular: with gamma = 1 the policy must reach a "
-                         "terminal state with probability 1 from every state; use gamma < 1 "
-                         "or a policy that terminates")
+        raise ValueError(
+            "I - gamma P_pi is singular: with gamma = 1 the policy must reach a "
+            "terminal state with probability 1 from every state; use gamma < 1 "
+            "or a policy that terminates"
+        )
     x = np.zeros(mdp.n_states)
     x[live] = np.linalg.solve(M.T if left else M, rhs[live])
     return x
@@ -211,7 +234,7 @@ def finite_horizon_objective(mdp: TabularMDP, pi, horizon: int) -> float:
     P_pi, r_pi = policy_transition(mdp, pi), policy_reward(mdp, pi)
     p, J = mdp.rho0.copy(), 0.0
     for t in range(H):
-        J += mdp.gamma ** t * float(p @ r_pi)
+        J += mdp.gamma**t * float(p @ r_pi)
         p = p @ P_pi
     return J
 
@@ -232,8 +255,10 @@ def discounted_state_distribution(mdp: TabularMDP, pi) -> np.ndarray:
     (absorbing) ones included, so it sums to 1. Requires ``gamma < 1``.
     """
     if not mdp.gamma < 1:
-        raise ValueError(f"the discounted state distribution needs gamma in [0, 1), got "
-                         f"{mdp.gamma}; for an episodic MDP with gamma = 1 use state_visitation")
+        raise ValueError(
+            f"the discounted state distribution needs gamma in [0, 1), got "
+            f"{mdp.gamma}; for an episodic MDP with gamma = 1 use state_visitation"
+        )
     P_pi = policy_transition(mdp, pi)
     M = np.eye(mdp.n_states) - mdp.gamma * P_pi
     return (1 - mdp.gamma) * np.linalg.solve(M.T, mdp.rho0)
@@ -248,15 +273,20 @@ def bellman_residuals(mdp: TabularMDP, pi, v=None, q=None) -> tuple[np.ndarray, 
     """
     pi = check_policy(mdp, pi)
     v = state_values(mdp, pi) if v is None else validate.array("v", v, shape=(mdp.n_states,))
-    q = (action_values(mdp, pi) if q is None
-         else validate.array("q", q, shape=(mdp.n_states, mdp.n_actions)))
+    q = (
+        action_values(mdp, pi)
+        if q is None
+        else validate.array("q", q, shape=(mdp.n_states, mdp.n_actions))
+    )
     res_v = v - np.einsum("sa,sa->s", pi, q)
     res_q = q - mdp.r - mdp.gamma * np.einsum("sat,t->sa", mdp.P, v)
     live = ~mdp.terminal
     return res_v[live], res_q[live]
 
 
-def value_iteration(mdp: TabularMDP, *, tol: float = 1e-12, max_iter: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+def value_iteration(
+    mdp: TabularMDP, *, tol: float = 1e-12, max_iter: int = 100_000
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Optimal :math:`V^*` and :math:`Q^*` by value iteration, to ``tol`` in the max norm."""
     v = np.zeros(mdp.n_states)
     for _ in range(max_iter):
@@ -265,8 +295,10 @@ def value_iteration(mdp: TabularMDP, *, tol: float = 1e-12, max_iter: int = 100_
         if np.max(np.abs(v_new - v)) < tol:
             return v_new, q
         v = v_new
-    raise ValueError(f"value iteration did not converge in {max_iter} iterations (gamma = "
-                     f"{mdp.gamma}); with gamma = 1 every policy must terminate")
+    raise ValueError(
+        f"value iteration did not converge in {max_iter} iterations (gamma = "
+        f"{mdp.gamma}); with gamma = 1 every policy must terminate"
+    )
 
 
 def epsilon_greedy(q, epsilon: float) -> np.ndarray:
@@ -300,7 +332,7 @@ def time_unrolled(mdp: TabularMDP, horizon: int) -> TabularMDP:
             if mdp.terminal[s] or t == H - 1:
                 P[i, :, end] = 1.0
             else:
-                P[i, :, (t + 1) * S:(t + 2) * S] = mdp.P[s]
+                P[i, :, (t + 1) * S : (t + 2) * S] = mdp.P[s]
             if not mdp.terminal[s]:
                 r[i] = mdp.r[s]
     P[end, :, end] = 1.0

@@ -26,14 +26,26 @@ from rlviz.tabular.mdp import TabularMDP, policy_transition
 from rlviz.tabular.policy_gradient import score_table
 from rlviz.tabular.trajectories import Trajectories, discounted_sum, rewards_to_go
 
-__all__ = ["score_terms", "total_return_estimates", "reward_to_go_estimates",
-           "past_reward_estimates", "action_baseline_estimates", "advantage_estimates",
-           "optimal_baseline", "per_parameter_baseline_estimates", "expectation", "covariance",
-           "total_variance", "action_baseline_bias", "advantage_estimate_moments"]
+__all__ = [
+    "score_terms",
+    "total_return_estimates",
+    "reward_to_go_estimates",
+    "past_reward_estimates",
+    "action_baseline_estimates",
+    "advantage_estimates",
+    "optimal_baseline",
+    "per_parameter_baseline_estimates",
+    "expectation",
+    "covariance",
+    "total_variance",
+    "action_baseline_bias",
+    "advantage_estimate_moments",
+]
 
 
 def score_terms(traj: Trajectories, pi) -> np.ndarray:
-    r""":math:`\psi_t = \nabla_\theta \log \pi(a_t \mid s_t)` for every step, shape ``(M, H, S*A)``; 0 where not alive."""
+    r""":math:`\psi_t = \nabla_\theta \log \pi(a_t \mid s_t)` for every step, shape ``(M, H,
+    S*A)``; 0 where not alive."""
     table = score_table(pi)
     psi = table[traj.states[:, :-1], traj.actions]
     return np.where(traj.alive[:, :, None], psi, 0.0)
@@ -52,8 +64,10 @@ def _per_step(name: str, table, traj: Trajectories, extra_dims: int) -> np.ndarr
         return np.broadcast_to(table, (H,) + table.shape)
     if table.ndim == 2 + extra_dims and table.shape[0] == H:
         return table
-    raise ValueError(f"{name} must have shape (S{', A' * extra_dims}) or (H={H}, S"
-                     f"{', A' * extra_dims}), got {table.shape}")
+    raise ValueError(
+        f"{name} must have shape (S{', A' * extra_dims}) or (H={H}, S"
+        f"{', A' * extra_dims}), got {table.shape}"
+    )
 
 
 def total_return_estimates(traj: Trajectories, pi, gamma: float) -> np.ndarray:
@@ -62,8 +76,9 @@ def total_return_estimates(traj: Trajectories, pi, gamma: float) -> np.ndarray:
     return g0[:, None] * score_terms(traj, pi).sum(axis=1)
 
 
-def reward_to_go_estimates(traj: Trajectories, pi, gamma: float, *, discount_t: bool = True,
-                           baseline=None) -> np.ndarray:
+def reward_to_go_estimates(
+    traj: Trajectories, pi, gamma: float, *, discount_t: bool = True, baseline=None
+) -> np.ndarray:
     r"""Reward-to-go: :math:`\sum_{t<H} \gamma^t (G_t - b_t(s_t)) \psi_t`, shape ``(M, S*A)``.
 
     ``discount_t=False`` drops :math:`\gamma^t` (the notes' section 4 form, which is *not* an
@@ -79,7 +94,8 @@ def reward_to_go_estimates(traj: Trajectories, pi, gamma: float, *, discount_t: 
 
 
 def past_reward_estimates(traj: Trajectories, pi, gamma: float) -> np.ndarray:
-    r"""The "past rewards x current score" term: :math:`\sum_t \big(\sum_{k<t} \gamma^k r_k\big) \psi_t`, ``(M, S*A)``."""
+    r"""The "past rewards x current score" term: :math:`\sum_t \big(\sum_{k<t} \gamma^k r_k\big)
+    \psi_t`, ``(M, S*A)``."""
     disc = gamma ** np.arange(traj.horizon)
     past = np.cumsum(traj.rewards * disc, axis=1) - traj.rewards * disc
     return _weighted_scores(traj, pi, past)
@@ -101,7 +117,8 @@ def action_baseline_estimates(traj: Trajectories, pi, gamma: float, baseline_sa)
 
 
 def advantage_estimates(traj: Trajectories, pi, gamma: float, adv) -> np.ndarray:
-    r"""Advantage form: :math:`\sum_t \gamma^t A_t(s_t, a_t) \psi_t`, ``(M, S*A)``; ``adv`` is ``(S, A)`` or ``(H, S, A)``."""
+    r"""Advantage form: :math:`\sum_t \gamma^t A_t(s_t, a_t) \psi_t`, ``(M, S*A)``; ``adv`` is
+    ``(S, A)`` or ``(H, S, A)``."""
     w = _sa_weight("adv", adv, traj) * gamma ** np.arange(traj.horizon)[None, :]
     return _weighted_scores(traj, pi, w)
 
@@ -143,7 +160,8 @@ def optimal_baseline(traj: Trajectories, pi, gamma: float) -> np.ndarray:
 
 
 def per_parameter_baseline_estimates(traj: Trajectories, pi, gamma: float, b) -> np.ndarray:
-    r""":math:`X_i - \sum_t b_{t,i} Y_{t,i}` (see :func:`optimal_baseline`), ``b`` of shape ``(H, S*A)``; ``(M, S*A)``."""
+    r""":math:`X_i - \sum_t b_{t,i} Y_{t,i}` (see :func:`optimal_baseline`), ``b`` of shape ``(H,
+    S*A)``; ``(M, S*A)``."""
     X, Y = _xy(traj, pi, gamma)
     b = validate.array("b", b, shape=Y.shape[1:])
     return X - np.einsum("tk,mtk->mk", b, Y)
@@ -151,8 +169,10 @@ def per_parameter_baseline_estimates(traj: Trajectories, pi, gamma: float, b) ->
 
 def _probs(traj: Trajectories) -> np.ndarray:
     if traj.prob is None:
-        raise ValueError("exact moments need enumerated trajectories (prob set); for samples "
-                         "use rlviz.fn.stats.sample_mean_se")
+        raise ValueError(
+            "exact moments need enumerated trajectories (prob set); for samples "
+            "use rlviz.fn.stats.sample_mean_se"
+        )
     return traj.prob
 
 
@@ -176,9 +196,7 @@ def total_variance(traj: Trajectories, est) -> float:
     r""":math:`\operatorname{tr} \operatorname{Cov}(g) = \mathbb E\|g - \mathbb E g\|^2`, exact."""
     est = validate.array("est", est, ndim=2)
     c = est - expectation(traj, est)[None, :]
-    return float(_probs(traj) @ (c ** 2).sum(axis=1))
-
-
+    return float(_probs(traj) @ (c**2).sum(axis=1))
 
 
 def action_baseline_bias(mdp: TabularMDP, pi, horizon: int, baseline_sa) -> np.ndarray:
@@ -196,18 +214,22 @@ def action_baseline_bias(mdp: TabularMDP, pi, horizon: int, baseline_sa) -> np.n
     if b.shape == (mdp.n_states, mdp.n_actions):
         b = np.broadcast_to(b, (H,) + b.shape)
     elif b.shape != (H, mdp.n_states, mdp.n_actions):
-        raise ValueError(f"baseline_sa must have shape (S, A) or (H, S, A) = ({H}, "
-                         f"{mdp.n_states}, {mdp.n_actions}), got {b.shape}")
+        raise ValueError(
+            f"baseline_sa must have shape (S, A) or (H, S, A) = ({H}, "
+            f"{mdp.n_states}, {mdp.n_actions}), got {b.shape}"
+        )
     table = score_table(pi)
     P_pi = policy_transition(mdp, pi)
     p, bias = mdp.rho0 * ~mdp.terminal, np.zeros(table.shape[2])
     for t in range(H):
-        bias -= mdp.gamma ** t * np.einsum("s,sa,sak->k", p * ~mdp.terminal, pi * b[t], table)
+        bias -= mdp.gamma**t * np.einsum("s,sa,sak->k", p * ~mdp.terminal, pi * b[t], table)
         p = p @ P_pi
     return bias
 
 
-def advantage_estimate_moments(traj: Trajectories, gamma: float, values, n_actions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def advantage_estimate_moments(
+    traj: Trajectories, gamma: float, values, n_actions: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Exact conditional mean and variance of :math:`\hat A_t = G_t - V_t(s_t)` given :math:`(s_t, a_t)`.
 
     On enumerated trajectories, for every step :math:`t` and pair :math:`(s, a)`:
@@ -237,6 +259,6 @@ def advantage_estimate_moments(traj: Trajectories, gamma: float, values, n_actio
     prob = out[0]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(prob > 0, out[1] / prob, np.nan)
-        var = np.where(prob > 0, out[2] / prob - mean ** 2, np.nan)
+        var = np.where(prob > 0, out[2] / prob - mean**2, np.nan)
     shape = (H, S, A)
     return prob.reshape(shape), mean.reshape(shape), np.maximum(var, 0.0).reshape(shape)

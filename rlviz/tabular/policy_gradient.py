@@ -26,10 +26,21 @@ import torch
 from rlviz import _validate as validate
 from rlviz.tabular.mdp import TabularMDP, action_values, discounted_state_distribution
 
-__all__ = ["softmax_policy", "score_table", "score_table_autograd", "objective_torch",
-           "exact_gradient", "exact_hessian", "finite_horizon_values", "visitation_torch",
-           "policy_gradient_theorem", "notes_direction", "notes_direction_torch",
-           "jacobian_asymmetry", "pg_theorem_rhs"]
+__all__ = [
+    "softmax_policy",
+    "score_table",
+    "score_table_autograd",
+    "objective_torch",
+    "exact_gradient",
+    "exact_hessian",
+    "finite_horizon_values",
+    "visitation_torch",
+    "policy_gradient_theorem",
+    "notes_direction",
+    "notes_direction_torch",
+    "jacobian_asymmetry",
+    "pg_theorem_rhs",
+]
 
 DTYPE = torch.float64
 
@@ -71,7 +82,8 @@ def score_table_autograd(theta) -> np.ndarray:
     S, A = theta.shape
     jac = torch.autograd.functional.jacobian(
         lambda th: torch.log_softmax(th.reshape(S, A), dim=1).reshape(-1),
-        torch.tensor(theta.ravel(), dtype=DTYPE))
+        torch.tensor(theta.ravel(), dtype=DTYPE),
+    )
     return jac.numpy().reshape(S, A, S * A)
 
 
@@ -111,7 +123,9 @@ def visitation_torch(mdp: TabularMDP, P_pi, gamma: float) -> torch.Tensor:
     return eta.index_put((live,), torch.linalg.solve(M.T, rho0[live]))
 
 
-def objective_torch(mdp: TabularMDP, theta_flat: torch.Tensor, horizon: int | None = None) -> torch.Tensor:
+def objective_torch(
+    mdp: TabularMDP, theta_flat: torch.Tensor, horizon: int | None = None
+) -> torch.Tensor:
     r"""The exact objective as a differentiable function of the flat logits (float64).
 
     ``horizon = H``: :math:`J_H = \sum_{t=0}^{H-1} \gamma^t \rho_0^\top P_\pi^t r_\pi` by forward
@@ -125,7 +139,7 @@ def objective_torch(mdp: TabularMDP, theta_flat: torch.Tensor, horizon: int | No
     H = validate.positive("horizon", horizon, integer=True)
     J, p = torch.zeros((), dtype=DTYPE), rho0
     for t in range(H):
-        J = J + mdp.gamma ** t * (p @ r_pi)
+        J = J + mdp.gamma**t * (p @ r_pi)
         p = p @ P_pi
     return J
 
@@ -144,7 +158,8 @@ def exact_gradient(mdp: TabularMDP, theta, horizon: int | None = None) -> np.nda
 def exact_hessian(mdp: TabularMDP, theta, horizon: int | None = None) -> np.ndarray:
     r""":math:`\nabla^2_\theta J`, shape ``(S*A, S*A)``: the Jacobian of a true gradient (symmetric)."""
     return torch.autograd.functional.hessian(
-        lambda th: objective_torch(mdp, th, horizon), _flat(mdp, theta)).numpy()
+        lambda th: objective_torch(mdp, th, horizon), _flat(mdp, theta)
+    ).numpy()
 
 
 def finite_horizon_values(mdp: TabularMDP, pi, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,7 +180,9 @@ def finite_horizon_values(mdp: TabularMDP, pi, horizon: int) -> tuple[np.ndarray
     return Vt[:H], Qt
 
 
-def _weighted_advantage_torch(mdp: TabularMDP, theta_flat: torch.Tensor, visit_gamma: float) -> torch.Tensor:
+def _weighted_advantage_torch(
+    mdp: TabularMDP, theta_flat: torch.Tensor, visit_gamma: float
+) -> torch.Tensor:
     r""":math:`g_{s,a} = \eta(s)\, \pi(a \mid s)\, A^\pi_\gamma(s, a)`, flat; ``visit_gamma`` sets :math:`\eta`."""
     pi, P, r, P_pi, r_pi = _torch_model(mdp, theta_flat)
     v = _values_torch(mdp, P_pi, r_pi, mdp.gamma)
@@ -203,8 +220,10 @@ def notes_direction_torch(mdp: TabularMDP, theta_flat: torch.Tensor) -> torch.Te
 def notes_direction(mdp: TabularMDP, theta) -> np.ndarray:
     r"""Numpy value of :func:`notes_direction_torch`, shape ``(S*A,)``. Needs an episodic MDP."""
     if not mdp.terminal.any():
-        raise ValueError(f"the notes' direction needs an episodic MDP (terminal states), got "
-                         f"{mdp!r}: without them the undiscounted visitation is infinite")
+        raise ValueError(
+            f"the notes' direction needs an episodic MDP (terminal states), got "
+            f"{mdp!r}: without them the undiscounted visitation is infinite"
+        )
     return notes_direction_torch(mdp, _flat(mdp, theta)).numpy()
 
 
@@ -224,7 +243,8 @@ def jacobian_asymmetry(fn, theta) -> tuple[float, np.ndarray]:
 
 
 def pg_theorem_rhs(mdp, pi) -> np.ndarray:
-    r""":math:`\frac{1}{1-\gamma}\mathbb E_{s \sim d_\gamma, a \sim \pi}[Q^\pi(s,a) \nabla \log \pi(a|s)]`, shape ``(S*A,)``."""
+    r""":math:`\frac{1}{1-\gamma}\mathbb E_{s \sim d_\gamma, a \sim \pi}[Q^\pi(s,a) \nabla \log
+    \pi(a|s)]`, shape ``(S*A,)``."""
     d = discounted_state_distribution(mdp, pi)
     q = action_values(mdp, pi)
     return np.einsum("s,sa,sak->k", d, pi * q, score_table(pi)) / (1 - mdp.gamma)

@@ -32,28 +32,51 @@ import torch
 
 from rlviz import _validate as validate
 from rlviz._threads import torch_threads
+from rlviz.fn.trust_region import (
+    backtracking_line_search,
+    conjugate_gradient,
+    fisher_vector_product,
+    trpo_step_size,
+)
 from rlviz.tabular.mdp import TabularMDP, advantages, discounted_state_distribution, objective
 from rlviz.tabular.policy_gradient import DTYPE, objective_torch, score_table, softmax_policy
-from rlviz.fn.trust_region import (backtracking_line_search, conjugate_gradient, fisher_vector_product,
-                           trpo_step_size)
 
-__all__ = ["kl_rows", "importance_weighted_means", "ratio_variance",
-           "OldPolicy", "old_policy", "surrogate_torch", "surrogate_sample_estimates",
-           "surrogate_estimate_variance", "mean_kl_torch", "kl_rows_torch",
-           "line_profile", "policy_directions", "schulman_constant", "fisher_matrix", "kl_hessian",
-           "tabular_natural_gradient", "tabular_trpo_step", "tabular_trpo"]
+__all__ = [
+    "kl_rows",
+    "importance_weighted_means",
+    "ratio_variance",
+    "OldPolicy",
+    "old_policy",
+    "surrogate_torch",
+    "surrogate_sample_estimates",
+    "surrogate_estimate_variance",
+    "mean_kl_torch",
+    "kl_rows_torch",
+    "line_profile",
+    "policy_directions",
+    "schulman_constant",
+    "fisher_matrix",
+    "kl_hessian",
+    "tabular_natural_gradient",
+    "tabular_trpo_step",
+    "tabular_trpo",
+]
 
 
 # ----------------------------------------------------------------------------- per-state tables
 
+
 def _policy(name: str, pi, shape=None) -> np.ndarray:
-    pi = validate.array(name, pi, ndim=2) if shape is None else validate.array(name, pi, shape=shape)
+    pi = (
+        validate.array(name, pi, ndim=2) if shape is None else validate.array(name, pi, shape=shape)
+    )
     validate.distribution_rows(name, pi)
     return pi
 
 
 def kl_rows(p, q) -> np.ndarray:
-    r"""Per-state :math:`\mathrm{KL}(p(\cdot|s) \,\|\, q(\cdot|s)) = \sum_a p(a|s) \log \frac{p(a|s)}{q(a|s)}`, shape ``(S,)``.
+    r"""Per-state :math:`\mathrm{KL}(p(\cdot|s) \,\|\, q(\cdot|s)) = \sum_a p(a|s) \log
+    \frac{p(a|s)}{q(a|s)}`, shape ``(S,)``.
 
     Terms with :math:`p(a|s) = 0` contribute 0; ``q`` must be positive where ``p`` is.
     """
@@ -87,7 +110,8 @@ def importance_weighted_means(pi_old, pi_new, f) -> tuple[np.ndarray, np.ndarray
 
 
 def ratio_variance(pi_old, pi_new, f) -> np.ndarray:
-    r"""Exact variance of one ratio-weighted sample :math:`\rho f` with :math:`a \sim \pi_{\text{old}}(\cdot|s)`, shape ``(S,)``.
+    r"""Exact variance of one ratio-weighted sample :math:`\rho f` with :math:`a \sim
+    \pi_{\text{old}}(\cdot|s)`, shape ``(S,)``.
 
     .. math:: \operatorname{Var}_{a \sim \pi_{\text{old}}}[\rho f]
               = \sum_a \frac{\pi_{\text{new}}(a|s)^2}{\pi_{\text{old}}(a|s)} f(s,a)^2
@@ -102,14 +126,16 @@ def ratio_variance(pi_old, pi_new, f) -> np.ndarray:
     f = validate.array("f", f, shape=pi_old.shape)
     if np.any(pi_old <= 0):
         raise ValueError("pi_old must be > 0 everywhere (the ratio divides by it)")
-    return (pi_new ** 2 / pi_old * f ** 2).sum(axis=1) - ((pi_new * f).sum(axis=1)) ** 2
+    return (pi_new**2 / pi_old * f**2).sum(axis=1) - ((pi_new * f).sum(axis=1)) ** 2
 
 
 # ----------------------------------------------------------------------------- the surrogate
 
+
 @dataclass(frozen=True, eq=False)
 class OldPolicy:
-    r"""What the old policy fixes: its logits, policy, :math:`d_{\text{old}}`, :math:`A_{\text{old}}`, :math:`J(\theta_{\text{old}})`."""
+    r"""What the old policy fixes: its logits, policy, :math:`d_{\text{old}}`,
+    :math:`A_{\text{old}}`, :math:`J(\theta_{\text{old}})`."""
 
     mdp: TabularMDP
     theta: np.ndarray  # flat logits, shape (S*A,)
@@ -124,10 +150,13 @@ def old_policy(mdp: TabularMDP, theta_old) -> OldPolicy:
     S, A = mdp.n_states, mdp.n_actions
     if not mdp.gamma < 1:
         raise ValueError(f"the surrogate needs a discounted MDP, gamma in [0, 1), got {mdp.gamma}")
-    th = validate.array("theta_old", np.reshape(np.asarray(theta_old, dtype=float), -1), shape=(S * A,))
+    th = validate.array(
+        "theta_old", np.reshape(np.asarray(theta_old, dtype=float), -1), shape=(S * A,)
+    )
     pi = softmax_policy(th.reshape(S, A))
-    return OldPolicy(mdp, th, pi, discounted_state_distribution(mdp, pi), advantages(mdp, pi),
-                     objective(mdp, pi))
+    return OldPolicy(
+        mdp, th, pi, discounted_state_distribution(mdp, pi), advantages(mdp, pi), objective(mdp, pi)
+    )
 
 
 def _flat_torch(old: OldPolicy, theta) -> torch.Tensor:
@@ -168,8 +197,9 @@ def _policy_at(old: OldPolicy, theta) -> np.ndarray:
     return softmax_policy(th.reshape(old.mdp.n_states, old.mdp.n_actions))
 
 
-def surrogate_sample_estimates(rng: np.random.Generator, old: OldPolicy, theta,
-                               n: int) -> tuple[np.ndarray, np.ndarray]:
+def surrogate_sample_estimates(
+    rng: np.random.Generator, old: OldPolicy, theta, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     r""":math:`n` old-policy samples of the ratio and of the surrogate term, shapes ``(n,)`` and ``(n,)``.
 
     Each draws :math:`s \sim d_{\text{old}}`, :math:`a \sim \pi_{\text{old}}(\cdot|s)` and returns
@@ -189,7 +219,6 @@ def surrogate_sample_estimates(rng: np.random.Generator, old: OldPolicy, theta,
     return rho, rho * old.adv[s, a] / (1 - old.mdp.gamma)
 
 
-
 def surrogate_estimate_variance(old: OldPolicy, theta) -> tuple[float, float]:
     r"""Exact variances of one sample of :func:`surrogate_sample_estimates`: ``(Var[rho], Var[X])``.
 
@@ -199,7 +228,8 @@ def surrogate_estimate_variance(old: OldPolicy, theta) -> tuple[float, float]:
     .. math:: \operatorname{Var}[X] = \sum_s d_{\text{old}}(s)\big(\operatorname{Var}_{a \sim \pi_{\text{old}}}[\rho f]
               + m_s^2\big) - \Big(\sum_s d_{\text{old}}(s) m_s\Big)^2,
               \qquad
-              \operatorname{Var}[\rho] = \sum_s d_{\text{old}}(s)\, \chi^2\big(\pi_\theta(\cdot|s) \,\|\, \pi_{\text{old}}(\cdot|s)\big),
+              \operatorname{Var}[\rho] = \sum_s d_{\text{old}}(s)\, \chi^2\big(\pi_\theta(\cdot|s)
+              \,\|\, \pi_{\text{old}}(\cdot|s)\big),
 
     the per-state variances from :func:`ratio_variance` (:math:`\mathbb E[\rho \mid s] = 1`).
     At :math:`\theta = \theta_{\text{old}}` (:math:`\rho \equiv 1`) :math:`\operatorname{Var}[\rho] = 0`
@@ -209,13 +239,14 @@ def surrogate_estimate_variance(old: OldPolicy, theta) -> tuple[float, float]:
     pi = _policy_at(old, theta)
     f = old.adv / (1 - old.mdp.gamma)
     m = (pi * f).sum(axis=1)
-    var_x = float(old.d @ (ratio_variance(old.pi, pi, f) + m ** 2) - (old.d @ m) ** 2)
+    var_x = float(old.d @ (ratio_variance(old.pi, pi, f) + m**2) - (old.d @ m) ** 2)
     var_rho = float(old.d @ ratio_variance(old.pi, pi, np.ones_like(f)))
     return var_rho, var_x
 
 
 def kl_rows_torch(old: OldPolicy, theta) -> torch.Tensor:
-    r"""Per-state :math:`\mathrm{KL}(\pi_{\text{old}}(\cdot|s) \,\|\, \pi_\theta(\cdot|s))`, differentiable, shape ``(S,)``."""
+    r"""Per-state :math:`\mathrm{KL}(\pi_{\text{old}}(\cdot|s) \,\|\, \pi_\theta(\cdot|s))`,
+    differentiable, shape ``(S,)``."""
     th = _flat_torch(old, theta)
     S, A = old.mdp.n_states, old.mdp.n_actions
     logp = torch.log_softmax(th.reshape(S, A), dim=1)
@@ -224,7 +255,9 @@ def kl_rows_torch(old: OldPolicy, theta) -> torch.Tensor:
 
 
 def mean_kl_torch(old: OldPolicy, theta) -> torch.Tensor:
-    r""":math:`\bar D_{\mathrm{KL}}(\theta) = \mathbb E_{s \sim d_{\text{old}}}[\mathrm{KL}(\pi_{\text{old}}(\cdot|s) \,\|\, \pi_\theta(\cdot|s))]`, the TRPO constraint."""
+    r""":math:`\bar D_{\mathrm{KL}}(\theta) = \mathbb E_{s \sim
+    d_{\text{old}}}[\mathrm{KL}(\pi_{\text{old}}(\cdot|s) \,\|\, \pi_\theta(\cdot|s))]`, the TRPO
+    constraint."""
     return (torch.tensor(old.d, dtype=DTYPE) * kl_rows_torch(old, theta)).sum()
 
 
@@ -252,7 +285,8 @@ def policy_directions(old: OldPolicy, n_random: int, *, seed: int = 0) -> dict[s
 
 
 def schulman_constant(old: OldPolicy) -> tuple[float, float]:
-    r"""The constant of Schulman et al. (2015), Theorem 1: :math:`C = 4\epsilon\gamma/(1-\gamma)^2`, :math:`\epsilon = \max_{s,a}|A_{\text{old}}(s,a)|`.
+    r"""The constant of Schulman et al. (2015), Theorem 1: :math:`C =
+    4\epsilon\gamma/(1-\gamma)^2`, :math:`\epsilon = \max_{s,a}|A_{\text{old}}(s,a)|`.
 
     Returns ``(C, epsilon)``. With it :math:`J(\theta) \ge L(\theta) - C\, D^{\max}_{\mathrm{KL}}`,
     where :math:`D^{\max}_{\mathrm{KL}} = \max_s \mathrm{KL}(\pi_{\text{old}}(\cdot|s) \| \pi_\theta(\cdot|s))`.
@@ -292,6 +326,7 @@ def line_profile(old: OldPolicy, direction, steps) -> dict:
 
 # ----------------------------------------------------------------------------- Fisher information
 
+
 def fisher_matrix(old: OldPolicy) -> np.ndarray:
     r"""The Fisher information of the policy under :math:`d_{\text{old}}`, from the score, shape ``(SA, SA)``.
 
@@ -308,9 +343,11 @@ def fisher_matrix(old: OldPolicy) -> np.ndarray:
 
 
 def kl_hessian(old: OldPolicy) -> np.ndarray:
-    r""":math:`\nabla^2_\theta \bar D_{\mathrm{KL}}(\theta)` at :math:`\theta_{\text{old}}` by ``torch.autograd.functional.hessian``, shape ``(SA, SA)``."""
+    r""":math:`\nabla^2_\theta \bar D_{\mathrm{KL}}(\theta)` at :math:`\theta_{\text{old}}` by
+    ``torch.autograd.functional.hessian``, shape ``(SA, SA)``."""
     return torch.autograd.functional.hessian(
-        lambda th: mean_kl_torch(old, th), torch.tensor(old.theta, dtype=DTYPE)).numpy()
+        lambda th: mean_kl_torch(old, th), torch.tensor(old.theta, dtype=DTYPE)
+    ).numpy()
 
 
 def tabular_natural_gradient(old: OldPolicy) -> np.ndarray:
@@ -333,9 +370,17 @@ def tabular_natural_gradient(old: OldPolicy) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- tabular TRPO
 
-def tabular_trpo_step(old: OldPolicy, delta: float, *, cg_iters: int = 50, damping: float = 0.0,
-                      max_backtracks: int = 15) -> dict:
-    r"""One exact TRPO step: :math:`g = \nabla L = \nabla J`, :math:`x \approx F^{-1} g` by CG, step :math:`\sqrt{2\delta/g^\top x}\,x`, line search.
+
+def tabular_trpo_step(
+    old: OldPolicy,
+    delta: float,
+    *,
+    cg_iters: int = 50,
+    damping: float = 0.0,
+    max_backtracks: int = 15,
+) -> dict:
+    r"""One exact TRPO step: :math:`g = \nabla L = \nabla J`, :math:`x \approx F^{-1} g` by CG,
+    step :math:`\sqrt{2\delta/g^\top x}\,x`, line search.
 
     1. :math:`g = \nabla_\theta L(\theta_{\text{old}})` by autograd (equal to :math:`\nabla J`);
     2. :math:`x` from :func:`~rlviz.fn.trust_region.conjugate_gradient` with
@@ -353,23 +398,43 @@ def tabular_trpo_step(old: OldPolicy, delta: float, *, cg_iters: int = 50, dampi
     th = torch.tensor(old.theta, dtype=DTYPE, requires_grad=True)
     (g,) = torch.autograd.grad(surrogate_torch(old, th), th)
     if float(torch.linalg.vector_norm(g)) <= 1e-12:  # at a stationary point: nothing to do
-        return {"theta": old.theta.copy(), "fraction": 0.0, "kl": 0.0, "improvement": 0.0,
-                "cg_residual": 0.0, "residuals": [], "tries": 0}
+        return {
+            "theta": old.theta.copy(),
+            "fraction": 0.0,
+            "kl": 0.0,
+            "improvement": 0.0,
+            "cg_residual": 0.0,
+            "residuals": [],
+            "tries": 0,
+        }
     p = th.detach().clone().requires_grad_(True)
     x, res = conjugate_gradient(
         lambda v: fisher_vector_product(lambda: mean_kl_torch(old, p), [p], v, damping=damping),
-        g, iters=cg_iters, tol=1e-12)
+        g,
+        iters=cg_iters,
+        tol=1e-12,
+    )
     step = trpo_step_size(g, x, delta) * x
     theta_old = torch.tensor(old.theta, dtype=DTYPE)
     frac, info = backtracking_line_search(
-        step, lambda t: surrogate_torch(old, t) - old.J, lambda t: mean_kl_torch(old, t), delta,
-        max_backtracks=max_backtracks, theta_old=theta_old)
+        step,
+        lambda t: surrogate_torch(old, t) - old.J,
+        lambda t: mean_kl_torch(old, t),
+        delta,
+        max_backtracks=max_backtracks,
+        theta_old=theta_old,
+    )
     j = info["accepted"]
     new = (theta_old + frac * step).numpy() if j is not None else old.theta.copy()
-    return {"theta": new, "fraction": frac, "kl": info["kls"][j] if j is not None else 0.0,
-            "improvement": info["improvements"][j] if j is not None else 0.0,
-            "cg_residual": res[-1] if res else 0.0, "residuals": res,
-            "tries": len(info["fractions"])}
+    return {
+        "theta": new,
+        "fraction": frac,
+        "kl": info["kls"][j] if j is not None else 0.0,
+        "improvement": info["improvements"][j] if j is not None else 0.0,
+        "cg_residual": res[-1] if res else 0.0,
+        "residuals": res,
+        "tries": len(info["fractions"]),
+    }
 
 
 def tabular_trpo(mdp: TabularMDP, theta0, delta: float, n_iters: int, **step_kwargs) -> dict:

@@ -21,9 +21,17 @@ from rlviz import _validate as validate
 from rlviz.tabular.mdp import TabularMDP, check_policy
 from rlviz.tabular.mdp import state_values as _state_values
 
-__all__ = ["Trajectories", "enumerate_trajectories", "sample_trajectories", "discounted_sum",
-           "rewards_to_go", "mc_state_values", "mc_action_values", "MonteCarloEstimate",
-           "mc_value_error_curve"]
+__all__ = [
+    "Trajectories",
+    "enumerate_trajectories",
+    "sample_trajectories",
+    "discounted_sum",
+    "rewards_to_go",
+    "mc_state_values",
+    "mc_action_values",
+    "MonteCarloEstimate",
+    "mc_value_error_curve",
+]
 
 
 @dataclass(frozen=True)
@@ -57,8 +65,9 @@ class Trajectories:
         return self.actions.shape[1]
 
 
-def enumerate_trajectories(mdp: TabularMDP, pi, horizon: int, *,
-                           max_trajectories: int = 2_000_000) -> Trajectories:
+def enumerate_trajectories(
+    mdp: TabularMDP, pi, horizon: int, *, max_trajectories: int = 2_000_000
+) -> Trajectories:
     r"""Every trajectory of ``horizon`` steps with positive probability, and that probability.
 
     Built breadth-first, one step at a time, vectorised over the trajectories so far. The
@@ -80,8 +89,10 @@ def enumerate_trajectories(mdp: TabularMDP, pi, horizon: int, *,
         w[~live, 0, s[~live]] = 1.0  # a finished episode continues as one copy
         m, a, s_next = np.nonzero(w > 0)
         if len(m) > max_trajectories:
-            raise ValueError(f"horizon={H} gives more than max_trajectories={max_trajectories} "
-                             f"trajectories; lower the horizon or raise max_trajectories")
+            raise ValueError(
+                f"horizon={H} gives more than max_trajectories={max_trajectories} "
+                f"trajectories; lower the horizon or raise max_trajectories"
+            )
         prob = prob[m] * w[m, a, s_next]
         states = np.concatenate([states[m], s_next[:, None]], axis=1)
         actions = np.concatenate([actions[m], a[:, None]], axis=1)
@@ -110,8 +121,9 @@ class _Categorical:
         return np.minimum(idx, self.n_choices - 1)
 
 
-def sample_trajectories(mdp: TabularMDP, pi, n: int, horizon: int, *, seed=None,
-                        s0=None, a0=None) -> Trajectories:
+def sample_trajectories(
+    mdp: TabularMDP, pi, n: int, horizon: int, *, seed=None, s0=None, a0=None
+) -> Trajectories:
     r"""``n`` trajectories of ``horizon`` steps sampled with a seeded generator.
 
     Vectorised over the ``n`` trajectories. ``s0`` (an int or an int array of shape (n,))
@@ -141,7 +153,7 @@ def sample_trajectories(mdp: TabularMDP, pi, n: int, horizon: int, *, seed=None,
     for t in range(H):
         live = ~mdp.terminal[s]
         if not live.any():  # every episode has ended: the rest is padding
-            states[:, t + 1:] = s[:, None]
+            states[:, t + 1 :] = s[:, None]
             break
         a = a_first if (t == 0 and a0 is not None) else policy.draw(rng, s)
         s_next = np.where(live, step.draw(rng, s * A + a), s)
@@ -187,7 +199,7 @@ class MonteCarloEstimate:
 
 def _truncation_bound(mdp: TabularMDP, horizon: int) -> float:
     if mdp.gamma < 1:
-        return float(mdp.gamma ** horizon * np.abs(mdp.r).max() / (1 - mdp.gamma))
+        return float(mdp.gamma**horizon * np.abs(mdp.r).max() / (1 - mdp.gamma))
     return float("inf")
 
 
@@ -229,11 +241,11 @@ def mc_value_error_curve(mdp: TabularMDP, pi, ns, horizon: int, *, seed: int = 0
         raise ValueError(f"ns must be a 1-d array of positive integers, got {ns!r}")
     n_max = int(ns.max())
     S = mdp.n_states
-    tr = sample_trajectories(mdp, pi, S * n_max, horizon, seed=seed,
-                             s0=np.repeat(np.arange(S), n_max))
+    tr = sample_trajectories(
+        mdp, pi, S * n_max, horizon, seed=seed, s0=np.repeat(np.arange(S), n_max)
+    )
     g = discounted_sum(tr.rewards, mdp.gamma).reshape(S, n_max)
     v = _state_values(mdp, pi)
     live = ~mdp.terminal
     csum = np.cumsum(g, axis=1)
     return np.array([np.sqrt(np.mean((csum[live, n - 1] / n - v[live]) ** 2)) for n in ns])
-

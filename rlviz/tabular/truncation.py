@@ -21,18 +21,31 @@ import numpy as np
 
 from rlviz import _validate as validate
 from rlviz.fn.returns import lambda_returns
-from rlviz.tabular.mdp import TabularMDP, check_policy, policy_reward, policy_transition, state_values
+from rlviz.tabular.mdp import (
+    TabularMDP,
+    check_policy,
+    policy_reward,
+    policy_transition,
+    state_values,
+)
 from rlviz.tabular.trajectories import enumerate_trajectories
 
-__all__ = ["state_occupancy", "expected_targets", "target_bias", "fitted_values",
-           "fitted_fixed_point", "targets_by_enumeration"]
+__all__ = [
+    "state_occupancy",
+    "expected_targets",
+    "target_bias",
+    "fitted_values",
+    "fitted_fixed_point",
+    "targets_by_enumeration",
+]
 
 
 def _check(mdp: TabularMDP, pi, horizon) -> tuple[np.ndarray, int]:
     pi = check_policy(mdp, pi)
     if mdp.terminal.any():
-        raise ValueError("this module models a time limit on a continuing MDP; got an MDP with "
-                         "terminal states")
+        raise ValueError(
+            "this module models a time limit on a continuing MDP; got an MDP with terminal states"
+        )
     return pi, validate.positive("horizon", horizon, integer=True)
 
 
@@ -47,8 +60,9 @@ def state_occupancy(mdp: TabularMDP, pi, horizon: int) -> np.ndarray:
     return mu
 
 
-def expected_targets(mdp: TabularMDP, pi, v, lam: float, horizon: int, *,
-                     truncation_as_termination: bool) -> np.ndarray:
+def expected_targets(
+    mdp: TabularMDP, pi, v, lam: float, horizon: int, *, truncation_as_termination: bool
+) -> np.ndarray:
     r"""Exact :math:`g_t(s) = \mathbb E[G^\lambda_t \mid s_t = s]` for a value table ``v``, ``(H, S)``.
 
     Backwards: :math:`g_{H-1} = r_\pi + \gamma P_\pi v` (right) or :math:`r_\pi` (wrong), and
@@ -90,15 +104,27 @@ def _regression(mdp, pi, lam, H, wrong):
     mu = state_occupancy(mdp, pi, H)
     w = mu / np.maximum(mu.sum(0), 1e-300)  # share of visits to s made at time t
     S = mdp.n_states
-    b = (w * expected_targets(mdp, pi, np.zeros(S), lam, H,
-                              truncation_as_termination=wrong)).sum(0)
-    cols = [(w * expected_targets(mdp, pi, np.eye(S)[j], lam, H,
-                                  truncation_as_termination=wrong)).sum(0) - b for j in range(S)]
+    b = (w * expected_targets(mdp, pi, np.zeros(S), lam, H, truncation_as_termination=wrong)).sum(0)
+    cols = [
+        (w * expected_targets(mdp, pi, np.eye(S)[j], lam, H, truncation_as_termination=wrong)).sum(
+            0
+        )
+        - b
+        for j in range(S)
+    ]
     return np.stack(cols, axis=1), b
 
 
-def fitted_values(mdp: TabularMDP, pi, lam: float, horizon: int, iterations: int, *,
-                  truncation_as_termination: bool, v0=None) -> np.ndarray:
+def fitted_values(
+    mdp: TabularMDP,
+    pi,
+    lam: float,
+    horizon: int,
+    iterations: int,
+    *,
+    truncation_as_termination: bool,
+    v0=None,
+) -> np.ndarray:
     r"""Tabular V fitted by iterating on the expected targets, shape ``(iterations + 1, S)``.
 
     :math:`V_{i+1}(s) = \sum_t \mu_t(s)\, g_t^{V_i}(s) / \sum_t \mu_t(s)`: the least-squares
@@ -115,16 +141,18 @@ def fitted_values(mdp: TabularMDP, pi, lam: float, horizon: int, iterations: int
     return np.array(out)
 
 
-def fitted_fixed_point(mdp: TabularMDP, pi, lam: float, horizon: int, *,
-                       truncation_as_termination: bool) -> np.ndarray:
+def fitted_fixed_point(
+    mdp: TabularMDP, pi, lam: float, horizon: int, *, truncation_as_termination: bool
+) -> np.ndarray:
     """The limit of :func:`fitted_values`, solved directly: :math:`(I - M) v = b`."""
     pi, H = _check(mdp, pi, horizon)
     M, b = _regression(mdp, pi, validate.unit_interval("lam", lam), H, truncation_as_termination)
     return np.linalg.solve(np.eye(mdp.n_states) - M, b)
 
 
-def targets_by_enumeration(mdp: TabularMDP, pi, v, lam: float, horizon: int, *,
-                           truncation_as_termination: bool) -> np.ndarray:
+def targets_by_enumeration(
+    mdp: TabularMDP, pi, v, lam: float, horizon: int, *, truncation_as_termination: bool
+) -> np.ndarray:
     r""":math:`\mathbb E[G^\lambda_t \mid s_t = s]` by enumerating every H-step episode, ``(H, S)``.
 
     The targets come from :func:`rlviz.fn.returns.lambda_returns` on the episodes laid out
@@ -141,9 +169,16 @@ def targets_by_enumeration(mdp: TabularMDP, pi, v, lam: float, horizon: int, *,
     v_final = np.zeros((H, M))
     v_final[H - 1] = v[tr.states[:, H]]
     term, trunc = (flag, none) if truncation_as_termination else (none, flag)
-    G = lambda_returns(tr.rewards.T, v[tr.states[:, :H]].T, v_T=v[tr.states[:, H]],
-                       terminated_t=term, truncated_t=trunc, gamma=mdp.gamma, lam=lam,
-                       v_final_t=v_final)
+    G = lambda_returns(
+        tr.rewards.T,
+        v[tr.states[:, :H]].T,
+        v_T=v[tr.states[:, H]],
+        terminated_t=term,
+        truncated_t=trunc,
+        gamma=mdp.gamma,
+        lam=lam,
+        v_final_t=v_final,
+    )
     out = np.full((H, mdp.n_states), np.nan)
     for t in range(H):
         for s in range(mdp.n_states):

@@ -6,9 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from rlviz.agents.actor_critic import (ActorCritic, Runner, TrainResult, by_setting, check_flag,
-                                       check_real, check_seed, collect, evaluate, log_prob,
-                                       rollout_values)
+from rlviz.agents.actor_critic import (
+    ActorCritic,
+    Runner,
+    TrainResult,
+    by_setting,
+    check_flag,
+    check_real,
+    check_seed,
+    collect,
+    evaluate,
+    log_prob,
+    rollout_values,
+)
 from rlviz.fn.returns import gae
 
 
@@ -18,8 +28,9 @@ def test_numpy_policy_is_the_torch_actor_and_follows_updates():
     for _ in range(2):
         logits, _ = agent(obs)
         p_right = agent.prob_right_numpy(obs.numpy())
-        np.testing.assert_allclose(p_right, torch.softmax(logits, -1)[..., 1].detach().numpy(),
-                                   rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            p_right, torch.softmax(logits, -1)[..., 1].detach().numpy(), rtol=0, atol=1e-6
+        )
         with torch.no_grad():  # an in-place update of flat, as the optimisers make
             agent.flat.add_(0.5)
     probs = agent.policy(2)(obs[2].numpy())
@@ -39,8 +50,9 @@ def test_layout_rows_are_actors_then_critics_and_settings_are_their_seeds():
     assert grad[[0, 1, 2]].abs().max() == 0 and grad[3].abs().max() > 0
     grad = pair.gradient(pair(obs)[0][0].sum())
     assert grad[[1, 2, 3]].abs().max() == 0 and grad[0].abs().max() > 0
-    torch.testing.assert_close(pair.per_row(torch.tensor([[1.0], [2.0]])),
-                               torch.tensor([[1.0], [2.0], [1.0], [2.0]]))
+    torch.testing.assert_close(
+        pair.per_row(torch.tensor([[1.0], [2.0]])), torch.tensor([[1.0], [2.0], [1.0], [2.0]])
+    )
 
 
 def test_log_prob_picks_the_taken_actions():
@@ -85,10 +97,19 @@ def test_truncated_episodes_bootstrap_from_the_final_observation():
     t, n = np.nonzero(ro.truncated & ~ro.terminated)
     np.testing.assert_allclose(v_final[t, n], v_direct[t, n], rtol=0, atol=1e-6)
     # and GAE uses it: at a truncation the advantage is r + gamma V(final obs) - V(s)
-    adv = gae(ro.rewards, v_t, v_T=v_T, terminated_t=ro.terminated, truncated_t=ro.truncated,
-              v_final_t=v_final, gamma=np.full(6, 0.9), lam=np.full(6, 0.9))
-    np.testing.assert_allclose(adv[t, n], ro.rewards[t, n] + 0.9 * v_direct[t, n] - v_t[t, n],
-                               rtol=0, atol=1e-5)
+    adv = gae(
+        ro.rewards,
+        v_t,
+        v_T=v_T,
+        terminated_t=ro.terminated,
+        truncated_t=ro.truncated,
+        v_final_t=v_final,
+        gamma=np.full(6, 0.9),
+        lam=np.full(6, 0.9),
+    )
+    np.testing.assert_allclose(
+        adv[t, n], ro.rewards[t, n] + 0.9 * v_direct[t, n] - v_t[t, n], rtol=0, atol=1e-5
+    )
     # the final observation is not the next observation acted on (that one starts a new episode)
     nxt = ro.obs[t[0] + 1, n[0]] if t[0] + 1 < 12 else ro.last_obs[n[0]]
     assert not np.allclose(ro.final_obs[t[0], n[0]], nxt)
@@ -110,16 +131,28 @@ def test_train_result_records_and_times_the_callback():
         result.log("kl")
 
 
-@pytest.mark.parametrize("check,value", [
-    (check_real, True), (check_real, "1"), (check_real, None), (check_flag, 1),
-    (check_flag, "True"), (check_seed, -1), (check_seed, 2.0), (check_seed, False)])
+@pytest.mark.parametrize(
+    "check,value",
+    [
+        (check_real, True),
+        (check_real, "1"),
+        (check_real, None),
+        (check_flag, 1),
+        (check_flag, "True"),
+        (check_seed, -1),
+        (check_seed, 2.0),
+        (check_seed, False),
+    ],
+)
 def test_config_field_checks(check, value):
     with pytest.raises(ValueError, match="x must be"):
         check("x", value)
 
 
 def test_evaluate_runs_gymnasium_episodes():
-    always_left = lambda obs: np.tile([1.0, 0.0], (len(obs), 1))  # noqa: E731
+    def always_left(obs):
+        return np.tile([1.0, 0.0], (len(obs), 1))
+
     r = evaluate(always_left, 5, seed=0)
     assert r.shape == (5,) and (r < 20).all() and (r >= 8).all()
     sampled = evaluate(lambda obs: np.full((len(obs), 2), 0.5), 3, seed=0, deterministic=False)

@@ -7,9 +7,20 @@ import numpy as np
 import pytest
 import torch
 
-from rlviz.agents.addition_task import (ANSWER_VOCAB, EOS, MAX_LEN, AdditionTask, Policy,
-                                        RunConfig, TrainLog, gradient_step, greedy_success,
-                                        pretrain_reference, sample_answers, success_rates)
+from rlviz.agents.addition_task import (
+    ANSWER_VOCAB,
+    EOS,
+    MAX_LEN,
+    AdditionTask,
+    Policy,
+    RunConfig,
+    TrainLog,
+    gradient_step,
+    greedy_success,
+    pretrain_reference,
+    sample_answers,
+    success_rates,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -38,7 +49,11 @@ def test_split_is_stratified_and_disjoint(task):
 def test_answers_right_and_wrong(task):
     k = int(np.flatnonzero((task.prompts == torch.tensor([7, 6])).all(1))[0])
     assert task.answers[k].tolist() == [1, 3, EOS] and task.answer_mask[k].all()
-    assert task.wrong[k].tolist() == [3, EOS, EOS] and task.wrong_mask[k].tolist() == [True, True, False]
+    assert task.wrong[k].tolist() == [3, EOS, EOS] and task.wrong_mask[k].tolist() == [
+        True,
+        True,
+        False,
+    ]
     k = int(np.flatnonzero((task.prompts == torch.tensor([2, 5])).all(1))[0])
     assert task.answers[k].tolist() == [7, EOS, EOS] and torch.equal(task.answers[k], task.wrong[k])
 
@@ -50,9 +65,9 @@ def test_reward_is_exact_match(task):
     assert torch.equal(task.reward(idx, task.wrong, task.wrong_mask), (~carry).float())
     # the right digits without the end token (cut at 3 tokens) is wrong
     k = int(np.flatnonzero(carry)[0])
-    tokens = task.answers[k:k + 1].clone()
+    tokens = task.answers[k : k + 1].clone()
     tokens[0, 2] = 4
-    assert float(task.reward(idx[k:k + 1], tokens, torch.ones(1, MAX_LEN, dtype=torch.bool))) == 0
+    assert float(task.reward(idx[k : k + 1], tokens, torch.ones(1, MAX_LEN, dtype=torch.bool))) == 0
 
 
 def test_teacher_forcing_gives_a_distribution_over_all_answers():
@@ -60,8 +75,11 @@ def test_teacher_forcing_gives_a_distribution_over_all_answers():
     torch.manual_seed(0)
     policy = Policy()
     digits = range(10)
-    answers = [[EOS, EOS, EOS]] + [[d, EOS, EOS] for d in digits] + \
-              [[d, e, t] for d in digits for e in digits for t in range(ANSWER_VOCAB)]
+    answers = (
+        [[EOS, EOS, EOS]]
+        + [[d, EOS, EOS] for d in digits]
+        + [[d, e, t] for d in digits for e in digits for t in range(ANSWER_VOCAB)]
+    )
     tokens = torch.tensor(answers)
     mask = torch.tensor([[True, False, False]] + [[True, True, False]] * 10 + [[True] * 3] * 1100)
     prompts = torch.tensor([[4, 9]]).expand(len(answers), 2)
@@ -131,17 +149,20 @@ def test_reference_is_cached_per_task_and_returned_as_a_copy(task):
         pretrain_reference(task, steps=0)
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"eval_every": 0}, "eval_every must be an integer >= 1, got 0"),
-    ({"lr": 0.0}, "lr must be a finite number > 0, got 0.0"),
-    ({"updates_per_batch": 1.5}, "updates_per_batch must be an integer >= 1, got 1.5"),
-    ({"max_steps": 0}, "max_steps must be an integer >= 1, got 0"),
-    ({"max_seconds": 0}, "max_seconds must be a number > 0"),
-    ({"max_seconds": float("nan")}, "max_seconds must be a number > 0"),
-    ({"target": 1.2}, r"target must be in \[0, 1\], got 1.2"),
-    ({"stop_at_target": "yes"}, "stop_at_target must be True or False, got 'yes'"),
-    ({"seed": -1}, "seed must be an integer >= 0, got -1"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"eval_every": 0}, "eval_every must be an integer >= 1, got 0"),
+        ({"lr": 0.0}, "lr must be a finite number > 0, got 0.0"),
+        ({"updates_per_batch": 1.5}, "updates_per_batch must be an integer >= 1, got 1.5"),
+        ({"max_steps": 0}, "max_steps must be an integer >= 1, got 0"),
+        ({"max_seconds": 0}, "max_seconds must be a number > 0"),
+        ({"max_seconds": float("nan")}, "max_seconds must be a number > 0"),
+        ({"target": 1.2}, r"target must be in \[0, 1\], got 1.2"),
+        ({"stop_at_target": "yes"}, "stop_at_target must be True or False, got 'yes'"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+    ],
+)
 def test_run_config_names_the_bad_field(change, message):
     with pytest.raises(ValueError, match=message):
         RunConfig(**change)
@@ -164,7 +185,7 @@ def test_train_log_evaluates_on_schedule_and_stops_at_target(task):
 def test_gradient_step_refuses_a_non_finite_loss():
     w = torch.nn.Parameter(torch.ones(3))
     opt = torch.optim.SGD([w], lr=0.1)
-    gradient_step(opt, (w ** 2).sum(), trainer="test", step=1)
+    gradient_step(opt, (w**2).sum(), trainer="test", step=1)
     assert torch.allclose(w.detach(), torch.full((3,), 0.8))
     with pytest.raises(FloatingPointError, match=r"test update 2: loss is not finite \(nan\)"):
         gradient_step(opt, (w * float("nan")).sum(), trainer="test", step=2)

@@ -50,7 +50,7 @@ def test_agrees_with_gymnasium_single_env(limit, noise, ending):
 def test_final_obs_and_reset():
     env = BatchedCartPole(3, max_episode_steps=5, seed=0)
     env.reset()
-    for t in range(5):
+    for _t in range(5):
         obs, r, term, trunc, final = env.step(np.zeros(3, dtype=np.int64))
     assert trunc.all() and (env.steps == 0).all()
     assert not np.array_equal(obs, final)  # obs is the next episode's start

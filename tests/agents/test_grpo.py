@@ -10,8 +10,9 @@ import torch
 from rlviz.agents.addition_task import MAX_LEN, AdditionTask, pretrain_reference, sample_answers
 from rlviz.agents.grpo import GRPOConfig, group_log_probs, train_grpo
 
-SHORT = GRPOConfig(max_steps=3, eval_every=3, prompts_per_step=4, group_size=4,
-                   stop_at_target=False)
+SHORT = GRPOConfig(
+    max_steps=3, eval_every=3, prompts_per_step=4, group_size=4, stop_at_target=False
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -51,19 +52,28 @@ def same_weights(a, b) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"group_size": 0}, "group_size must be a positive integer, got 0"),
-    ({"prompts_per_step": 2.0}, "prompts_per_step must be a positive integer, got 2.0"),
-    ({"epsilon": 0.0}, "epsilon must be a finite number > 0, got 0.0"),
-    ({"beta": -0.1}, "beta must be a finite number >= 0, got -0.1"),
-    ({"advantage": "median"}, "advantage must be one of .*'loo'.*, got 'median'"),
-    ({"ratio": "word"}, "ratio must be one of .*, got 'word'"),
-    ({"kl": "k4"}, "kl must be one of .*, got 'k4'"),
-    ({"ratio": "token", "length_norm": "answer"}, "length_norm must be None or one of .*, got 'answer'"),
-    ({"length_norm": "group"}, "length_norm must be None with ratio='sequence'.*got 'group'"),
-    ({"advantage": "loo", "group_size": 1}, "group_size must be >= 2 for advantage='loo', got 1"),
-    ({"eval_every": 0}, "eval_every must be an integer >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"group_size": 0}, "group_size must be a positive integer, got 0"),
+        ({"prompts_per_step": 2.0}, "prompts_per_step must be a positive integer, got 2.0"),
+        ({"epsilon": 0.0}, "epsilon must be a finite number > 0, got 0.0"),
+        ({"beta": -0.1}, "beta must be a finite number >= 0, got -0.1"),
+        ({"advantage": "median"}, "advantage must be one of .*'loo'.*, got 'median'"),
+        ({"ratio": "word"}, "ratio must be one of .*, got 'word'"),
+        ({"kl": "k4"}, "kl must be one of .*, got 'k4'"),
+        (
+            {"ratio": "token", "length_norm": "answer"},
+            "length_norm must be None or one of .*, got 'answer'",
+        ),
+        ({"length_norm": "group"}, "length_norm must be None with ratio='sequence'.*got 'group'"),
+        (
+            {"advantage": "loo", "group_size": 1},
+            "group_size must be >= 2 for advantage='loo', got 1",
+        ),
+        ({"eval_every": 0}, "eval_every must be an integer >= 1, got 0"),
+    ],
+)
 def test_config_names_the_bad_field(change, message):
     with pytest.raises(ValueError, match=message):
         GRPOConfig(**change)
@@ -90,14 +100,18 @@ def test_all_equal_rewards_leave_the_policy_unchanged(setup, advantage):
         policy, _ = train_grpo(flat, ref, cfg)
         assert same_weights(policy, ref), (advantage, ratio)
     # the same run with the task's own rewards does move the policy
-    assert not same_weights(train_grpo(task, ref, dataclasses.replace(SHORT, advantage=advantage))[0], ref)
+    assert not same_weights(
+        train_grpo(task, ref, dataclasses.replace(SHORT, advantage=advantage))[0], ref
+    )
 
 
 def test_kl_penalty_alone_keeps_the_policy_at_the_reference(setup):
     """All-equal rewards and beta > 0: the policy starts at the reference, where the k3
     penalty's gradient is zero, so it stays there (to rounding)."""
     task, ref = setup
-    policy, _ = train_grpo(with_reward(ConstantReward, task), ref, dataclasses.replace(SHORT, beta=0.5))
+    policy, _ = train_grpo(
+        with_reward(ConstantReward, task), ref, dataclasses.replace(SHORT, beta=0.5)
+    )
     for a, b in zip(policy.parameters(), ref.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
@@ -117,14 +131,18 @@ def test_callback_sees_every_update_and_can_stop_the_run(setup):
     def stop(step, total):
         if step == 2:
             raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
         train_grpo(task, ref, SHORT, callback=stop)
 
 
 def test_stops_at_the_target(setup):
     task, ref = setup
-    _, log = train_grpo(task, ref, dataclasses.replace(SHORT, max_steps=50, eval_every=2,
-                                                       target=0.0, stop_at_target=True))
+    _, log = train_grpo(
+        task,
+        ref,
+        dataclasses.replace(SHORT, max_steps=50, eval_every=2, target=0.0, stop_at_target=True),
+    )
     assert log.step == [0, 2] and log.reached_step == 0
 
 

@@ -9,8 +9,13 @@ import pytest
 import torch
 
 from rlviz.agents.addition_task import EOS, AdditionTask, pretrain_reference, success_rates
-from rlviz.agents.token_ppo import (PPOConfig, normalize_over_tokens, token_advantages,
-                                    token_ppo_loss, train_ppo)
+from rlviz.agents.token_ppo import (
+    PPOConfig,
+    normalize_over_tokens,
+    token_advantages,
+    token_ppo_loss,
+    train_ppo,
+)
 
 SHORT = PPOConfig(max_steps=3, eval_every=3, batch_size=16, stop_at_target=False)
 
@@ -30,15 +35,18 @@ def setup():
     return task, pretrain_reference(task, steps=20)
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"batch_size": 1}, "batch_size must be >= 2 .*got 1"),
-    ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
-    ({"epsilon": -0.2}, "epsilon must be a finite number > 0, got -0.2"),
-    ({"gamma": 1.5}, r"gamma must be in \[0, 1\], got 1.5"),
-    ({"lam": -0.1}, r"lam must be in \[0, 1\], got -0.1"),
-    ({"value_coef": -1.0}, "value_coef must be a finite number >= 0, got -1.0"),
-    ({"eval_every": 0}, "eval_every must be an integer >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"batch_size": 1}, "batch_size must be >= 2 .*got 1"),
+        ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+        ({"epsilon": -0.2}, "epsilon must be a finite number > 0, got -0.2"),
+        ({"gamma": 1.5}, r"gamma must be in \[0, 1\], got 1.5"),
+        ({"lam": -0.1}, r"lam must be in \[0, 1\], got -0.1"),
+        ({"value_coef": -1.0}, "value_coef must be a finite number >= 0, got -1.0"),
+        ({"eval_every": 0}, "eval_every must be an integer >= 1, got 0"),
+    ],
+)
 def test_config_names_the_bad_field(change, message):
     with pytest.raises(ValueError, match=message):
         PPOConfig(**change)
@@ -53,11 +61,13 @@ def test_token_advantages_by_hand():
     adv = token_advantages(rewards, mask, v, gamma=0.9, lam=0.5)
     assert adv.dtype == torch.float32
     d2 = [0.0 + 0.9 * 0.2 - 0.1, 0.0 + 0.9 * 0.3 - 0.2, 0.0 - 0.3]
-    want = [[1 - 0.4],
-            [0.9 * 0.8 - 0.5 + gl * (1 - 0.8), 1 - 0.8],
-            [d2[0] + gl * (d2[1] + gl * d2[2]), d2[1] + gl * d2[2], d2[2]]]
+    want = [
+        [1 - 0.4],
+        [0.9 * 0.8 - 0.5 + gl * (1 - 0.8), 1 - 0.8],
+        [d2[0] + gl * (d2[1] + gl * d2[2]), d2[1] + gl * d2[2], d2[2]],
+    ]
     for row, w in enumerate(want):
-        np.testing.assert_allclose(adv[row, :len(w)].numpy(), w, rtol=1e-6)
+        np.testing.assert_allclose(adv[row, : len(w)].numpy(), w, rtol=1e-6)
 
 
 def test_normalize_over_tokens_ignores_padding():

@@ -24,9 +24,11 @@ def test_tiny_run_respects_the_kl_limit():
 def test_a_rejected_step_leaves_the_actor_at_theta_old(monkeypatch):
     """When the line search accepts nothing, the actor keeps its weights (the line search's
     trial parameters are undone) while the critic's Adam epochs still train the critic."""
+
     def reject_all(step, objective_fn, kl_fn, delta, *, max_backtracks, theta_old):
         kl_fn(theta_old + step)  # a trial point, as the real search evaluates
         return 0.0, {"accepted": None, "kls": [], "improvements": []}
+
     monkeypatch.setattr(trpo, "backtracking_line_search", reject_all)
     cfg = TRPOConfig(total_steps=4 * 16 * 2, n_envs=4, n_steps=16, hidden=8)
     res = train(cfg)
@@ -36,13 +38,23 @@ def test_a_rejected_step_leaves_the_actor_at_theta_old(monkeypatch):
     assert not torch.equal(res.agent.flat[1], initial[1])
 
 
-@pytest.mark.parametrize("change,match", [
-    ({"delta": 0}, "delta"), ({"delta": "0.01"}, "delta"), ({"damping": -0.1}, "damping"),
-    ({"gamma": 1.2}, "gamma"), ({"lam": float("nan")}, "lam"), ({"vf_lr": 0}, "vf_lr"),
-    ({"cg_iters": 0}, "cg_iters"), ({"max_backtracks": 2.0}, "max_backtracks"),
-    ({"vf_epochs": -1}, "vf_epochs"), ({"hidden": True}, "hidden"), ({"seed": -3}, "seed"),
-    ({"n_envs": 1, "n_steps": 1}, "at least 2"),
-])
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"delta": 0}, "delta"),
+        ({"delta": "0.01"}, "delta"),
+        ({"damping": -0.1}, "damping"),
+        ({"gamma": 1.2}, "gamma"),
+        ({"lam": float("nan")}, "lam"),
+        ({"vf_lr": 0}, "vf_lr"),
+        ({"cg_iters": 0}, "cg_iters"),
+        ({"max_backtracks": 2.0}, "max_backtracks"),
+        ({"vf_epochs": -1}, "vf_epochs"),
+        ({"hidden": True}, "hidden"),
+        ({"seed": -3}, "seed"),
+        ({"n_envs": 1, "n_steps": 1}, "at least 2"),
+    ],
+)
 def test_config_rejects_every_bad_field(change, match):
     with pytest.raises(ValueError, match=match):
         TRPOConfig(**change)

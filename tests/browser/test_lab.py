@@ -20,7 +20,8 @@ on localhost with a fresh random token, then for every chapter that has live wid
 
 Negative controls run the same checks on doctored notebooks (a callback that ignores its
 slider, one that raises, a slow one with no progress display, a widget whose front-end model
-does not exist) and require each fault to be reported. The server is stopped at the end, and the test checks that it is gone.
+does not exist) and require each fault to be reported. The server is stopped at the end, and the
+test checks that it is gone.
 """
 
 from __future__ import annotations
@@ -78,13 +79,18 @@ def lab(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lab") / "book"
     shutil.copytree(BOOK, folder)
     port, token = _free_port(), secrets.token_hex(24)
-    env = dict(os.environ, RLVIZ_LAB_DIR=str(folder), RLVIZ_LAB_PORT=str(port),
-               RLVIZ_LAB_TOKEN=token)
+    env = dict(
+        os.environ, RLVIZ_LAB_DIR=str(folder), RLVIZ_LAB_PORT=str(port), RLVIZ_LAB_TOKEN=token
+    )
     log = open(folder.parent / "lab.log", "w")
-    proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "lab.sh"),
-                             "--LabApp.expose_app_in_browser=True"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        ["bash", str(ROOT / "scripts" / "lab.sh"), "--LabApp.expose_app_in_browser=True"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -96,11 +102,14 @@ def lab(tmp_path_factory):
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not start: {(folder.parent / 'lab.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"JupyterLab did not start: {(folder.parent / 'lab.log').read_text()[-3000:]}"
+                )
             time.sleep(0.5)
         printed = (folder.parent / "lab.log").read_text()
-        assert f"{url}/lab/tree/" in printed and f"token={token}" in printed, \
+        assert f"{url}/lab/tree/" in printed and f"token={token}" in printed, (
             "scripts/lab.sh did not print the URL it serves"
+        )
         yield url, token, folder
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -180,8 +189,11 @@ def _wait_status(page, i: int, not_label: str | None, timeout_s: float) -> dict:
         if st["progress"] is not None:
             seen["progress"].add(round(st["progress"]))
         m = STATUS_DONE.match(st["status"].strip())
-        if ERROR_MARK in st["status"] or (m and m["label"] != not_label) \
-                or time.monotonic() > deadline:
+        if (
+            ERROR_MARK in st["status"]
+            or (m and m["label"] != not_label)
+            or time.monotonic() > deadline
+        ):
             e = _explorer(page, i)
             e["seen"] = seen
             return e
@@ -206,7 +218,10 @@ def _explorers(page):
 def _move_slider(page, i: int, j: int, presses: int = 1) -> None:
     """Press an arrow key on slider ``j`` of explorer ``i``: right, or left at the maximum."""
     explorer = _explorers(page).nth(i)
-    handle, readout = explorer.locator(".noUi-handle").nth(j), explorer.locator(".widget-readout").nth(j)
+    handle, readout = (
+        explorer.locator(".noUi-handle").nth(j),
+        explorer.locator(".widget-readout").nth(j),
+    )
     handle.scroll_into_view_if_needed()
     handle.focus()
     before = readout.text_content()
@@ -224,11 +239,12 @@ def _same_value(shown: str, readout: str) -> bool:
     """The drawn value equals the slider's readout, to the readout's precision."""
     readout = readout.replace("\u2212", "-")  # the readout writes negatives with a true minus
     decimals = len(readout.split(".")[1]) if "." in readout else 0
-    return abs(float(shown) - float(readout)) <= 0.5 * 10 ** -decimals + 1e-9
+    return abs(float(shown) - float(readout)) <= 0.5 * 10**-decimals + 1e-9
 
 
-def check_chapter(browser, url: str, token: str, name: str, timings: list | None = None,
-                  quick_moves: bool = True) -> list[str]:
+def check_chapter(
+    browser, url: str, token: str, name: str, timings: list | None = None, quick_moves: bool = True
+) -> list[str]:
     """Open ``name`` in the lab, run all, move every control; return the problems found."""
     problems: list[str] = []
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -237,16 +253,19 @@ def check_chapter(browser, url: str, token: str, name: str, timings: list | None
     try:
         # a workspace of its own, reset: only this notebook open
         workspace = "t" + secrets.token_hex(4)
-        page.goto(f"{url}/lab/workspaces/{workspace}/tree/{name}?token={token}&reset",
-                  wait_until="load")
+        page.goto(
+            f"{url}/lab/workspaces/{workspace}/tree/{name}?token={token}&reset", wait_until="load"
+        )
         page.wait_for_function(JS_KERNEL_IDLE, timeout=90_000)
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
         t0 = time.monotonic()
         # the command behind Run > Run All Cells; its promise resolves when the run ends
-        finished = page.evaluate("""(ms) => Promise.race([
+        finished = page.evaluate(
+            """(ms) => Promise.race([
             window.jupyterapp.commands.execute('notebook:run-all-cells').then(() => true),
             new Promise(resolve => setTimeout(() => resolve(false), ms))])""",
-                                 RUN_ALL_TIMEOUT_S * 1000)
+            RUN_ALL_TIMEOUT_S * 1000,
+        )
         page.wait_for_function(JS_KERNEL_IDLE, timeout=60_000)
         state = page.evaluate(JS_RUN_STATE)
         if not finished:
@@ -271,8 +290,9 @@ def check_chapter(browser, url: str, token: str, name: str, timings: list | None
                 continue
             if e["nplots"] == 0:
                 problems.append(f"explorer {i}: status says drawn but no plotly figure shown")
-            controls = [("slider", j) for j in range(e["sliders"])] + \
-                       [("select", j) for j in range(e["selects"])]
+            controls = [("slider", j) for j in range(e["sliders"])] + [
+                ("select", j) for j in range(e["selects"])
+            ]
             for kind, j in controls:
                 before = _explorer(page, i)
                 if kind == "slider":
@@ -288,18 +308,23 @@ def check_chapter(browser, url: str, token: str, name: str, timings: list | None
                 if ERROR_MARK in after["status"]:
                     problems.append(f"{what}: the callback failed: {after['status']}")
                 elif _label(after) == _label(before):
-                    problems.append(f"{what}: moving it drew no new figure "
-                                    f"(status {after['status']!r})")
+                    problems.append(
+                        f"{what}: moving it drew no new figure (status {after['status']!r})"
+                    )
                 elif after["plots"] == before["plots"]:
-                    problems.append(f"{what}: a new figure was reported but the plotted data "
-                                    "(traces, shapes, annotations, title) did not change")
+                    problems.append(
+                        f"{what}: a new figure was reported but the plotted data "
+                        "(traces, shapes, annotations, title) did not change"
+                    )
                 else:
                     seconds = float(STATUS_DONE.match(after["status"].strip())["seconds"])
                     partial = {p for p in after["seen"]["progress"] if 0 < p < 100}
                     if seconds > SLOW_S and not (after["seen"]["computing"] and partial):
-                        problems.append(f"{what}: a {seconds:.1f} s recompute showed no progress "
-                                        f"(computing seen: {after['seen']['computing']}, "
-                                        f"bar levels: {sorted(after['seen']['progress'])})")
+                        problems.append(
+                            f"{what}: a {seconds:.1f} s recompute showed no progress "
+                            f"(computing seen: {after['seen']['computing']}, "
+                            f"bar levels: {sorted(after['seen']['progress'])})"
+                        )
                     if timings is not None:
                         timings.append((name, i, kind, j, _label(before), _label(after), seconds))
             if quick_moves and e["sliders"]:
@@ -312,17 +337,25 @@ def check_chapter(browser, url: str, token: str, name: str, timings: list | None
                 label = _label(final)
                 shown = list(_values(label).values())[0] if label else None
                 if shown is None or not _same_value(shown, wanted):
-                    problems.append(f"explorer {i}: after quick moves the slider shows {wanted} "
-                                    f"but the figure is for {label!r}")
-                last = max((t[-1] for t in (timings or []) if t[0] == name and t[2] != "run all"),
-                           default=1.0)
+                    problems.append(
+                        f"explorer {i}: after quick moves the slider shows {wanted} "
+                        f"but the figure is for {label!r}"
+                    )
+                last = max(
+                    (t[-1] for t in (timings or []) if t[0] == name and t[2] != "run all"),
+                    default=1.0,
+                )
                 page.wait_for_timeout(int(1000 * max(1.0, 2 * last)))
                 if _explorer(page, i)["status"] != final["status"]:
-                    problems.append(f"explorer {i}: a stale figure replaced the newest one "
-                                    f"({_explorer(page, i)['status']!r})")
+                    problems.append(
+                        f"explorer {i}: a stale figure replaced the newest one "
+                        f"({_explorer(page, i)['status']!r})"
+                    )
         text = page.evaluate("() => window.jupyterapp.shell.currentWidget.node.innerText")
-        broken = page.evaluate("() => window.jupyterapp.shell.currentWidget.node"
-                               ".querySelectorAll('.jupyter-widgets-error-widget').length")
+        broken = page.evaluate(
+            "() => window.jupyterapp.shell.currentWidget.node"
+            ".querySelectorAll('.jupyter-widgets-error-widget').length"
+        )
         if "Error displaying widget" in text or broken:
             problems.append(f"Error displaying widget: {broken} widget(s) failed to render")
         if "Loading widget" in text:
@@ -333,8 +366,9 @@ def check_chapter(browser, url: str, token: str, name: str, timings: list | None
             timings.append((name, None, "run all", None, None, None, run_s))
         # save: the pre-save hook must leave the committed file
         page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
-        page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty",
-                               timeout=30_000)
+        page.wait_for_function(
+            "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000
+        )
         # free the kernel's memory and core for the next chapter
         page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
     finally:
@@ -346,9 +380,13 @@ def check_chapter(browser, url: str, token: str, name: str, timings: list | None
 
 def _comparable(path: Path) -> dict:
     nb = nbformat.read(path, as_version=4)
-    return {"metadata": nb["metadata"],
-            "cells": [{k: c.get(k) for k in ("cell_type", "source", "outputs", "execution_count",
-                                              "metadata")} for c in nb["cells"]]}
+    return {
+        "metadata": nb["metadata"],
+        "cells": [
+            {k: c.get(k) for k in ("cell_type", "source", "outputs", "execution_count", "metadata")}
+            for c in nb["cells"]
+        ],
+    }
 
 
 # ---------------------------------------------------------------- the tests
@@ -368,10 +406,12 @@ def test_chapter_live_in_jupyterlab(browser, lab, name):
     if (folder / name).read_bytes() != (BOOK / name).read_bytes():
         saved, committed = _comparable(folder / name), _comparable(BOOK / name)
         diff = [i for i, (a, b) in enumerate(zip(saved["cells"], committed["cells"])) if a != b]
-        pytest.fail(f"running and saving {name} in the lab changed the file (metadata changed: "
-                    f"{saved['metadata'] != committed['metadata']}, cells changed: {diff[:5]}, "
-                    f"{len(saved['cells'])} cells saved, {len(committed['cells'])} committed): "
-                    "nbval would compare different outputs")
+        pytest.fail(
+            f"running and saving {name} in the lab changed the file (metadata changed: "
+            f"{saved['metadata'] != committed['metadata']}, cells changed: {diff[:5]}, "
+            f"{len(saved['cells'])} cells saved, {len(committed['cells'])} committed): "
+            "nbval would compare different outputs"
+        )
 
 
 def _write_report() -> None:
@@ -387,31 +427,39 @@ def _write_report() -> None:
 
 # ---------------------------------------------------------------- negative controls
 BROKEN = {
-    "ignores its slider": ("explorer(lambda gamma: figs.weights_figure(n=8, lambdas=[0.5]),\n"
-                           "         gamma=w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.1))",
-                           "did not change"),
-    "raises": ("def draw(gamma):\n"
-               "    if gamma != 0.5:\n"
-               "        raise RuntimeError('broken callback')\n"
-               "    return figs.weights_figure(n=8, lambdas=[gamma])\n"
-               "explorer(draw, gamma=w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.1))",
-               "the callback failed"),
-    "slow with no progress": ("import time\n"
-                              "def draw(gamma):\n"
-                              "    time.sleep(1.5)\n"
-                              "    return figs.weights_figure(n=8, lambdas=[gamma])\n"
-                              "explorer(draw, gamma=w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.1))",
-                              "showed no progress"),
-    "front-end model missing": ("display(explorer(lambda gamma: figs.weights_figure(n=8, lambdas=[gamma]),\n"
-                                "         gamma=w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.1)))\n"
-                                "from traitlets import Unicode\n"
-                                "class Ghost(w.DOMWidget):\n"
-                                "    _view_module = Unicode('no-such-module').tag(sync=True)\n"
-                                "    _view_name = Unicode('GhostView').tag(sync=True)\n"
-                                "    _model_module = Unicode('no-such-module').tag(sync=True)\n"
-                                "    _model_name = Unicode('GhostModel').tag(sync=True)\n"
-                                "Ghost()",
-                                "Error displaying widget|Loading widget"),
+    "ignores its slider": (
+        "explorer(lambda gamma: figs.weights_figure(n=8, lambdas=[0.5]),\n"
+        "         gamma=w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.1))",
+        "did not change",
+    ),
+    "raises": (
+        "def draw(gamma):\n"
+        "    if gamma != 0.5:\n"
+        "        raise RuntimeError('broken callback')\n"
+        "    return figs.weights_figure(n=8, lambdas=[gamma])\n"
+        "explorer(draw, gamma=w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.1))",
+        "the callback failed",
+    ),
+    "slow with no progress": (
+        "import time\n"
+        "def draw(gamma):\n"
+        "    time.sleep(1.5)\n"
+        "    return figs.weights_figure(n=8, lambdas=[gamma])\n"
+        "explorer(draw, gamma=w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.1))",
+        "showed no progress",
+    ),
+    "front-end model missing": (
+        "display(explorer(lambda gamma: figs.weights_figure(n=8, lambdas=[gamma]),\n"
+        "         gamma=w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.1)))\n"
+        "from traitlets import Unicode\n"
+        "class Ghost(w.DOMWidget):\n"
+        "    _view_module = Unicode('no-such-module').tag(sync=True)\n"
+        "    _view_name = Unicode('GhostView').tag(sync=True)\n"
+        "    _model_module = Unicode('no-such-module').tag(sync=True)\n"
+        "    _model_name = Unicode('GhostModel').tag(sync=True)\n"
+        "Ghost()",
+        "Error displaying widget|Loading widget",
+    ),
 }
 
 
@@ -419,13 +467,19 @@ BROKEN = {
 def test_checks_fail_on_a_broken_widget(browser, lab, case):
     url, token, folder = lab
     code, expected = BROKEN[case]
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3",
-                                                           "display_name": "Python 3",
-                                                           "language": "python"}})
-    nb.cells = [nbformat.v4.new_code_cell("import ipywidgets as w\n"
-                                          "from rlviz.figures import ch08 as figs\n"
-                                          "from rlviz.jupyter.widgets import explorer"),
-                nbformat.v4.new_code_cell(code)]
+    nb = nbformat.v4.new_notebook(
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        }
+    )
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import ipywidgets as w\n"
+            "from rlviz.figures import ch08 as figs\n"
+            "from rlviz.jupyter.widgets import explorer"
+        ),
+        nbformat.v4.new_code_cell(code),
+    ]
     name = f"zz_broken_{re.sub(r'[^a-z]+', '_', case)}.ipynb"
     nbformat.write(nb, folder / name)
     problems = check_chapter(browser, url, token, name, quick_moves=False)

@@ -124,7 +124,9 @@ JS_RAW_MYST = """() => {
     copy.querySelectorAll('pre, code, script, style, mjx-container, .js-plotly-plot, .highlight')
         .forEach(n => n.remove());
     const t = copy.textContent;
-    const m = t.match(/```|\\{(prf|exercise|solution|admonition|glue|math|eval-rst|code-cell)[:}]|^\\s*:(label|class|nonumber):/m);
+    const directive = /```|\\{(prf|exercise|solution|admonition|glue|math|eval-rst|code-cell)[:}]/;
+    const option = /^\\s*:(label|class|nonumber):/m;
+    const m = t.match(directive) || t.match(option);
     return m ? t.slice(Math.max(0, m.index - 40), m.index + 60).replace(/\\s+/g, ' ') : '';
 }"""
 

@@ -5,19 +5,28 @@ import numpy as np
 import pytest
 
 from rlviz.agents.ppo import PPOConfig
-from rlviz.experiments.ch13 import (ABLATIONS, EPSILONS, GAMMAS, LAMBDAS, ablation_configs,
-                                    first_sustained, grid_configs)
+from rlviz.experiments.ch13 import (
+    ABLATIONS,
+    EPSILONS,
+    GAMMAS,
+    LAMBDAS,
+    ablation_configs,
+    first_sustained,
+    grid_configs,
+)
 
 
 def test_grid_is_every_combination_gamma_slowest_epsilon_fastest():
     configs = grid_configs()
     assert len(configs) == 27
-    assert [(c.gamma, c.lam, c.clip_eps) for c in configs] == \
-        [(g, l, e) for g in GAMMAS for l in LAMBDAS for e in EPSILONS]
+    assert [(c.gamma, c.lam, c.clip_eps) for c in configs] == [
+        (g, l, e) for g in GAMMAS for l in LAMBDAS for e in EPSILONS
+    ]
     assert (configs[1].clip_eps, configs[3].lam, configs[9].gamma) == (0.2, 0.8, 0.98)
     book = PPOConfig()
-    assert all(c.total_steps == book.total_steps and c.seed == 0 and c.lr == book.lr
-               for c in configs)
+    assert all(
+        c.total_steps == book.total_steps and c.seed == 0 and c.lr == book.lr for c in configs
+    )
     small = grid_configs(PPOConfig(total_steps=512), gammas=(0.9,), lams=(0.5, 0.9), seed=3)
     assert [(c.lam, c.clip_eps) for c in small] == [(l, e) for l in (0.5, 0.9) for e in EPSILONS]
     assert all(c.total_steps == 512 and c.seed == 3 for c in small)
@@ -31,20 +40,26 @@ def test_ablations_change_one_detail_each_ablation_slowest():
         for j, seed in enumerate((0, 1)):
             c = configs[2 * i + j]
             assert c.seed == seed
-            differs = {f for f in PPOConfig.__dataclass_fields__ if f != "seed"
-                       and getattr(c, f) != getattr(book, f)}
+            differs = {
+                f
+                for f in PPOConfig.__dataclass_fields__
+                if f != "seed" and getattr(c, f) != getattr(book, f)
+            }
             assert differs == set(change), name
 
 
-@pytest.mark.parametrize("values,expected", [
-    ([480, 490, 500, 500], 0),            # sustained from the start
-    ([100, 480, 300, 476, 500], 300),     # the last dip decides
-    ([100, 200, 480, 500], 200),
-    ([480, 500, 474.9], float("inf")),    # below at the end: never sustained
-    ([100, 200, 300], float("inf")),
-    ([np.nan, 480, 490], 100),            # NaN (no finished episode yet) counts as below
-    ([475, 475], 0),                      # the threshold itself counts
-])
+@pytest.mark.parametrize(
+    "values,expected",
+    [
+        ([480, 490, 500, 500], 0),  # sustained from the start
+        ([100, 480, 300, 476, 500], 300),  # the last dip decides
+        ([100, 200, 480, 500], 200),
+        ([480, 500, 474.9], float("inf")),  # below at the end: never sustained
+        ([100, 200, 300], float("inf")),
+        ([np.nan, 480, 490], 100),  # NaN (no finished episode yet) counts as below
+        ([475, 475], 0),  # the threshold itself counts
+    ],
+)
 def test_first_sustained(values, expected):
     steps = 100 * np.arange(len(values))
     assert first_sustained(values, steps) == expected

@@ -39,8 +39,9 @@ def test_settings_are_seeded():
     ans, theta, r = ch14.tree_setting(0)
     assert theta.shape == (2, 7, 3) and set(np.unique(r)) <= {0.0, 1.0}
     pairs = list(ch14.random_pairs(3, 4))
-    assert len(pairs) == 3 and all(abs(p.sum() - 1) < 1e-12 and abs(q.sum() - 1) < 1e-12
-                                   for p, q in pairs)
+    assert len(pairs) == 3 and all(
+        abs(p.sum() - 1) < 1e-12 and abs(q.sum() - 1) < 1e-12 for p, q in pairs
+    )
 
 
 @pytest.mark.parametrize("p", [0.1, 0.37, 0.9])
@@ -49,7 +50,7 @@ def test_prompt_gain_closed_forms(p):
         assert ch14.prompt_gain(p, G, "mean") == pytest.approx((G - 1) / G, abs=1e-12)
         assert ch14.prompt_gain(p, G, "loo") == pytest.approx(1.0, abs=1e-12)
     # G = 2: a mixed group has std 1/sqrt(2), so each advantage is +-(1/2) / (1/sqrt(2) + eps)
-    assert ch14.prompt_gain(p, 2) == pytest.approx(0.5 / (2 ** -0.5 + 1e-4), abs=1e-12)
+    assert ch14.prompt_gain(p, 2) == pytest.approx(0.5 / (2**-0.5 + 1e-4), abs=1e-12)
     # binary rewards: swapping right and wrong gives the same gain
     assert ch14.prompt_gain(p, 8) == pytest.approx(ch14.prompt_gain(1 - p, 8), abs=1e-12)
 
@@ -84,7 +85,9 @@ def test_normalisation_table_covers_the_variants():
 
 def test_variance_along_and_k3_gap():
     rows = ch14.variance_along([0.0, 0.1, 2.0])
-    assert rows[0]["kl"] == pytest.approx(0, abs=1e-15) and rows[0]["var_k1"] == pytest.approx(0, abs=1e-15)
+    assert rows[0]["kl"] == pytest.approx(0, abs=1e-15) and rows[0]["var_k1"] == pytest.approx(
+        0, abs=1e-15
+    )
     assert rows[1]["var_k3"] / rows[1]["var_k1"] < 0.1
     assert rows[2]["kl"] > rows[1]["kl"] > 0
     assert ch14.k3_gradient_gap(0) > 0.1

@@ -24,7 +24,7 @@ def test_ch03_book_setting_and_enumerated_settings():
     np.testing.assert_allclose(pi, softmax_policy(ch03.THETA))
     rows = list(ch03.enumerated_settings())
     assert len(rows) == len(ch03.GAMMAS) + 5
-    for mdp, theta, pi, H, tr, grad in rows[:2]:
+    for mdp, theta, _pi, H, tr, grad in rows[:2]:
         np.testing.assert_allclose(tr.prob.sum(), 1.0, atol=1e-12)
         np.testing.assert_allclose(grad, exact_gradient(mdp, theta, H), atol=0)
 
@@ -57,8 +57,10 @@ def test_ch08_direct_sum_of_td_errors_is_gae():
         np.testing.assert_allclose(direct, returns.gae(**ro, gamma=gamma, lam=lam), atol=1e-12)
         # a mutation: the wrong factor (gamma instead of gamma * lam) differs unless lam = 1
         if lam < 1:
-            assert np.abs(ch08.discounted_td_sum(delta, ch08.episode_ends(ro), gamma)
-                          - direct).max() > 1e-3
+            assert (
+                np.abs(ch08.discounted_td_sum(delta, ch08.episode_ends(ro), gamma) - direct).max()
+                > 1e-3
+            )
 
 
 def test_ch10_gaps_grow_from_zero_along_the_gradient():

@@ -11,9 +11,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import pytest
 
-from rlviz.tabular.examples import book_grid_policy, two_state_chain
 from rlviz.figures import ch01, ch02, ch04, ch06, ch07, ch08, ch09, ch10, ch11, ch12, ch14
 from rlviz.figures.common import slider_steps
+from rlviz.tabular.examples import book_grid_policy, two_state_chain
 from rlviz.tabular.mdp import uniform_policy
 
 
@@ -23,15 +23,19 @@ def test_slider_steps_shows_one_block_per_step():
     assert [st["args"][0]["visible"] for st in s["steps"]] == [
         [True, True, False, False, False, False],
         [False, False, True, True, False, False],
-        [False, False, False, False, True, True]]
+        [False, False, False, False, True, True],
+    ]
     assert s["currentvalue"]["prefix"] == "x = "
 
 
-@pytest.mark.parametrize("labels, per, message", [
-    ([], 1, "at least one label"),
-    (["a"], 0, "positive integer"),
-    (["a"], 1.5, "positive integer"),
-])
+@pytest.mark.parametrize(
+    "labels, per, message",
+    [
+        ([], 1, "at least one label"),
+        (["a"], 0, "positive integer"),
+        (["a"], 1.5, "positive integer"),
+    ],
+)
 def test_slider_steps_rejects_bad_arguments(labels, per, message):
     with pytest.raises(ValueError, match=message):
         slider_steps(labels, per)
@@ -51,7 +55,8 @@ FIGURES = {
     "ch07 bias/variance": lambda: ch07.bias_variance_figure(),
     "ch08 weights": lambda: ch08.weights_figure(),
     "ch09 target bias": lambda: ch09.target_bias_figure(
-        two_state_chain(0.9), uniform_policy(two_state_chain(0.9))),
+        two_state_chain(0.9), uniform_policy(two_state_chain(0.9))
+    ),
     "ch10 J and L along lines": lambda: ch10.line_figure(),
     "ch11 bound": lambda: ch11.bound_figure(),
     "ch11 tabular TRPO": lambda: ch11.trpo_figure(),
@@ -68,8 +73,9 @@ def test_each_slider_step_shows_one_whole_block_of_traces(name):
     assert sliders, f"{name} has no slider"
     for slider in sliders:
         shown = [step.args[0]["visible"] for step in slider.steps]
-        assert all(len(v) == len(fig.data) for v in shown), \
+        assert all(len(v) == len(fig.data) for v in shown), (
             f"{name}: slider visibility lists do not match the {len(fig.data)} traces"
+        )
         # every trace is shown by exactly one step, and the first step is what loads
         assert [sum(col) for col in zip(*shown)] == [1] * len(fig.data)
         initial = [t.visible is not False for t in fig.data]

@@ -4,7 +4,8 @@ GRPO objective, against hand-computed values and reference loops."""
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rlviz.fn import grpo_loss as grpo
 from rlviz.fn.ppo_loss import k3
@@ -23,27 +24,37 @@ def tensors(B=2, G=3, L=4, seed=0):
 # ---------------------------------------------------------------- advantages
 def test_advantages_by_hand():
     r = torch.tensor([[1.0, 0.0, 0.0, 1.0], [2.0, 2.0, 2.0, 5.0]], dtype=torch.float64)
-    np.testing.assert_allclose(grpo.group_advantages(r, "mean"),
-                               [[0.5, -0.5, -0.5, 0.5], [-0.75, -0.75, -0.75, 2.25]])
-    np.testing.assert_allclose(grpo.group_advantages(r, "loo"),
-                               [[2 / 3, -2 / 3, -2 / 3, 2 / 3], [-1, -1, -1, 3]])
+    np.testing.assert_allclose(
+        grpo.group_advantages(r, "mean"), [[0.5, -0.5, -0.5, 0.5], [-0.75, -0.75, -0.75, 2.25]]
+    )
+    np.testing.assert_allclose(
+        grpo.group_advantages(r, "loo"), [[2 / 3, -2 / 3, -2 / 3, 2 / 3], [-1, -1, -1, 3]]
+    )
     std = r.std(dim=1, keepdim=True)
-    np.testing.assert_allclose(grpo.group_advantages(r, "std", std_eps=1e-4),
-                               (r - r.mean(1, keepdim=True)) / (std + 1e-4))
+    np.testing.assert_allclose(
+        grpo.group_advantages(r, "std", std_eps=1e-4), (r - r.mean(1, keepdim=True)) / (std + 1e-4)
+    )
 
 
 def test_loo_is_reference_loop():
     r = torch.randn(5, 4, dtype=torch.float64)
-    ref = torch.stack([torch.stack([r[b, i] - torch.cat([r[b, :i], r[b, i + 1:]]).mean()
-                                    for i in range(4)]) for b in range(5)])
+    ref = torch.stack(
+        [
+            torch.stack([r[b, i] - torch.cat([r[b, :i], r[b, i + 1 :]]).mean() for i in range(4)])
+            for b in range(5)
+        ]
+    )
     torch.testing.assert_close(grpo.group_advantages(r, "loo"), ref)
 
 
-@pytest.mark.parametrize("bad,msg", [
-    (torch.tensor([[1.0, float("nan")]]), "finite"),
-    (torch.tensor([1.0, 2.0]), "shape"),
-    (torch.tensor([[1.0]]), "G >= 2"),
-])
+@pytest.mark.parametrize(
+    "bad,msg",
+    [
+        (torch.tensor([[1.0, float("nan")]]), "finite"),
+        (torch.tensor([1.0, 2.0]), "shape"),
+        (torch.tensor([[1.0]]), "G >= 2"),
+    ],
+)
 def test_advantages_bad_inputs(bad, msg):
     with pytest.raises(ValueError, match=msg):
         grpo.group_advantages(bad, "loo")
@@ -125,8 +136,9 @@ def test_objective_kl_term_and_checks():
     logp, old, mask = tensors()
     adv = torch.zeros(2, 3, dtype=torch.float64)
     ref = logp - 0.3
-    out = grpo.grpo_objective(logp, old, adv, mask, epsilon=0.2, ratio="token", beta=0.5,
-                              logp_ref_t=ref, kl="k1")
+    out = grpo.grpo_objective(
+        logp, old, adv, mask, epsilon=0.2, ratio="token", beta=0.5, logp_ref_t=ref, kl="k1"
+    )
     torch.testing.assert_close(out, torch.full((2,), -0.5 * 0.3, dtype=torch.float64))
     with pytest.raises(ValueError, match="beta"):
         grpo.grpo_objective(logp, old, adv, mask, epsilon=0.2, beta=-1.0)
@@ -154,19 +166,41 @@ def test_padding_never_reaches_the_objective():
     adv = torch.randn(2, 3, dtype=torch.float64)
     ref = logp - 0.2
     poisoned = [torch.where(mask, x, torch.full_like(x, float("nan"))) for x in (logp, old, ref)]
-    for ratio, norm in (("sequence", None), ("token", "sequence"), ("token", "group"),
-                        ("token", "constant")):
-        clean = grpo.grpo_objective(logp, old, adv, mask, epsilon=0.2, ratio=ratio,
-                                    length_norm=norm, beta=0.1, logp_ref_t=ref)
-        dirty = grpo.grpo_objective(*poisoned[:2], adv, mask, epsilon=0.2, ratio=ratio,
-                                    length_norm=norm, beta=0.1, logp_ref_t=poisoned[2])
+    for ratio, norm in (
+        ("sequence", None),
+        ("token", "sequence"),
+        ("token", "group"),
+        ("token", "constant"),
+    ):
+        clean = grpo.grpo_objective(
+            logp,
+            old,
+            adv,
+            mask,
+            epsilon=0.2,
+            ratio=ratio,
+            length_norm=norm,
+            beta=0.1,
+            logp_ref_t=ref,
+        )
+        dirty = grpo.grpo_objective(
+            *poisoned[:2],
+            adv,
+            mask,
+            epsilon=0.2,
+            ratio=ratio,
+            length_norm=norm,
+            beta=0.1,
+            logp_ref_t=poisoned[2],
+        )
         torch.testing.assert_close(dirty, clean, rtol=0, atol=0)
 
 
 def test_sequence_objective_kl_sums_over_tokens():
     logp, _, mask = tensors()
     adv = torch.zeros(2, 3, dtype=torch.float64)
-    out = grpo.grpo_objective(logp, logp, adv, mask, epsilon=0.2, beta=0.5, logp_ref_t=logp - 0.3,
-                              kl="k1")
+    out = grpo.grpo_objective(
+        logp, logp, adv, mask, epsilon=0.2, beta=0.5, logp_ref_t=logp - 0.3, kl="k1"
+    )
     lengths = mask.sum(-1).to(torch.float64)  # k1 = 0.3 on each token
     torch.testing.assert_close(out, (-0.5 * 0.3 * lengths).mean(1))

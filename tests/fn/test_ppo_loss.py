@@ -4,7 +4,8 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rlviz.fn import ppo_loss as L
 
@@ -12,11 +13,16 @@ floats = st.floats(-5, 5, allow_nan=False, width=64)
 
 
 @settings(max_examples=40, deadline=None)
-@given(r=st.lists(st.floats(0.01, 5, width=64), min_size=1, max_size=20), a=st.data(),
-       eps=st.floats(0.01, 0.9))
+@given(
+    r=st.lists(st.floats(0.01, 5, width=64), min_size=1, max_size=20),
+    a=st.data(),
+    eps=st.floats(0.01, 0.9),
+)
 def test_clip_is_a_lower_bound_and_equal_inside(r, a, eps):
     ratio = torch.tensor(r, dtype=torch.float64)
-    adv = torch.tensor(a.draw(st.lists(floats, min_size=len(r), max_size=len(r))), dtype=torch.float64)
+    adv = torch.tensor(
+        a.draw(st.lists(floats, min_size=len(r), max_size=len(r))), dtype=torch.float64
+    )
     clip = L.clipped_surrogate(ratio, adv, eps)
     pg = L.policy_gradient_surrogate(ratio, adv)
     assert (clip <= pg + 1e-12).all()  # L_CLIP <= L_PG sample by sample
@@ -36,7 +42,9 @@ def test_per_setting_epsilon_broadcasts():
     ratio = torch.full((2, 3), 1.25)
     adv = torch.ones(2, 3)
     out = L.clipped_surrogate(ratio, adv, torch.tensor([[0.1], [0.3]]))
-    assert torch.allclose(out[0], torch.full((3,), 1.1)) and torch.allclose(out[1], torch.full((3,), 1.25))
+    assert torch.allclose(out[0], torch.full((3,), 1.1)) and torch.allclose(
+        out[1], torch.full((3,), 1.25)
+    )
 
 
 def test_value_loss_clipping_is_a_max():

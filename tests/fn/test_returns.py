@@ -2,15 +2,18 @@
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from rlviz.fn import returns as adv
 from rlviz.experiments.ch08 import discounted_td_sum, random_rollout
+from rlviz.fn import returns as adv
 
 
 @pytest.mark.parametrize("T", [1, 2, 15, 16, 17, 33, 256, 257, 1000])
 @pytest.mark.parametrize("N", [1, 3])
-@pytest.mark.parametrize("gamma,lam", [(0.0, 0.0), (0.9, 0.95), (0.99, 1.0), (1.0, 1.0), (0.5, 0.3)])
+@pytest.mark.parametrize(
+    "gamma,lam", [(0.0, 0.0), (0.9, 0.95), (0.99, 1.0), (1.0, 1.0), (0.5, 0.3)]
+)
 def test_fast_matches_reference(T, N, gamma, lam, make_rollout):
     rng = np.random.default_rng(T * 31 + N)
     ro = make_rollout(rng, T, N, 0.03, 0.03)
@@ -21,27 +24,49 @@ def test_fast_matches_reference(T, N, gamma, lam, make_rollout):
     np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-10)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(T=st.integers(1, 80), N=st.integers(1, 4), gamma=st.floats(0, 1), lam=st.floats(0, 1),
-       p=st.floats(0, 0.6), seed=st.integers(0, 2**32 - 1))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    T=st.integers(1, 80),
+    N=st.integers(1, 4),
+    gamma=st.floats(0, 1),
+    lam=st.floats(0, 1),
+    p=st.floats(0, 0.6),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_fast_matches_reference_property(T, N, gamma, lam, p, seed, make_rollout):
     ro = make_rollout(np.random.default_rng(seed), T, N, p, p)
-    np.testing.assert_allclose(adv.gae(**ro, gamma=gamma, lam=lam),
-                               adv.gae_reference(**ro, gamma=gamma, lam=lam), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        adv.gae(**ro, gamma=gamma, lam=lam),
+        adv.gae_reference(**ro, gamma=gamma, lam=lam),
+        rtol=0,
+        atol=1e-10,
+    )
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(T=st.integers(1, 40), gamma=st.floats(0, 1), lam=st.floats(0, 1), seed=st.integers(0, 10**6))
 def test_closed_form_and_lambda_return(T, gamma, lam, seed, make_rollout):
     ro = make_rollout(np.random.default_rng(seed), T, 3, 0.2, 0.2)
     A = adv.gae(**ro, gamma=gamma, lam=lam)
-    delta = adv.td_errors(ro["r_t"], ro["v_t"], v_T=ro["v_T"], terminated_t=ro["terminated_t"],
-                          truncated_t=ro["truncated_t"], v_final_t=ro["v_final_t"], gamma=gamma)
+    delta = adv.td_errors(
+        ro["r_t"],
+        ro["v_t"],
+        v_T=ro["v_T"],
+        terminated_t=ro["terminated_t"],
+        truncated_t=ro["truncated_t"],
+        v_final_t=ro["v_final_t"],
+        gamma=gamma,
+    )
     ends = ro["terminated_t"] | ro["truncated_t"]
     ends[-1] = True
     np.testing.assert_allclose(A, discounted_td_sum(delta, ends, gamma * lam), atol=1e-10)
-    np.testing.assert_allclose(A + ro["v_t"], adv.lambda_returns(**ro, gamma=gamma, lam=lam),
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        A + ro["v_t"], adv.lambda_returns(**ro, gamma=gamma, lam=lam), atol=1e-10
+    )
 
 
 def test_linear_scan_general_coefficients():
@@ -58,8 +83,11 @@ def test_float32_stays_float32_and_agrees(make_rollout):
     ro = make_rollout(np.random.default_rng(1), 2048, 8, 0.005, 0.005, np.float32)
     A = adv.gae(**ro, gamma=0.99, lam=0.95)
     assert A.dtype == np.float32
-    ref = adv.gae_reference(**{k: (v.astype(np.float64) if v.dtype == np.float32 else v)
-                               for k, v in ro.items()}, gamma=0.99, lam=0.95)
+    ref = adv.gae_reference(
+        **{k: (v.astype(np.float64) if v.dtype == np.float32 else v) for k, v in ro.items()},
+        gamma=0.99,
+        lam=0.95,
+    )
     np.testing.assert_allclose(A, ref, atol=1e-4)
 
 
@@ -67,16 +95,27 @@ def test_truncation_bootstraps_from_final_value():
     """One env, episode cut by a time limit after step 1, next episode runs to the rollout end."""
     r = np.array([[1.0], [2.0], [3.0]])
     v = np.array([[0.5], [0.25], [4.0]])
-    kw = dict(v_T=np.array([8.0]), terminated_t=np.zeros((3, 1), bool),
-              truncated_t=np.array([[False], [True], [False]]), v_final_t=np.full((3, 1), 10.0))
+    kw = dict(
+        v_T=np.array([8.0]),
+        terminated_t=np.zeros((3, 1), bool),
+        truncated_t=np.array([[False], [True], [False]]),
+        v_final_t=np.full((3, 1), 10.0),
+    )
     g = 0.5
     A = adv.gae(r, v, **kw, gamma=g, lam=1.0)
     d1 = 2.0 + g * 10.0 - 0.25  # bootstraps from V(final obs) = 10, not 0 and not v[2]
     d0 = 1.0 + g * 0.25 - 0.5
     np.testing.assert_allclose(A[:, 0], [d0 + g * d1, d1, 3.0 + g * 8.0 - 4.0])
     # treating the truncation as a termination gives a different (wrong) answer
-    wrong = adv.gae(r, v, v_T=kw["v_T"], terminated_t=kw["truncated_t"],
-                    truncated_t=np.zeros((3, 1), bool), gamma=g, lam=1.0)
+    wrong = adv.gae(
+        r,
+        v,
+        v_T=kw["v_T"],
+        terminated_t=kw["truncated_t"],
+        truncated_t=np.zeros((3, 1), bool),
+        gamma=g,
+        lam=1.0,
+    )
     assert abs(wrong[1, 0] - A[1, 0]) > 1.0
 
 
@@ -97,32 +136,54 @@ def test_k_step_special_cases(make_rollout):
     ro = random_rollout(3)
     for gamma in (0.0, 0.9, 1.0):
         one = adv.k_step_advantages(**ro, k=1, gamma=gamma)
-        delta = adv.td_errors(ro["r_t"], ro["v_t"], v_T=ro["v_T"], terminated_t=ro["terminated_t"],
-                              truncated_t=ro["truncated_t"], v_final_t=ro["v_final_t"], gamma=gamma)
+        delta = adv.td_errors(
+            ro["r_t"],
+            ro["v_t"],
+            v_T=ro["v_T"],
+            terminated_t=ro["terminated_t"],
+            truncated_t=ro["truncated_t"],
+            v_final_t=ro["v_final_t"],
+            gamma=gamma,
+        )
         np.testing.assert_allclose(one, delta, atol=1e-12)
         full = adv.k_step_advantages(**ro, k=10**6, gamma=gamma)
-        G = adv.discounted_returns(ro["r_t"], v_T=ro["v_T"], terminated_t=ro["terminated_t"],
-                                   truncated_t=ro["truncated_t"], v_final_t=ro["v_final_t"], gamma=gamma)
+        G = adv.discounted_returns(
+            ro["r_t"],
+            v_T=ro["v_T"],
+            terminated_t=ro["terminated_t"],
+            truncated_t=ro["truncated_t"],
+            v_final_t=ro["v_final_t"],
+            gamma=gamma,
+        )
         np.testing.assert_allclose(full, G - ro["v_t"], atol=1e-12)
 
 
-BASE = dict(r_t=np.zeros((4, 2)), v_t=np.zeros((4, 2)), v_T=np.zeros(2),
-            terminated_t=np.zeros((4, 2), bool), truncated_t=np.zeros((4, 2), bool),
-            gamma=0.9, lam=0.9)
+BASE = dict(
+    r_t=np.zeros((4, 2)),
+    v_t=np.zeros((4, 2)),
+    v_T=np.zeros(2),
+    terminated_t=np.zeros((4, 2), bool),
+    truncated_t=np.zeros((4, 2), bool),
+    gamma=0.9,
+    lam=0.9,
+)
 
 
-@pytest.mark.parametrize("change,match", [
-    (dict(gamma=1.3), "gamma must be in"),
-    (dict(lam=-0.1), "lam must be in"),
-    (dict(lam=float("nan")), "lam must be in"),
-    (dict(r_t=np.zeros(4)), "time-major"),
-    (dict(v_t=np.zeros((4, 1))), r"v_t must have shape \(4, 2\)"),
-    (dict(v_T=np.zeros((1, 2))), r"v_T must have shape \(2,\)"),
-    (dict(v_t=np.full((4, 2), np.nan)), "v_t must be finite"),
-    (dict(terminated_t=np.zeros((4, 2))), "terminated_t must be a boolean array"),
-    (dict(truncated_t=np.ones((4, 2), bool)), "v_final_t is None"),
-    (dict(r_t=np.zeros((4, 2), bool)), "real numbers"),
-])
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (dict(gamma=1.3), "gamma must be in"),
+        (dict(lam=-0.1), "lam must be in"),
+        (dict(lam=float("nan")), "lam must be in"),
+        (dict(r_t=np.zeros(4)), "time-major"),
+        (dict(v_t=np.zeros((4, 1))), r"v_t must have shape \(4, 2\)"),
+        (dict(v_T=np.zeros((1, 2))), r"v_T must have shape \(2,\)"),
+        (dict(v_t=np.full((4, 2), np.nan)), "v_t must be finite"),
+        (dict(terminated_t=np.zeros((4, 2))), "terminated_t must be a boolean array"),
+        (dict(truncated_t=np.ones((4, 2), bool)), "v_final_t is None"),
+        (dict(r_t=np.zeros((4, 2), bool)), "real numbers"),
+    ],
+)
 def test_input_checks(change, match):
     with pytest.raises(ValueError, match=match):
         adv.gae(**{**BASE, **change})
@@ -132,8 +193,15 @@ def test_input_checks(change, match):
 
 def test_flags_are_keyword_only():
     with pytest.raises(TypeError):
-        adv.gae(np.zeros((2, 1)), np.zeros((2, 1)), np.zeros(1), np.zeros((2, 1), bool),
-                np.zeros((2, 1), bool), 0.9, 0.9)
+        adv.gae(
+            np.zeros((2, 1)),
+            np.zeros((2, 1)),
+            np.zeros(1),
+            np.zeros((2, 1), bool),
+            np.zeros((2, 1), bool),
+            0.9,
+            0.9,
+        )
 
 
 @pytest.mark.parametrize("block,leaf", [(64, 8), (8, 8), (128, 4), (16, 32)])
@@ -158,26 +226,31 @@ def test_per_column_coefficients_equal_one_call_per_column(make_rollout):
     ro = make_rollout(np.random.default_rng(5), 40, 4, 0.1, 0.05)
     gammas, lams = np.array([0.9, 0.95, 0.99, 1.0]), np.array([0.0, 0.5, 0.9, 1.0])
     together = adv.gae(**ro, gamma=gammas, lam=lams)
-    np.testing.assert_allclose(together, adv.gae_reference(**ro, gamma=gammas, lam=lams),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        together, adv.gae_reference(**ro, gamma=gammas, lam=lams), rtol=0, atol=1e-12
+    )
     for n in range(4):
         column = {k: v[..., [n]] if np.ndim(v) == 2 else v[[n]] for k, v in ro.items()}
         alone = adv.gae(**column, gamma=gammas[n], lam=lams[n])[:, 0]
         np.testing.assert_allclose(together[:, n], alone, rtol=0, atol=1e-12)
     # the lambda-return identity of chapter 9 holds column by column too
-    np.testing.assert_allclose(adv.lambda_returns(**ro, gamma=gammas, lam=lams),
-                               together + ro["v_t"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        adv.lambda_returns(**ro, gamma=gammas, lam=lams), together + ro["v_t"], rtol=0, atol=1e-12
+    )
     # a mutation: swapping two columns' gammas changes those columns
     swapped = adv.gae(**ro, gamma=gammas[[1, 0, 2, 3]], lam=lams)
     assert np.abs(swapped[:, :2] - together[:, :2]).max() > 1e-3
 
 
-@pytest.mark.parametrize("gamma, match", [
-    (np.array([0.9, 0.9]), r"gamma must be a number in \[0, 1\] or an array of shape \(3,\)"),
-    (np.array([0.9, 1.2, 0.5]), r"gamma must be in \[0, 1\] in every column"),
-    (np.array([0.9, np.nan, 0.5]), r"gamma must be in \[0, 1\] in every column"),
-    (np.ones((3, 1)), r"array of shape \(3,\)"),
-])
+@pytest.mark.parametrize(
+    "gamma, match",
+    [
+        (np.array([0.9, 0.9]), r"gamma must be a number in \[0, 1\] or an array of shape \(3,\)"),
+        (np.array([0.9, 1.2, 0.5]), r"gamma must be in \[0, 1\] in every column"),
+        (np.array([0.9, np.nan, 0.5]), r"gamma must be in \[0, 1\] in every column"),
+        (np.ones((3, 1)), r"array of shape \(3,\)"),
+    ],
+)
 def test_per_column_coefficients_are_checked(make_rollout, gamma, match):
     ro = make_rollout(np.random.default_rng(0), 5, 3)
     with pytest.raises(ValueError, match=match):
@@ -188,7 +261,14 @@ def test_integer_rewards_are_accepted_as_by_every_front_end():
     """Integer rewards (CartPole's +1) work; there is one GAE front end to accept them."""
     r = np.ones((4, 2), dtype=np.int64)
     v = np.zeros((4, 2))
-    out = adv.gae(r, v, v_T=np.zeros(2), terminated_t=np.zeros((4, 2), bool),
-                  truncated_t=np.zeros((4, 2), bool), gamma=np.array([0.5, 1.0]), lam=1.0)
+    out = adv.gae(
+        r,
+        v,
+        v_T=np.zeros(2),
+        terminated_t=np.zeros((4, 2), bool),
+        truncated_t=np.zeros((4, 2), bool),
+        gamma=np.array([0.5, 1.0]),
+        lam=1.0,
+    )
     np.testing.assert_allclose(out[:, 0], [1.875, 1.75, 1.5, 1.0])
     np.testing.assert_allclose(out[:, 1], [4.0, 3.0, 2.0, 1.0])

@@ -8,10 +8,15 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rlviz.fn.trust_region import (backtracking_line_search, conjugate_gradient,
-                                fisher_vector_product, trpo_step_size)
+from rlviz.fn.trust_region import (
+    backtracking_line_search,
+    conjugate_gradient,
+    fisher_vector_product,
+    trpo_step_size,
+)
 
 D = torch.float64
 
@@ -25,7 +30,7 @@ def spd(seed: int, n: int, cond: float = 10.0) -> torch.Tensor:
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2 ** 31 - 1), n=st.integers(1, 8))
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 8))
 def test_cg_solves_spd_systems_in_n_steps(seed, n):
     F = spd(seed, n)
     b = torch.tensor(np.random.default_rng(seed + 1).normal(size=n), dtype=D)
@@ -86,7 +91,7 @@ def _softmax_kl_setup(seed: int, S: int = 3, A: int = 3):
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2 ** 31 - 1), damping=st.sampled_from([0.0, 0.1]))
+@given(seed=st.integers(0, 2**31 - 1), damping=st.sampled_from([0.0, 0.1]))
 def test_fvp_equals_hessian_of_mean_kl_times_v(seed, damping):
     theta_old, _, mean_kl = _softmax_kl_setup(seed)
     H = torch.autograd.functional.hessian(mean_kl, theta_old)
@@ -105,7 +110,7 @@ def test_fvp_at_old_params_is_the_score_outer_product_fisher():
     for s in range(S):
         for a in range(A):
             score = torch.zeros(S * A, dtype=D)
-            score[s * A:(s + 1) * A] = -pi[s]
+            score[s * A : (s + 1) * A] = -pi[s]
             score[s * A + a] += 1.0
             F += w[s] * pi[s, a] * torch.outer(score, score)
     p = theta_old.clone().requires_grad_(True)
@@ -117,7 +122,10 @@ def test_fvp_handles_several_parameter_tensors_and_unused_ones():
     a = torch.tensor([0.5, -0.3], dtype=D, requires_grad=True)
     b = torch.tensor([1.0], dtype=D, requires_grad=True)
     unused = torch.zeros(2, dtype=D, requires_grad=True)
-    kl = lambda: (a ** 2).sum() * 1.5 + 2.0 * b[0] ** 2
+
+    def kl():
+        return (a**2).sum() * 1.5 + 2.0 * b[0] ** 2
+
     v = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0], dtype=D)
     Fv = fisher_vector_product(kl, [a, b, unused], v, damping=0.5)
     assert torch.allclose(Fv, torch.tensor([3.0, 6.0, 12.0, 0.0, 0.0], dtype=D) + 0.5 * v)
@@ -125,7 +133,10 @@ def test_fvp_handles_several_parameter_tensors_and_unused_ones():
 
 def test_fvp_rejects_bad_inputs():
     p = torch.zeros(2, dtype=D, requires_grad=True)
-    kl = lambda: (p ** 2).sum()
+
+    def kl():
+        return (p**2).sum()
+
     with pytest.raises(ValueError, match="length 2"):
         fisher_vector_product(kl, [p], torch.ones(3, dtype=D))
     with pytest.raises(ValueError, match="requires_grad"):
@@ -133,7 +144,7 @@ def test_fvp_rejects_bad_inputs():
     with pytest.raises(ValueError, match="damping"):
         fisher_vector_product(kl, [p], torch.ones(2, dtype=D), damping=-1)
     with pytest.raises(ValueError, match="scalar"):
-        fisher_vector_product(lambda: p ** 2, [p], torch.ones(2, dtype=D))
+        fisher_vector_product(lambda: p**2, [p], torch.ones(2, dtype=D))
 
 
 def test_trpo_step_puts_quadratic_kl_on_the_boundary():
@@ -154,8 +165,13 @@ def test_trpo_step_puts_quadratic_kl_on_the_boundary():
 
 def test_line_search_accepts_first_fraction_within_kl_and_improving():
     step = torch.tensor([4.0, 0.0], dtype=D)
-    kl = lambda x: 0.5 * float(x @ x)  # 8, 2, 0.5, 0.125, ...
-    improvement = lambda x: float(x[0]) - 0.25 * float(x @ x)  # > 0 iff x0 < 4
+
+    def kl(x):
+        return 0.5 * float(x @ x)  # 8, 2, 0.5, 0.125, ...
+
+    def improvement(x):
+        return float(x[0]) - 0.25 * float(x @ x)  # > 0 iff x0 < 4
+
     frac, info = backtracking_line_search(step, improvement, kl, 0.6)
     assert frac == 0.25 and info["accepted"] == 2
     assert info["fractions"] == [1.0, 0.5, 0.25]
@@ -166,9 +182,18 @@ def test_line_search_accepts_first_fraction_within_kl_and_improving():
 def test_line_search_uses_theta_old_when_given_and_rejects_non_improving_steps():
     theta_old = torch.tensor([1.0, 1.0], dtype=D)
     seen = []
-    kl = lambda x: (seen.append(x.clone()), 0.0)[1]
-    frac, info = backtracking_line_search(torch.tensor([1.0, 0.0], dtype=D), lambda x: -1.0, kl,
-                                          0.1, max_backtracks=3, theta_old=theta_old)
+
+    def kl(x):
+        return (seen.append(x.clone()), 0.0)[1]
+
+    frac, info = backtracking_line_search(
+        torch.tensor([1.0, 0.0], dtype=D),
+        lambda x: -1.0,
+        kl,
+        0.1,
+        max_backtracks=3,
+        theta_old=theta_old,
+    )
     assert frac == 0.0 and info["accepted"] is None and len(info["fractions"]) == 3
     assert torch.allclose(seen[0], torch.tensor([2.0, 1.0], dtype=D))
     assert torch.allclose(seen[2], torch.tensor([1.25, 1.0], dtype=D))
@@ -176,7 +201,10 @@ def test_line_search_uses_theta_old_when_given_and_rejects_non_improving_steps()
 
 def test_line_search_rejects_bad_inputs():
     step = torch.ones(2, dtype=D)
-    f = lambda x: 1.0
+
+    def f(x):
+        return 1.0
+
     with pytest.raises(ValueError, match="delta"):
         backtracking_line_search(step, f, f, -0.1)
     with pytest.raises(ValueError, match="shrink"):
@@ -194,8 +222,9 @@ def test_full_trpo_step_on_a_quadratic_model_respects_delta():
     g = torch.tensor([1.0, 0.5, -0.5, 2.0], dtype=D)
     x, _ = conjugate_gradient(lambda v: F @ v, g, iters=10, tol=1e-12)
     step = trpo_step_size(g, x, 0.01) * x
-    frac, info = backtracking_line_search(step, lambda d: float(g @ d), lambda d: 0.5 * float(d @ F @ d),
-                                          0.01 * (1 + 1e-9))  # the full step sits on the boundary
+    frac, info = backtracking_line_search(
+        step, lambda d: float(g @ d), lambda d: 0.5 * float(d @ F @ d), 0.01 * (1 + 1e-9)
+    )  # the full step sits on the boundary
     assert frac == 1.0
     assert info["kls"][0] == pytest.approx(0.01, rel=1e-9)
     assert math.isclose(info["improvements"][0], math.sqrt(2 * 0.01 * float(g @ x)), rel_tol=1e-9)

@@ -24,7 +24,9 @@ def test_every_registered_identity_passes():
 
 def test_stable_line_has_no_raw_float():
     res = verify.run("ch1.objective_enumeration_vs_recursion")
-    assert res.line().startswith("J_H by enumeration = J_H by forward recursion: max |lhs - rhs| < 1e-12")
+    assert res.line().startswith(
+        "J_H by enumeration = J_H by forward recursion: max |lhs - rhs| < 1e-12"
+    )
     assert res.line().count("e-16") == 0
 
 
@@ -37,12 +39,15 @@ def test_sanity_rows_say_so_in_their_line():
 
 
 def test_unknown_kind_is_rejected():
-    with pytest.raises(ValueError, match="kind must be one of 'exact', 'statistical', 'bound', 'sanity'"):
+    with pytest.raises(
+        ValueError, match="kind must be one of 'exact', 'statistical', 'bound', 'sanity'"
+    ):
         verify.identity("test.kind", chapter=99, title="t", kind="proof")
 
 
-@pytest.mark.parametrize("err,shown", [(3e-16, "< 1e-12"), (4e-11, "< 1e-10"), (2e-3, "< 1e-2"),
-                                       (float("nan"), "= nan")])
+@pytest.mark.parametrize(
+    "err,shown", [(3e-16, "< 1e-12"), (4e-11, "< 1e-10"), (2e-3, "< 1e-2"), (float("nan"), "= nan")]
+)
 def test_stable_error(err, shown):
     assert verify.stable_error(err) == shown
 
@@ -61,8 +66,12 @@ def test_cli_fails_when_an_identity_fails(capsys, monkeypatch):
 
 
 def test_cli_lists_chapters_and_exits_zero():
-    proc = subprocess.run([sys.executable, "-m", "rlviz", "verify", "--chapter", "1"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlviz", "verify", "--chapter", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "J_H by enumeration = J_H by forward recursion" in proc.stdout
     assert "identities OK" in proc.stdout

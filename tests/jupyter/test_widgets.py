@@ -70,8 +70,8 @@ def test_newest_value_wins_and_stale_figures_are_never_shown():
     seen_while_blocked = shown(e)
     release.set()
     assert e.wait(10)
-    assert seen_while_blocked == 0.5           # nothing stale was shown meanwhile
-    assert calls == [0.5, 0.6, 0.8]            # 0.7 was coalesced away, never computed
+    assert seen_while_blocked == 0.5  # nothing stale was shown meanwhile
+    assert calls == [0.5, 0.6, 0.8]  # 0.7 was coalesced away, never computed
     assert shown(e) == 0.8
     assert [h["outcome"] for h in e.history] == ["drawn", "dropped", "drawn"]
 
@@ -145,12 +145,15 @@ def test_readout_shows_every_digit_of_the_step():
     assert fine.readout_format == ".3f" and coarse.readout_format == ".2f"
 
 
-@pytest.mark.parametrize("draw, controls, message", [
-    ("not callable", {"gamma": slider()}, "draw must be callable"),
-    (lambda gamma: fig(gamma), {}, "at least one control"),
-    (lambda gamma: fig(gamma), {"gamma": 0.5}, "must be an ipywidgets value widget"),
-    (lambda gamma: fig(gamma), {"lam": slider()}, "no parameter named ['lam']"),
-])
+@pytest.mark.parametrize(
+    "draw, controls, message",
+    [
+        ("not callable", {"gamma": slider()}, "draw must be callable"),
+        (lambda gamma: fig(gamma), {}, "at least one control"),
+        (lambda gamma: fig(gamma), {"gamma": 0.5}, "must be an ipywidgets value widget"),
+        (lambda gamma: fig(gamma), {"lam": slider()}, "no parameter named ['lam']"),
+    ],
+)
 def test_bad_explorer_arguments_say_what_is_wrong(draw, controls, message):
     with pytest.raises(ValueError) as err:
         explorer(draw, **controls)
@@ -166,12 +169,15 @@ def test_a_draw_that_does_not_return_a_figure_is_an_error_on_screen():
 # ---------------------------------------------------------------- saved chapters
 def _chapter():
     nb = nbformat.v4.new_notebook()
-    keep = nbformat.v4.new_code_cell("print(1)", execution_count=1,
-                                     outputs=[nbformat.v4.new_output("stream", text="1\n")])
+    keep = nbformat.v4.new_code_cell(
+        "print(1)", execution_count=1, outputs=[nbformat.v4.new_output("stream", text="1\n")]
+    )
     keep.metadata["execution"] = {"iopub.execute_input": "2026-11-25T00:00:00"}
-    drop = nbformat.v4.new_code_cell("# NBVAL_IGNORE_OUTPUT\nshow(f)", execution_count=2,
-                                     outputs=[nbformat.v4.new_output("display_data",
-                                                                     data={"text/plain": "f"})])
+    drop = nbformat.v4.new_code_cell(
+        "# NBVAL_IGNORE_OUTPUT\nshow(f)",
+        execution_count=2,
+        outputs=[nbformat.v4.new_output("display_data", data={"text/plain": "f"})],
+    )
     nb.cells = [nbformat.v4.new_markdown_cell("# t"), keep, drop]
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     return nb
@@ -202,14 +208,27 @@ def test_clean_notebook_rejects_what_is_not_a_notebook():
 
 
 def test_consecutive_prints_are_merged_per_stream():
-    out = lambda name, text: {"output_type": "stream", "name": name, "text": text}  # noqa: E731
+    def out(name, text):
+        return {"output_type": "stream", "name": name, "text": text}
+
     shown_fig = {"output_type": "display_data", "data": {"text/plain": "f"}, "metadata": {}}
-    merged = coalesce_streams([out("stdout", "a\n"), out("stdout", ["b\n", "c\n"]),
-                               out("stderr", "w\n"), out("stdout", "d\n"), shown_fig,
-                               out("stdout", "e\n")])
+    merged = coalesce_streams(
+        [
+            out("stdout", "a\n"),
+            out("stdout", ["b\n", "c\n"]),
+            out("stderr", "w\n"),
+            out("stdout", "d\n"),
+            shown_fig,
+            out("stdout", "e\n"),
+        ]
+    )
     assert [(o.get("name"), o.get("text")) for o in merged] == [
-        ("stdout", "a\nb\nc\n"), ("stderr", "w\n"), ("stdout", "d\n"), (None, None),
-        ("stdout", "e\n")]
+        ("stdout", "a\nb\nc\n"),
+        ("stderr", "w\n"),
+        ("stdout", "d\n"),
+        (None, None),
+        ("stdout", "e\n"),
+    ]
 
 
 def test_status_text_is_escaped_html():

@@ -3,9 +3,13 @@
 import numpy as np
 import pytest
 
-from rlviz.tabular.advantage_moments import (gae_moments, kstep_moments, kstep_moments_by_enumeration,
-                                   value_error)
-from rlviz.tabular.examples import random_mdp, random_policy, two_state_chain
+from rlviz.tabular.advantage_moments import (
+    gae_moments,
+    kstep_moments,
+    kstep_moments_by_enumeration,
+    value_error,
+)
+from rlviz.tabular.examples import random_mdp, random_policy
 from rlviz.tabular.mdp import state_values
 
 
@@ -36,6 +40,7 @@ def test_gae_lambda_one_bias_is_minus_value_error():
 
 def test_v_hat_must_vanish_on_terminal_states():
     from rlviz.tabular.examples import gridworld
+
     grid = gridworld()
     pi = np.full((grid.n_states, 4), 0.25)
     with pytest.raises(ValueError, match="v_hat must be 0 on terminal"):

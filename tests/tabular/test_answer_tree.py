@@ -6,12 +6,23 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rlviz.tabular.answer_tree import (answer_kl, answer_probs, enumerate_answers, exact_gradient,
-                                       expected_group_gradient, forward_kl_gradient,
-                                       group_gradient_fn, k3_loss_gradient, kl_moments,
-                                       reverse_kl_gradient, summed_kl_estimates, token_log_probs)
+from rlviz.tabular.answer_tree import (
+    answer_kl,
+    answer_probs,
+    enumerate_answers,
+    exact_gradient,
+    expected_group_gradient,
+    forward_kl_gradient,
+    group_gradient_fn,
+    k3_loss_gradient,
+    kl_moments,
+    reverse_kl_gradient,
+    summed_kl_estimates,
+    token_log_probs,
+)
 
 
 def test_enumerated_answers_sum_to_one():
@@ -42,7 +53,9 @@ def test_group_mean_scale_and_loo(n, group_size, seed, tree):
     loo = expected_group_gradient(theta, ans, r, G, group_gradient_fn("loo"))
     np.testing.assert_allclose(mean, (G - 1) / G * g, atol=1e-10)
     np.testing.assert_allclose(loo, g, atol=1e-10)
-    const = expected_group_gradient(theta, ans, r, G, group_gradient_fn("mean", "token", "constant"))
+    const = expected_group_gradient(
+        theta, ans, r, G, group_gradient_fn("mean", "token", "constant")
+    )
     np.testing.assert_allclose(const, (G - 1) / (G * ans.max_len) * g, atol=1e-10)
 
 
@@ -109,8 +122,9 @@ def test_k3_loss_gradient_is_reverse_kl(n, seed):
     rng = np.random.default_rng(seed)
     ans = enumerate_answers(n, 1)
     theta, ref = rng.normal(size=(2, 2, 1, n))
-    np.testing.assert_allclose(k3_loss_gradient(theta, ref, ans),
-                               reverse_kl_gradient(theta, ref, ans), atol=1e-10)
+    np.testing.assert_allclose(
+        k3_loss_gradient(theta, ref, ans), reverse_kl_gradient(theta, ref, ans), atol=1e-10
+    )
 
 
 def test_k2_loss_gradient_is_forward_kl_and_kl_gradients_by_finite_differences():
@@ -122,18 +136,22 @@ def test_k2_loss_gradient_is_forward_kl_and_kl_gradients_by_finite_differences()
     fwd = forward_kl_gradient(theta, ref, ans)
     one = enumerate_answers(4, 1)
     th1, ref1 = rng.normal(size=(2, 2, 1, 4))
-    np.testing.assert_allclose(k3_loss_gradient(th1, ref1, one, kl="k2"),
-                               forward_kl_gradient(th1, ref1, one), atol=1e-10)
+    np.testing.assert_allclose(
+        k3_loss_gradient(th1, ref1, one, kl="k2"), forward_kl_gradient(th1, ref1, one), atol=1e-10
+    )
 
     def kl(th, forward):
         a, b = token_log_probs(torch.tensor(th), ans), token_log_probs(torch.tensor(ref), ans)
         return float((answer_kl(a, b) if forward else answer_kl(b, a)).mean())
+
     h = 1e-6
     for forward, grad in ((True, fwd), (False, reverse_kl_gradient(theta, ref, ans))):
         fd = np.zeros(theta.size)
         for i in range(theta.size):
             e = np.zeros(theta.size)
             e[i] = h
-            fd[i] = (kl(theta + e.reshape(theta.shape), forward)
-                     - kl(theta - e.reshape(theta.shape), forward)) / (2 * h)
+            fd[i] = (
+                kl(theta + e.reshape(theta.shape), forward)
+                - kl(theta - e.reshape(theta.shape), forward)
+            ) / (2 * h)
         np.testing.assert_allclose(grad, fd, atol=1e-7)

@@ -8,8 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlviz.tabular import mdp as M
-from rlviz.tabular.examples import (gridworld, random_mdp, random_policy, two_state_chain,
-                            two_state_values_by_hand)
+from rlviz.tabular.examples import (
+    gridworld,
+    random_mdp,
+    random_policy,
+    two_state_chain,
+    two_state_values_by_hand,
+)
 
 TOL = 1e-10
 
@@ -28,13 +33,16 @@ def test_two_state_chain_special_cases_by_hand():
     v_stay = M.state_values(two_state_chain(g), [[1, 0], [1, 0]])
     v_move = M.state_values(two_state_chain(g), [[0, 1], [0, 1]])
     np.testing.assert_allclose(v_stay, [10.0, 0.0], atol=TOL)
-    np.testing.assert_allclose(v_move, [1 / (1 - g ** 2), g / (1 - g ** 2)], atol=TOL)
+    np.testing.assert_allclose(v_move, [1 / (1 - g**2), g / (1 - g**2)], atol=TOL)
 
 
 small_mdps = st.builds(
     lambda seed, S, A, g: (np.random.default_rng(seed), S, A, g),
-    st.integers(0, 2 ** 31), st.integers(1, 5), st.integers(1, 3),
-    st.sampled_from([0.0, 0.5, 0.9, 0.99]))
+    st.integers(0, 2**31),
+    st.integers(1, 5),
+    st.integers(1, 3),
+    st.sampled_from([0.0, 0.5, 0.9, 0.99]),
+)
 
 
 @settings(max_examples=50, deadline=None)
@@ -91,23 +99,26 @@ def _P():
     return np.full((2, 2, 2), 0.5)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(gamma=1.3), r"gamma must be in \[0, 1\], got 1.3"),
-    (dict(gamma=-0.1), r"gamma must be in \[0, 1\]"),
-    (dict(gamma=float("nan")), r"gamma must be in \[0, 1\]"),
-    (dict(gamma="high"), r"gamma must be a number"),
-    (dict(gamma=1.0), r"gamma = 1 needs terminal states"),
-    (dict(P=np.full((2, 2, 2), 0.4)), r"P must sum to 1 over its last axis, got sum 0.8"),
-    (dict(P=np.full((2, 2, 3), 1 / 3)), r"P must have shape \(S, A, S\)"),
-    (dict(P=np.full((2, 2), 0.5)), r"P must have 3 dimension"),
-    (dict(P=np.array([[[1.5, -0.5]] * 2] * 2)), r"P must be non-negative probabilities"),
-    (dict(r=np.zeros((2, 3))), r"r must have shape \(2, 2\), got \(2, 3\)"),
-    (dict(r=np.array([[0.0, np.nan], [0, 0]])), r"r must be finite \(no NaN or inf\), got nan"),
-    (dict(rho0=[0.5, 0.6]), r"rho0 must sum to 1"),
-    (dict(rho0=[1.0]), r"rho0 must have shape \(2\), got \(1,\)"),
-    (dict(terminal=np.array([1, 0])), r"terminal must be a boolean array"),
-    (dict(terminal=np.array([True, False])), r"terminal state 0 must be absorbing"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(gamma=1.3), r"gamma must be in \[0, 1\], got 1.3"),
+        (dict(gamma=-0.1), r"gamma must be in \[0, 1\]"),
+        (dict(gamma=float("nan")), r"gamma must be in \[0, 1\]"),
+        (dict(gamma="high"), r"gamma must be a number"),
+        (dict(gamma=1.0), r"gamma = 1 needs terminal states"),
+        (dict(P=np.full((2, 2, 2), 0.4)), r"P must sum to 1 over its last axis, got sum 0.8"),
+        (dict(P=np.full((2, 2, 3), 1 / 3)), r"P must have shape \(S, A, S\)"),
+        (dict(P=np.full((2, 2), 0.5)), r"P must have 3 dimension"),
+        (dict(P=np.array([[[1.5, -0.5]] * 2] * 2)), r"P must be non-negative probabilities"),
+        (dict(r=np.zeros((2, 3))), r"r must have shape \(2, 2\), got \(2, 3\)"),
+        (dict(r=np.array([[0.0, np.nan], [0, 0]])), r"r must be finite \(no NaN or inf\), got nan"),
+        (dict(rho0=[0.5, 0.6]), r"rho0 must sum to 1"),
+        (dict(rho0=[1.0]), r"rho0 must have shape \(2\), got \(1,\)"),
+        (dict(terminal=np.array([1, 0])), r"terminal must be a boolean array"),
+        (dict(terminal=np.array([True, False])), r"terminal state 0 must be absorbing"),
+    ],
+)
 def test_bad_mdp_input_raises_clear_error(kwargs, match):
     args = dict(P=_P(), r=np.zeros((2, 2)), rho0=[1.0, 0.0], gamma=0.9)
     args.update(kwargs)
@@ -122,12 +133,15 @@ def test_terminal_state_with_reward_rejected():
         M.TabularMDP(P, np.array([[0.0], [1.0]]), [1, 0], 0.9, np.array([False, True]))
 
 
-@pytest.mark.parametrize("pi,match", [
-    (np.full((2, 3), 1 / 3), r"pi must have shape \(2, 2\), got \(2, 3\)"),
-    (np.array([[0.5, 0.6], [0.5, 0.5]]), r"pi must sum to 1"),
-    (np.array([[np.nan, 1], [0.5, 0.5]]), r"pi must be finite"),
-    (np.full((2,), 0.5), r"pi must have shape \(2, 2\), got \(2,\)"),
-])
+@pytest.mark.parametrize(
+    "pi,match",
+    [
+        (np.full((2, 3), 1 / 3), r"pi must have shape \(2, 2\), got \(2, 3\)"),
+        (np.array([[0.5, 0.6], [0.5, 0.5]]), r"pi must sum to 1"),
+        (np.array([[np.nan, 1], [0.5, 0.5]]), r"pi must be finite"),
+        (np.full((2,), 0.5), r"pi must have shape \(2, 2\), got \(2,\)"),
+    ],
+)
 def test_bad_policy_raises_clear_error(pi, match):
     with pytest.raises(ValueError, match=match):
         M.state_values(two_state_chain(0.9), pi)
@@ -139,8 +153,7 @@ def test_non_terminating_policy_with_gamma_one_is_refused():
     P[0, 0, 0] = 1  # action 0 stays
     P[0, 1, 1] = 1  # action 1 terminates
     P[1, :, 1] = 1
-    mdp = M.TabularMDP(P, np.array([[1.0, 0.0], [0.0, 0.0]]), [1, 0], 1.0,
-                       np.array([False, True]))
+    mdp = M.TabularMDP(P, np.array([[1.0, 0.0], [0.0, 0.0]]), [1, 0], 1.0, np.array([False, True]))
     with pytest.raises(ValueError, match="singular"):
         M.state_values(mdp, [[1, 0], [1, 0]])
     assert M.state_values(mdp, [[0.5, 0.5], [1, 0]])[0] == pytest.approx(1.0)  # 1 + 1/2 + 1/4...

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rlviz.tabular.episodic import corridor, random_episodic_mdp
-from rlviz.tabular.pg_estimators import (action_baseline_bias, action_baseline_estimates,
-                                         advantage_estimate_moments, covariance, expectation,
-                                         optimal_baseline, per_parameter_baseline_estimates,
-                                         reward_to_go_estimates, score_terms,
-                                         total_return_estimates, total_variance)
 from rlviz.fn.stats import sample_mean_se
+from rlviz.tabular.episodic import corridor, random_episodic_mdp
+from rlviz.tabular.pg_estimators import (
+    action_baseline_bias,
+    action_baseline_estimates,
+    advantage_estimate_moments,
+    covariance,
+    expectation,
+    optimal_baseline,
+    per_parameter_baseline_estimates,
+    reward_to_go_estimates,
+    score_terms,
+    total_return_estimates,
+    total_variance,
+)
 from rlviz.tabular.policy_gradient import exact_gradient, finite_horizon_values, softmax_policy
 from rlviz.tabular.trajectories import enumerate_trajectories, sample_trajectories
 
@@ -21,7 +30,7 @@ TOL = 1e-10
 
 @st.composite
 def enumerated(draw):
-    seed = draw(st.integers(0, 2 ** 31 - 1))
+    seed = draw(st.integers(0, 2**31 - 1))
     S, A, H = draw(st.integers(2, 5)), draw(st.integers(2, 3)), draw(st.integers(1, 4))
     gamma = draw(st.sampled_from([0.5, 0.9, 1.0]))
     rng = np.random.default_rng(seed)
@@ -40,8 +49,8 @@ def _reference_reward_to_go(tr, pi, gamma):
     for m in range(tr.n):
         for t in range(tr.horizon):
             if tr.alive[m, t]:
-                G = sum(gamma ** l * tr.rewards[m, t + l] for l in range(tr.horizon - t))
-                out[m] += gamma ** t * G * table[tr.states[m, t], tr.actions[m, t]]
+                G = sum(gamma**l * tr.rewards[m, t + l] for l in range(tr.horizon - t))
+                out[m] += gamma**t * G * table[tr.states[m, t], tr.actions[m, t]]
     return out
 
 
@@ -49,8 +58,9 @@ def test_vectorised_reward_to_go_matches_loop():
     mdp = corridor(0.9)
     pi = softmax_policy(np.zeros((4, 2)))
     tr = sample_trajectories(mdp, pi, 50, 5, seed=3)
-    np.testing.assert_allclose(reward_to_go_estimates(tr, pi, 0.9),
-                               _reference_reward_to_go(tr, pi, 0.9), atol=1e-13)
+    np.testing.assert_allclose(
+        reward_to_go_estimates(tr, pi, 0.9), _reference_reward_to_go(tr, pi, 0.9), atol=1e-13
+    )
 
 
 def test_score_terms_zero_after_termination():
@@ -78,7 +88,10 @@ def test_any_state_baseline_is_unbiased(problem):
     mdp, theta, pi, H, tr, rng = problem
     g = exact_gradient(mdp, theta, H)
     b = rng.normal(scale=3.0, size=(H, mdp.n_states))
-    assert np.abs(expectation(tr, reward_to_go_estimates(tr, pi, mdp.gamma, baseline=b)) - g).max() < TOL
+    assert (
+        np.abs(expectation(tr, reward_to_go_estimates(tr, pi, mdp.gamma, baseline=b)) - g).max()
+        < TOL
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -91,9 +104,11 @@ def test_optimal_baseline_is_unbiased_and_minimal(problem):
     assert np.abs(expectation(tr, best) - g).max() < TOL
     V, _ = finite_horizon_values(mdp, pi, H)
     v_best = np.diag(covariance(tr, best))
-    for other in (reward_to_go_estimates(tr, pi, mdp.gamma),
-                  reward_to_go_estimates(tr, pi, mdp.gamma, baseline=V),
-                  per_parameter_baseline_estimates(tr, pi, mdp.gamma, b + rng.normal(size=b.shape))):
+    for other in (
+        reward_to_go_estimates(tr, pi, mdp.gamma),
+        reward_to_go_estimates(tr, pi, mdp.gamma, baseline=V),
+        per_parameter_baseline_estimates(tr, pi, mdp.gamma, b + rng.normal(size=b.shape)),
+    ):
         assert np.all(v_best <= np.diag(covariance(tr, other)) + TOL)
 
 

@@ -6,19 +6,33 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from rlviz.fn.stats import angle_and_norm_ratio
 from rlviz.tabular.episodic import corridor, random_episodic_mdp
-from rlviz.tabular.pg_estimators import (advantage_estimates, expectation, past_reward_estimates,
-                              reward_to_go_estimates, total_return_estimates)
 from rlviz.tabular.examples import random_mdp
 from rlviz.tabular.mdp import discounted_state_distribution, finite_horizon_objective, objective
-from rlviz.tabular.policy_gradient import (exact_gradient, exact_hessian, finite_horizon_values,
-                                           jacobian_asymmetry, notes_direction,
-                                           notes_direction_torch, objective_torch,
-                                           policy_gradient_theorem, score_table,
-                                           score_table_autograd, softmax_policy)
-from rlviz.fn.stats import angle_and_norm_ratio
+from rlviz.tabular.pg_estimators import (
+    advantage_estimates,
+    expectation,
+    past_reward_estimates,
+    reward_to_go_estimates,
+    total_return_estimates,
+)
+from rlviz.tabular.policy_gradient import (
+    exact_gradient,
+    exact_hessian,
+    finite_horizon_values,
+    jacobian_asymmetry,
+    notes_direction,
+    notes_direction_torch,
+    objective_torch,
+    policy_gradient_theorem,
+    score_table,
+    score_table_autograd,
+    softmax_policy,
+)
 from rlviz.tabular.trajectories import enumerate_trajectories
 
 TOL = 1e-10
@@ -28,7 +42,7 @@ THETA = np.array([[0.3, -0.2], [-0.4, 0.5], [0.2, 0.1], [0.0, 0.0]])
 @st.composite
 def small_problem(draw, episodic: bool = False):
     """A random MDP (S <= 5, A <= 3), random logits and a horizon H <= 4."""
-    seed = draw(st.integers(0, 2 ** 31 - 1))
+    seed = draw(st.integers(0, 2**31 - 1))
     S = draw(st.integers(2, 5))
     A = draw(st.integers(2, 3))
     H = draw(st.integers(1, 4))
@@ -125,10 +139,12 @@ def test_estimator_expectations_equal_autograd_gradient(problem):
     tr = enumerate_trajectories(mdp, pi, H)
     g = exact_gradient(mdp, theta, H)
     V, Q = finite_horizon_values(mdp, pi, H)
-    for est in (total_return_estimates(tr, pi, mdp.gamma),
-                reward_to_go_estimates(tr, pi, mdp.gamma),
-                reward_to_go_estimates(tr, pi, mdp.gamma, baseline=V),
-                advantage_estimates(tr, pi, mdp.gamma, Q - V[..., None])):
+    for est in (
+        total_return_estimates(tr, pi, mdp.gamma),
+        reward_to_go_estimates(tr, pi, mdp.gamma),
+        reward_to_go_estimates(tr, pi, mdp.gamma, baseline=V),
+        advantage_estimates(tr, pi, mdp.gamma, Q - V[..., None]),
+    ):
         assert np.abs(expectation(tr, est) - g).max() < TOL
     assert np.abs(expectation(tr, past_reward_estimates(tr, pi, mdp.gamma))).max() < TOL
 

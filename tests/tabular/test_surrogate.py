@@ -6,19 +6,33 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from rlviz.fn.stats import sample_variance_se
 from rlviz.tabular.episodic import corridor
 from rlviz.tabular.examples import random_mdp, random_policy
 from rlviz.tabular.mdp import TabularMDP, discounted_state_distribution, objective
 from rlviz.tabular.policy_gradient import DTYPE, exact_gradient, objective_torch, softmax_policy
-from rlviz.tabular.surrogate import (fisher_matrix, importance_weighted_means, kl_hessian, kl_rows,
-                                     kl_rows_torch, line_profile, mean_kl_torch, old_policy,
-                                     policy_directions, ratio_variance, schulman_constant,
-                                     surrogate_estimate_variance, surrogate_sample_estimates,
-                                     surrogate_torch, tabular_natural_gradient, tabular_trpo,
-                                     tabular_trpo_step)
-from rlviz.fn.stats import sample_variance_se
+from rlviz.tabular.surrogate import (
+    fisher_matrix,
+    importance_weighted_means,
+    kl_hessian,
+    kl_rows,
+    kl_rows_torch,
+    line_profile,
+    mean_kl_torch,
+    old_policy,
+    policy_directions,
+    ratio_variance,
+    schulman_constant,
+    surrogate_estimate_variance,
+    surrogate_sample_estimates,
+    surrogate_torch,
+    tabular_natural_gradient,
+    tabular_trpo,
+    tabular_trpo_step,
+)
 
 TOL = 1e-10
 
@@ -26,7 +40,7 @@ TOL = 1e-10
 @st.composite
 def problem(draw):
     """A random dense MDP (S <= 5, A <= 3, gamma < 1) and random old logits."""
-    seed = draw(st.integers(0, 2 ** 31 - 1))
+    seed = draw(st.integers(0, 2**31 - 1))
     S, A = draw(st.integers(1, 5)), draw(st.integers(2, 3))
     gamma = draw(st.sampled_from([0.0, 0.5, 0.9]))
     rng = np.random.default_rng(seed)
@@ -40,6 +54,7 @@ def _grad(fn, theta):
 
 
 # ------------------------------------------------------------------ per-state tables
+
 
 def test_kl_rows_zero_for_equal_positive_otherwise_and_matches_torch():
     rng = np.random.default_rng(0)
@@ -63,11 +78,12 @@ def test_kl_rows_handles_zero_probabilities_and_rejects_missing_support():
 
 
 @settings(max_examples=50, deadline=None)
-@given(seed=st.integers(0, 2 ** 31 - 1), S=st.integers(1, 5), A=st.integers(1, 5))
+@given(seed=st.integers(0, 2**31 - 1), S=st.integers(1, 5), A=st.integers(1, 5))
 def test_importance_sampling_is_exact(seed, S, A):
     rng = np.random.default_rng(seed)
-    lhs, rhs = importance_weighted_means(random_policy(rng, S, A), random_policy(rng, S, A),
-                                         rng.normal(size=(S, A)))
+    lhs, rhs = importance_weighted_means(
+        random_policy(rng, S, A), random_policy(rng, S, A), rng.normal(size=(S, A))
+    )
     np.testing.assert_allclose(lhs, rhs, atol=TOL)
 
 
@@ -79,13 +95,13 @@ def test_importance_sampling_needs_old_support():
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2 ** 31 - 1), A=st.integers(2, 5))
+@given(seed=st.integers(0, 2**31 - 1), A=st.integers(2, 5))
 def test_ratio_variance_matches_enumeration_and_chi2(seed, A):
     rng = np.random.default_rng(seed)
     p_old, p_new = random_policy(rng, 1, A), random_policy(rng, 1, A)
     f = rng.normal(size=(1, A))
     x = p_new[0] / p_old[0] * f[0]
-    brute = p_old[0] @ x ** 2 - (p_old[0] @ x) ** 2
+    brute = p_old[0] @ x**2 - (p_old[0] @ x) ** 2
     assert ratio_variance(p_old, p_new, f)[0] == pytest.approx(brute, abs=1e-12)
     chi2 = (p_new[0] ** 2 / p_old[0]).sum() - 1
     assert ratio_variance(p_old, p_new, np.ones((1, A)))[0] == pytest.approx(chi2, abs=1e-12)
@@ -94,6 +110,7 @@ def test_ratio_variance_matches_enumeration_and_chi2(seed, A):
 
 
 # ------------------------------------------------------------------ the surrogate
+
 
 @settings(max_examples=40, deadline=None)
 @given(problem())
@@ -121,8 +138,10 @@ def test_surrogate_and_J_differ_away_from_theta_old():
     old = old_policy(corridor(0.9), [[0.3, -0.2], [-0.4, 0.5], [0.2, 0.1], [0.0, 0.0]])
     u = policy_directions(old, 0)["gradient"]
     th = old.theta + 2.0 * u
-    gap = np.linalg.norm(_grad(lambda t: objective_torch(old.mdp, t), th)
-                         - _grad(lambda t: surrogate_torch(old, t), th))
+    gap = np.linalg.norm(
+        _grad(lambda t: objective_torch(old.mdp, t), th)
+        - _grad(lambda t: surrogate_torch(old, t), th)
+    )
     assert gap > 1e-3
     prof = line_profile(old, u, [0.0, 2.0])
     assert prof["J"][0] == pytest.approx(prof["L"][0], abs=TOL)
@@ -148,8 +167,8 @@ def test_surrogate_sample_estimates_are_unbiased_with_the_exact_variance():
     w = old.d[:, None] * old.pi
     rho = pi / old.pi
     x = rho * old.adv / (1 - old.mdp.gamma)
-    assert var_rho == pytest.approx((w * rho ** 2).sum() - (w * rho).sum() ** 2, abs=1e-12)
-    assert var_x == pytest.approx((w * x ** 2).sum() - (w * x).sum() ** 2, abs=1e-12)
+    assert var_rho == pytest.approx((w * rho**2).sum() - (w * rho).sum() ** 2, abs=1e-12)
+    assert var_x == pytest.approx((w * x**2).sum() - (w * x).sum() ** 2, abs=1e-12)
     rho_s, x_s = surrogate_sample_estimates(np.random.default_rng(4), old, theta, 40_000)
     L = float(surrogate_torch(old, theta))
     assert abs(x_s.mean() - (L - old.J)) < 4 * np.sqrt(var_x / x_s.size)
@@ -177,6 +196,7 @@ def test_policy_directions_are_unit_and_move_the_policy():
 
 # ------------------------------------------------------------------ Fisher and bound
 
+
 @settings(max_examples=30, deadline=None)
 @given(problem())
 def test_fisher_is_kl_hessian_singular_and_natural_gradient_is_advantage(prob):
@@ -186,8 +206,9 @@ def test_fisher_is_kl_hessian_singular_and_natural_gradient_is_advantage(prob):
     S, A = old.mdp.n_states, old.mdp.n_actions
     assert np.linalg.matrix_rank(F, tol=1e-12) <= S * (A - 1)
     g = exact_gradient(old.mdp, old.theta.reshape(S, A))
-    np.testing.assert_allclose(np.linalg.pinv(F, rcond=1e-12) @ g, tabular_natural_gradient(old),
-                               atol=1e-8)
+    np.testing.assert_allclose(
+        np.linalg.pinv(F, rcond=1e-12) @ g, tabular_natural_gradient(old), atol=1e-8
+    )
     np.testing.assert_allclose(F @ tabular_natural_gradient(old), g, atol=TOL)
 
 
@@ -208,6 +229,7 @@ def test_schulman_constant_formula():
 
 
 # ------------------------------------------------------------------ tabular TRPO
+
 
 @settings(max_examples=20, deadline=None)
 @given(problem(), st.sampled_from([0.001, 0.01, 0.1]))

@@ -7,11 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rlviz.fn.stats import z_scores
 from rlviz.tabular import mdp as M
 from rlviz.tabular.examples import gridworld, random_mdp, random_policy, two_state_chain
-from rlviz.fn.stats import z_scores
-from rlviz.tabular.trajectories import (discounted_sum, enumerate_trajectories, mc_action_values,
-                                mc_state_values, rewards_to_go, sample_trajectories)
+from rlviz.tabular.trajectories import (
+    discounted_sum,
+    enumerate_trajectories,
+    mc_action_values,
+    mc_state_values,
+    rewards_to_go,
+    sample_trajectories,
+)
 
 
 def test_chain_enumeration_by_hand():
@@ -30,14 +36,17 @@ def test_chain_enumeration_by_hand():
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 2 ** 31), st.integers(1, 4), st.integers(1, 3), st.integers(1, 4))
+@given(st.integers(0, 2**31), st.integers(1, 4), st.integers(1, 3), st.integers(1, 4))
 def test_enumeration_is_a_distribution_and_gives_J_H(seed, S, A, H):
     rng = np.random.default_rng(seed)
     mdp = random_mdp(rng, S, A, 0.9, sparsity=0.4)
     pi = random_policy(rng, S, A)
     tr = enumerate_trajectories(mdp, pi, H)
     assert abs(tr.prob.sum() - 1) < 1e-12 and tr.prob.min() > 0
-    assert abs(tr.prob @ discounted_sum(tr.rewards, 0.9) - M.finite_horizon_objective(mdp, pi, H)) < 1e-10
+    assert (
+        abs(tr.prob @ discounted_sum(tr.rewards, 0.9) - M.finite_horizon_objective(mdp, pi, H))
+        < 1e-10
+    )
 
 
 def test_episodes_stop_at_terminal_states():
@@ -61,7 +70,10 @@ def test_sampling_is_seeded_and_matches_probabilities():
     assert np.array_equal(a.states, b.states) and np.array_equal(a.actions, b.actions)
     # empirical frequency of each enumerated trajectory within 4 standard errors
     tr = enumerate_trajectories(chain, pi, 3)
-    keys = {tuple(s) + tuple(x): k for k, (s, x) in enumerate(zip(tr.states.tolist(), tr.actions.tolist()))}
+    keys = {
+        tuple(s) + tuple(x): k
+        for k, (s, x) in enumerate(zip(tr.states.tolist(), tr.actions.tolist()))
+    }
     counts = np.zeros(tr.n)
     for s, x in zip(a.states.tolist(), a.actions.tolist()):
         counts[keys[tuple(s) + tuple(x)]] += 1
@@ -82,24 +94,48 @@ def test_monte_carlo_values_within_standard_errors():
     grid = gridworld(0.9)
     pi = M.uniform_policy(grid)
     est = mc_state_values(grid, pi, 400, 300, seed=3)
-    assert z_scores(est.mean, est.se, M.state_values(grid, pi), bias_bound=est.truncation_bias_bound).max() < 4.5
+    assert (
+        z_scores(
+            est.mean, est.se, M.state_values(grid, pi), bias_bound=est.truncation_bias_bound
+        ).max()
+        < 4.5
+    )
     q_est = mc_action_values(grid, pi, 200, 300, seed=4)
-    assert z_scores(q_est.mean, q_est.se, M.action_values(grid, pi), bias_bound=q_est.truncation_bias_bound).max() < 4.5
+    assert (
+        z_scores(
+            q_est.mean, q_est.se, M.action_values(grid, pi), bias_bound=q_est.truncation_bias_bound
+        ).max()
+        < 4.5
+    )
     # and the check can fail: a wrong "exact" value is many standard errors away
-    assert z_scores(est.mean, est.se, M.state_values(grid, pi) + 0.05, bias_bound=est.truncation_bias_bound).max() > 4.5
+    assert (
+        z_scores(
+            est.mean, est.se, M.state_values(grid, pi) + 0.05, bias_bound=est.truncation_bias_bound
+        ).max()
+        > 4.5
+    )
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda c, p: enumerate_trajectories(c, p, 0), r"horizon must be a positive integer, got 0"),
-    (lambda c, p: enumerate_trajectories(c, p, 2.5), r"horizon must be a positive integer"),
-    (lambda c, p: enumerate_trajectories(c, p, 30, max_trajectories=1000), r"max_trajectories"),
-    (lambda c, p: sample_trajectories(c, p, 0, 3), r"n must be a positive integer, got 0"),
-    (lambda c, p: sample_trajectories(c, p, 5, 3, s0=7), r"s0 must be state indices in \[0, 1\]"),
-    (lambda c, p: sample_trajectories(c, p, 5, 3, a0=-1), r"a0 must be action indices"),
-    (lambda c, p: discounted_sum(np.ones(3), 0.9), r"rewards must have 2 dimension"),
-    (lambda c, p: rewards_to_go(np.array([[1.0, np.nan]]), 0.9), r"rewards must be finite"),
-    (lambda c, p: rewards_to_go(np.ones((1, 2)), 2.0), r"gamma must be in \[0, 1\], got 2.0"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (
+            lambda c, p: enumerate_trajectories(c, p, 0),
+            r"horizon must be a positive integer, got 0",
+        ),
+        (lambda c, p: enumerate_trajectories(c, p, 2.5), r"horizon must be a positive integer"),
+        (lambda c, p: enumerate_trajectories(c, p, 30, max_trajectories=1000), r"max_trajectories"),
+        (lambda c, p: sample_trajectories(c, p, 0, 3), r"n must be a positive integer, got 0"),
+        (
+            lambda c, p: sample_trajectories(c, p, 5, 3, s0=7),
+            r"s0 must be state indices in \[0, 1\]",
+        ),
+        (lambda c, p: sample_trajectories(c, p, 5, 3, a0=-1), r"a0 must be action indices"),
+        (lambda c, p: discounted_sum(np.ones(3), 0.9), r"rewards must have 2 dimension"),
+        (lambda c, p: rewards_to_go(np.array([[1.0, np.nan]]), 0.9), r"rewards must be finite"),
+        (lambda c, p: rewards_to_go(np.ones((1, 2)), 2.0), r"gamma must be in \[0, 1\], got 2.0"),
+    ],
+)
 def test_bad_input_raises_clear_error(call, match):
     chain = two_state_chain(0.9)
     with pytest.raises(ValueError, match=match):

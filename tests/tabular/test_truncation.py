@@ -5,8 +5,14 @@ import pytest
 
 from rlviz.tabular.examples import gridworld, random_mdp, random_policy, two_state_chain
 from rlviz.tabular.mdp import state_values
-from rlviz.tabular.truncation import (expected_targets, fitted_fixed_point, fitted_values,
-                                      state_occupancy, target_bias, targets_by_enumeration)
+from rlviz.tabular.truncation import (
+    expected_targets,
+    fitted_fixed_point,
+    fitted_values,
+    state_occupancy,
+    target_bias,
+    targets_by_enumeration,
+)
 
 CHAIN_PI = np.array([[0.7, 0.3], [0.4, 0.6]])
 
