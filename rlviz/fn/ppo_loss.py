@@ -90,12 +90,7 @@ def clipped_surrogate(ratio: torch.Tensor, adv: torch.Tensor, epsilon) -> torch.
     """
     shape = _same_shape(ratio=ratio, adv=adv)
     eps = _positive("epsilon", epsilon, shape)
-    clipped = (
-        torch.clamp(ratio, 1 - eps, 1 + eps)
-        if not isinstance(eps, torch.Tensor)
-        else torch.minimum(torch.maximum(ratio, 1 - eps), 1 + eps)
-    )
-    return torch.minimum(ratio * adv, clipped * adv)
+    return torch.minimum(ratio * adv, torch.clamp(ratio, 1 - eps, 1 + eps) * adv)
 
 
 def value_loss(
@@ -120,13 +115,8 @@ def value_loss(
     if shape is None:
         raise ValueError("v_old must be given when clip is set (the clip is around the old values)")
     c = _positive("clip", clip, shape)
-    dv = v - v_old
-    dv_clipped = (
-        torch.minimum(torch.maximum(dv, -c), c)
-        if isinstance(c, torch.Tensor)
-        else torch.clamp(dv, -c, c)
-    )
-    return torch.maximum(torch.square(v - v_target), torch.square(v_old + dv_clipped - v_target))
+    v_clipped = v_old + torch.clamp(v - v_old, -c, c)
+    return torch.maximum(torch.square(v - v_target), torch.square(v_clipped - v_target))
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:

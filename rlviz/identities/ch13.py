@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from rlviz.agents.actor_critic import ActorCritic
+from rlviz.agents.ppo import clip_grad_norm_per_setting
 from rlviz.fn.ppo_loss import clipped_surrogate, entropy, value_loss
 from rlviz.verify import Measure, identity
 
@@ -40,6 +41,7 @@ def _full_loss_grads(agent, obs, act, adv, target, c1: float, c2: float):
 @identity(
     "ch13.c1_moves_only_the_critic",
     chapter=13,
+    kind="sanity",
     title="separate actor and critic: grad of L in the actor's weights does not depend on c1",
 )
 def c1_moves_only_the_critic() -> Measure:
@@ -70,3 +72,37 @@ def value_clip_inside() -> Measure:
         errs.append(float((clipped - plain)[inside].abs().max()))
         errs.append(float(torch.clamp(plain - clipped, min=0).max()))  # clipped >= plain
     return Measure(max(errs), "5000 samples x clip in {0.1, 0.2, 0.5}")
+
+
+def _clipped_actor_step(agent, batch, c1: float, max_norm: float) -> torch.Tensor:
+    """The actor row of the trainer's clipped gradient of -L (one setting)."""
+    logits, v = agent(batch[0])
+    logp = torch.log_softmax(logits, -1).gather(-1, batch[1])[..., 0]
+    ratio = torch.exp(logp - logp.detach() + 0.1 * torch.tanh(batch[2]))
+    loss = -(clipped_surrogate(ratio, batch[2], 0.2) - c1 * value_loss(v, batch[3])).mean()
+    grad = clip_grad_norm_per_setting(agent.gradient(loss), torch.tensor([[max_norm]]))
+    return grad[0]
+
+
+@identity(
+    "ch13.c1_changes_the_clipped_actor_step",
+    chapter=13,
+    kind="bound",
+    tol=0.01,
+    at_least=True,
+    statistic="min over 3 agents of ||step(c1=0.5) - step(c1=5)|| / ||step(c1=0.5)||, actor row",
+    title="with gradient clipping (0.5, over actor and critic together) c1 changes the actor's step",
+)
+def c1_changes_the_clipped_actor_step() -> Measure:
+    changes, unclipped = [], []
+    for seed in range(3):
+        agent, batch = _agent(seed), _batch(seed)
+        a, b = (_clipped_actor_step(agent, batch, c1, 0.5) for c1 in (0.5, 5.0))
+        changes.append(float((a - b).norm() / a.norm()))
+        a, b = (_clipped_actor_step(agent, batch, c1, float("inf")) for c1 in (0.5, 5.0))
+        unclipped.append(float((a - b).abs().max()))
+    return Measure(
+        min(changes),
+        f"3 random actor-critics (width 16); without clipping the actor's step does not move "
+        f"with c1 (max difference {'< 1e-12' if max(unclipped) < 1e-12 else f'{max(unclipped):.1e}'})",
+    )

@@ -32,6 +32,7 @@ import torch
 
 from rlviz import _validate as validate
 from rlviz._threads import torch_threads
+from rlviz.fn.ppo_loss import categorical_kl
 from rlviz.fn.trust_region import (
     backtracking_line_search,
     conjugate_gradient,
@@ -251,7 +252,7 @@ def kl_rows_torch(old: OldPolicy, theta) -> torch.Tensor:
     S, A = old.mdp.n_states, old.mdp.n_actions
     logp = torch.log_softmax(th.reshape(S, A), dim=1)
     logp_old = torch.log_softmax(torch.tensor(old.theta.reshape(S, A), dtype=DTYPE), dim=1)
-    return (logp_old.exp() * (logp_old - logp)).sum(dim=1)
+    return categorical_kl(logp_old, logp)
 
 
 def mean_kl_torch(old: OldPolicy, theta) -> torch.Tensor:
