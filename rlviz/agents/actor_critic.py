@@ -27,6 +27,7 @@ import torch
 
 from rlviz import _validate as validate
 from rlviz.agents.cartpole import BatchedCartPole
+from rlviz.fn.returns import gae
 
 __all__ = [
     "OBS",
@@ -264,6 +265,30 @@ def rollout_values(agent: ActorCritic, ro: Rollout):
     values = time_major(values.view(n_settings, 2 * T + 1, n_envs))
     logp_t = np.take_along_axis(time_major(logp), ro.actions[..., None], -1)[..., 0]
     return logp_t, values[:T], values[T], values[T + 1 :]
+
+
+def rollout_advantages(agent: ActorCritic, runner: Runner, n_steps: int, gamma, lam):
+    r"""One rollout of ``n_steps`` steps and its GAE advantages: what every update of the PPO and
+    TRPO trainers starts with.
+
+    :func:`collect`, then :func:`rollout_values`, then :func:`rlviz.fn.returns.gae` with
+    ``gamma`` and ``lam`` numbers or one per column (one per environment of each setting);
+    truncated episodes bootstrap from :math:`\hat V` of their final observation. Returns
+    ``(rollout, logp_t, v_t, adv)``, time-major ``(T, N)``.
+    """
+    ro = collect(agent, runner, n_steps)
+    logp_t, v_t, v_T, v_final_t = rollout_values(agent, ro)
+    adv = gae(
+        ro.rewards,
+        v_t,
+        v_T=v_T,
+        terminated_t=ro.terminated,
+        truncated_t=ro.truncated,
+        v_final_t=v_final_t,
+        gamma=gamma,
+        lam=lam,
+    )
+    return ro, logp_t, v_t, adv
 
 
 def by_setting(a: np.ndarray, n_settings: int) -> torch.Tensor:

@@ -53,10 +53,9 @@ from rlviz.agents.actor_critic import (
     check_flag,
     check_real,
     check_seed,
-    collect,
     log_prob,
     progress_range,
-    rollout_values,
+    rollout_advantages,
 )
 from rlviz.fn.ppo_loss import (
     approx_kl,
@@ -66,7 +65,6 @@ from rlviz.fn.ppo_loss import (
     normalize_advantages,
     value_loss,
 )
-from rlviz.fn.returns import gae
 
 __all__ = [
     "PPOConfig",
@@ -446,22 +444,9 @@ def train(config, *, callback=None, progress: bool = False) -> TrainResult:
         row_lr = agent.per_row(lr)  # one step size per row of flat: actors, then critics
         flat_before = agent.flat.clone()  # theta_old (kept for the analysis of chapter 12)
 
-        # ---- rollout: n_steps steps of every setting's n_envs environments
-        ro = collect(agent, runner, cfg.n_steps)
-        logp_t, v_t, v_T, v_final_t = rollout_values(agent, ro)
-
-        # ---- advantages: GAE, each column its setting's (gamma, lambda); truncated episodes
-        #      bootstrap from V(final observation)
-        adv = gae(
-            ro.rewards,
-            v_t,
-            v_T=v_T,
-            terminated_t=ro.terminated,
-            truncated_t=ro.truncated,
-            v_final_t=v_final_t,
-            gamma=gamma_n,
-            lam=lam_n,
-        )
+        # ---- rollout and advantages: n_steps steps of every setting's n_envs environments;
+        #      GAE (chapter 9) with each column's (gamma, lambda), truncations bootstrapped
+        ro, logp_t, v_t, adv = rollout_advantages(agent, runner, cfg.n_steps, gamma_n, lam_n)
         batch = Batch.from_rollout(ro, logp_t, adv, v_t, len(configs))
 
         # ---- update: epochs x minibatches of Adam steps on -L, each setting on its own loss

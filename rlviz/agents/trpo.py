@@ -41,10 +41,9 @@ from rlviz.agents.actor_critic import (
     check_callback,
     check_real,
     check_seed,
-    collect,
     log_prob,
     progress_range,
-    rollout_values,
+    rollout_advantages,
 )
 from rlviz.fn.ppo_loss import (
     categorical_kl,
@@ -52,7 +51,6 @@ from rlviz.fn.ppo_loss import (
     policy_gradient_surrogate,
     value_loss,
 )
-from rlviz.fn.returns import gae
 from rlviz.fn.trust_region import (
     backtracking_line_search,
     conjugate_gradient,
@@ -207,18 +205,7 @@ def train(cfg: TRPOConfig, *, callback=None, progress: bool = False) -> TrainRes
     excluded, start = 0.0, time.perf_counter()
     for update in progress_range(cfg.updates, progress, "TRPO"):
         # ---- rollout and advantages (standardised over the batch)
-        ro = collect(agent, runner, cfg.n_steps)
-        logp_t, v_t, v_T, v_final_t = rollout_values(agent, ro)
-        adv = gae(
-            ro.rewards,
-            v_t,
-            v_T=v_T,
-            terminated_t=ro.terminated,
-            truncated_t=ro.truncated,
-            v_final_t=v_final_t,
-            gamma=cfg.gamma,
-            lam=cfg.lam,
-        )
+        ro, logp_t, v_t, adv = rollout_advantages(agent, runner, cfg.n_steps, cfg.gamma, cfg.lam)
         obs, act, target = (by_setting(a, 1) for a in (ro.obs, ro.actions, adv + v_t))
 
         # ---- policy step: natural gradient, scaled to the KL limit, then line search

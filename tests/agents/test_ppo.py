@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlviz.agents import ppo
+from rlviz.agents import actor_critic
 from rlviz.agents.actor_critic import ActorCritic, Runner, by_setting, collect, rollout_values
 from rlviz.agents.ppo import (
     Batch,
@@ -102,7 +102,7 @@ def test_train_runs_rlviz_gae_with_each_settings_gamma_and_lambda(monkeypatch):
         calls.append((kwargs["gamma"], kwargs["lam"], out))
         return out
 
-    monkeypatch.setattr(ppo, "gae", spy)
+    monkeypatch.setattr(actor_critic, "gae", spy)  # the trainers call it via rollout_advantages
     configs = [dataclasses.replace(TINY, gamma=0.9, lam=0.5), dataclasses.replace(TINY, seed=1)]
     res = train(configs)
     assert len(calls) == TINY.updates
