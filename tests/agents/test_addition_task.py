@@ -23,20 +23,6 @@ from rlviz.agents.addition_task import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one thread is faster and does not fight other jobs for the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def task():
-    return AdditionTask.make()
-
-
 def test_split_is_stratified_and_disjoint(task):
     assert task.prompts.shape == (81, 2)
     assert len(task.train) == 61 and len(task.held_out) == 20

@@ -7,27 +7,12 @@ import dataclasses
 import pytest
 import torch
 
-from rlviz.agents.addition_task import MAX_LEN, AdditionTask, pretrain_reference, sample_answers
+from rlviz.agents.addition_task import MAX_LEN, AdditionTask, sample_answers
 from rlviz.agents.grpo import GRPOConfig, group_log_probs, train_grpo
 
 SHORT = GRPOConfig(
     max_steps=3, eval_every=3, prompts_per_step=4, group_size=4, stop_at_target=False
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one thread is faster and does not fight other jobs for the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def setup():
-    task = AdditionTask.make()
-    return task, pretrain_reference(task, steps=20)
 
 
 class ConstantReward(AdditionTask):

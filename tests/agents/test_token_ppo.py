@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlviz.agents.addition_task import EOS, AdditionTask, pretrain_reference, success_rates
+from rlviz.agents.addition_task import EOS, AdditionTask, success_rates
 from rlviz.agents.token_ppo import (
     PPOConfig,
     normalize_over_tokens,
@@ -18,21 +18,6 @@ from rlviz.agents.token_ppo import (
 )
 
 SHORT = PPOConfig(max_steps=3, eval_every=3, batch_size=16, stop_at_target=False)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one thread is faster and does not fight other jobs for the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def setup():
-    task = AdditionTask.make()
-    return task, pretrain_reference(task, steps=20)
 
 
 @pytest.mark.parametrize(
