@@ -24,15 +24,7 @@ def kstep_telescoping() -> Measure:
     errs = []
     for seed, (gamma, _) in enumerate(SETTINGS):
         ro = random_rollout(seed)
-        delta = td_errors(
-            ro["r_t"],
-            ro["v_t"],
-            v_T=ro["v_T"],
-            terminated_t=ro["terminated_t"],
-            truncated_t=ro["truncated_t"],
-            v_final_t=ro["v_final_t"],
-            gamma=gamma,
-        )
+        delta = td_errors(**ro, gamma=gamma)
         for k in (1, 2, 3, 5, 12):
             lhs = k_step_advantages(**ro, k=k, gamma=gamma)
             errs.append(np.abs(lhs - discounted_td_sum(delta, episode_ends(ro), gamma, k)).max())
@@ -44,15 +36,7 @@ def gae_closed_form() -> Measure:
     errs = []
     for seed, (gamma, lam) in enumerate(SETTINGS):
         ro = random_rollout(10 + seed)
-        delta = td_errors(
-            ro["r_t"],
-            ro["v_t"],
-            v_T=ro["v_T"],
-            terminated_t=ro["terminated_t"],
-            truncated_t=ro["truncated_t"],
-            v_final_t=ro["v_final_t"],
-            gamma=gamma,
-        )
+        delta = td_errors(**ro, gamma=gamma)
         lhs = gae(**ro, gamma=gamma, lam=lam)
         errs.append(np.abs(lhs - discounted_td_sum(delta, episode_ends(ro), gamma * lam)).max())
     return Measure(float(max(errs)), "4 random rollouts, (gamma, lambda) from (0.5, 0) to (1, 1)")

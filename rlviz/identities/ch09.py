@@ -54,15 +54,7 @@ def lambda_zero() -> Measure:
     errs = []
     for seed, (gamma, _) in enumerate(SETTINGS):
         ro = random_rollout(30 + seed)
-        delta = td_errors(
-            ro["r_t"],
-            ro["v_t"],
-            v_T=ro["v_T"],
-            terminated_t=ro["terminated_t"],
-            truncated_t=ro["truncated_t"],
-            v_final_t=ro["v_final_t"],
-            gamma=gamma,
-        )
+        delta = td_errors(**ro, gamma=gamma)
         errs.append(np.abs(gae(**ro, gamma=gamma, lam=0.0) - delta).max())
     return Measure(float(max(errs)), "4 random rollouts")
 

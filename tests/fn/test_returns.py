@@ -52,15 +52,7 @@ def test_fast_matches_reference_property(T, N, gamma, lam, p, seed, make_rollout
 def test_closed_form_and_lambda_return(T, gamma, lam, seed, make_rollout):
     ro = make_rollout(np.random.default_rng(seed), T, 3, 0.2, 0.2)
     A = adv.gae(**ro, gamma=gamma, lam=lam)
-    delta = adv.td_errors(
-        ro["r_t"],
-        ro["v_t"],
-        v_T=ro["v_T"],
-        terminated_t=ro["terminated_t"],
-        truncated_t=ro["truncated_t"],
-        v_final_t=ro["v_final_t"],
-        gamma=gamma,
-    )
+    delta = adv.td_errors(**ro, gamma=gamma)
     ends = ro["terminated_t"] | ro["truncated_t"]
     ends[-1] = True
     np.testing.assert_allclose(A, discounted_td_sum(delta, ends, gamma * lam), atol=1e-10)
@@ -136,15 +128,7 @@ def test_k_step_special_cases(make_rollout):
     ro = random_rollout(3)
     for gamma in (0.0, 0.9, 1.0):
         one = adv.k_step_advantages(**ro, k=1, gamma=gamma)
-        delta = adv.td_errors(
-            ro["r_t"],
-            ro["v_t"],
-            v_T=ro["v_T"],
-            terminated_t=ro["terminated_t"],
-            truncated_t=ro["truncated_t"],
-            v_final_t=ro["v_final_t"],
-            gamma=gamma,
-        )
+        delta = adv.td_errors(**ro, gamma=gamma)
         np.testing.assert_allclose(one, delta, atol=1e-12)
         full = adv.k_step_advantages(**ro, k=10**6, gamma=gamma)
         G = adv.discounted_returns(
