@@ -106,13 +106,22 @@ def smallest_constant(profiles) -> float:
     return need
 
 
-def constant_report() -> list[dict]:
-    """Per setting: the theorem's C, the smallest C the profiles support, and their ratio."""
-    rows = []
-    for i, o in enumerate(settings()):
-        profs = bound_profiles(
+def settings_profiles() -> list[dict]:
+    """:func:`bound_profiles` of every setting (the corridor with 3 random directions on
+    :data:`BOUND_STEPS`; each random MDP with 2, steps -2..2): one dict of profiles per setting."""
+    return [
+        bound_profiles(
             o, n_random=3 if i == 0 else 2, steps=np.linspace(-2.0, 2.0, 21) if i else BOUND_STEPS
         )
+        for i, o in enumerate(settings())
+    ]
+
+
+def constant_report(profiles=None) -> list[dict]:
+    """Per setting: the theorem's C, the smallest C the profiles support, and their ratio
+    (``profiles``: :func:`settings_profiles`, computed if not given)."""
+    rows = []
+    for i, profs in enumerate(settings_profiles() if profiles is None else profiles):
         C = next(iter(profs.values()))["C"]
         c_min = smallest_constant(profs.values())
         rows.append(

@@ -13,14 +13,13 @@ import torch
 from rlviz._threads import torch_threads
 from rlviz.experiments.ch10 import DETAIL
 from rlviz.experiments.ch11 import (
-    BOUND_STEPS,
     DELTAS,
     TRPO_ITERS,
-    bound_profiles,
     cg_report,
     constant_report,
     fvp_operator,
     settings,
+    settings_profiles,
     surrogate_grad,
     trpo_runs,
     trust_region_steps,
@@ -154,14 +153,11 @@ def step_kl_within_delta() -> Measure:
     title="Schulman et al. (2015): J(theta) >= L(theta) - C KL_max(theta_old, theta)",
 )
 def schulman_lower_bound() -> Measure:
-    violation = []
-    for i, o in enumerate(settings()):
-        profs = bound_profiles(
-            o, n_random=3 if i == 0 else 2, steps=np.linspace(-2.0, 2.0, 21) if i else BOUND_STEPS
-        )
-        for p in profs.values():
-            violation.append(max(0.0, float(-(p["J"] - p["bound"]).min())))
-    ratios = [r["ratio"] for r in constant_report()]
+    profiles = settings_profiles()
+    violation = [
+        max(0.0, float(-(p["J"] - p["bound"]).min())) for profs in profiles for p in profs.values()
+    ]
+    ratios = [r["ratio"] for r in constant_report(profiles)]
     smaller = [float(f"{1 / x:.2g}") for x in (max(ratios), min(ratios))]  # 2 significant digits
     return Measure(
         float(max(violation)),

@@ -475,7 +475,7 @@ MUTATIONS = {
         "the KL penalty with its sign flipped (L + C KL)",
         lambda mp: wrap(
             mp,
-            chapter(11),
+            module("experiments.ch11"),
             "bound_profiles",
             lambda f: (
                 lambda *a, **k: {
