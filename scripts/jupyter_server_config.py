@@ -1,6 +1,6 @@
 # JupyterLab settings for the chapters (scripts/lab.sh passes this file with --config).
-# Saving a chapter strips what nbval must not compare (outputs of NBVAL_IGNORE_OUTPUT cells,
-# widget state, execution timestamps), so running a chapter in the lab and saving it leaves
+# Saving a chapter strips what nbval must not compare (outputs of cells tagged
+# nbval-ignore-output, widget state, execution timestamps), so running a chapter in the lab and saving it leaves
 # the file the notebook tests expect.
 c = get_config()  # noqa: F821 (get_config is provided by Jupyter when it loads this file)
 c.ContentsManager.pre_save_hook = "rlviz.jupyter.notebooks.pre_save_hook"

@@ -7,8 +7,8 @@ chapter is executed with its own folder (book/) as the kernel's working director
 book build and nbval do. Run it with the book's environment (``. .venv/bin/activate``), where
 rlviz is installed.
 
-The stored outputs are the reference of the notebook tests (nbval, strict). Cells marked
-``# NBVAL_IGNORE_OUTPUT`` (figures, live widgets) are stored without outputs, to keep the
+The stored outputs are the reference of the notebook tests (nbval, strict). Cells
+tagged ``nbval-ignore-output`` (figures, live widgets) are stored without outputs, to keep the
 repository small; the book build executes every chapter anyway. Widget state is not stored.
 """
 

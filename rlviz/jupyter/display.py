@@ -2,15 +2,48 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
+import textwrap
 
-__all__ = ["show_source"]
+__all__ = ["show_source", "source_markdown", "LONG_SOURCE"]
+
+LONG_SOURCE = 40  # listings longer than this many lines are collapsed below their head
+
+
+def _head_lines(src: str) -> int:
+    """How many lines of ``src`` (a def or class) make its head: signature and docstring."""
+    node = ast.parse(textwrap.dedent(src)).body[0]
+    body = node.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        return body[0].end_lineno
+    return body[0].lineno - 1 if body else len(src.splitlines())
+
+
+def source_markdown(obj, *, long: int = LONG_SOURCE) -> str:
+    """The Markdown :func:`show_source` displays for ``obj`` (a function or class of rlviz).
+
+    A listing of at most ``long`` lines is shown whole. A longer one shows its head (signature
+    and docstring) and the whole source in a collapsed ``<details>`` block, which the website
+    and JupyterLab both render as a dropdown.
+    """
+    src = inspect.getsource(obj)
+    where = f"{inspect.getmodule(obj).__name__}.{obj.__qualname__}"
+    lines = src.splitlines(keepends=True)
+    if len(lines) <= long:
+        return f"`{where}` (from the installed package):\n\n```python\n{src}```"
+    head = "".join(lines[: _head_lines(src)])
+    return (
+        f"`{where}` (from the installed package; {len(lines)} lines, the signature and docstring "
+        f"first):\n\n```python\n{head}    ...\n```\n\n<details>\n<summary>The whole source of "
+        f"<code>{obj.__qualname__}</code> ({len(lines)} lines)</summary>\n\n```python\n{src}```\n\n"
+        f"</details>\n"
+    )
 
 
 def show_source(obj) -> None:
-    """Display the source of a function or class of rlviz as a highlighted code block."""
+    """Display the source of a function or class of rlviz as a highlighted code block (long
+    listings collapsed below their signature and docstring, :func:`source_markdown`)."""
     from IPython.display import Markdown, display
 
-    src = inspect.getsource(obj)
-    where = f"{inspect.getmodule(obj).__name__}.{obj.__qualname__}"
-    display(Markdown(f"`{where}` (from the installed package):\n\n```python\n{src}```"))
+    display(Markdown(source_markdown(obj)))

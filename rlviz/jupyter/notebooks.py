@@ -1,8 +1,9 @@
 """Keeping the chapters' stored outputs exactly what the notebook tests compare.
 
 nbval (strict) compares a fresh run of each chapter with the outputs stored in its ``.ipynb``.
-Cells marked ``# NBVAL_IGNORE_OUTPUT`` (figures, live widgets, progress bars) are stored
-without outputs; widget state and execution timestamps are not stored. :func:`clean_notebook`
+Cells tagged ``nbval-ignore-output`` (figures, live widgets, timings; a cell tag, so readers
+of the website never see the marker) are stored without outputs; widget state and execution
+timestamps are not stored. :func:`clean_notebook`
 applies these rules; ``scripts/refresh_outputs.py`` uses it after re-executing a chapter, and
 :func:`pre_save_hook` applies it whenever JupyterLab saves a chapter (``scripts/lab.sh``
 installs the hook), so running a chapter interactively and saving it leaves the same file.
@@ -10,9 +11,9 @@ installs the hook), so running a chapter interactively and saving it leaves the 
 
 from __future__ import annotations
 
-IGNORE_MARK = "NBVAL_IGNORE_OUTPUT"
+IGNORE_TAG = "nbval-ignore-output"  # nbval reads it from the cell's metadata.tags
 
-__all__ = ["IGNORE_MARK", "clean_notebook", "coalesce_streams", "pre_save_hook"]
+__all__ = ["IGNORE_TAG", "ignores_output", "clean_notebook", "coalesce_streams", "pre_save_hook"]
 
 
 def _joined(value) -> str:
@@ -20,10 +21,24 @@ def _joined(value) -> str:
     return "".join(value) if isinstance(value, list) else value
 
 
+def ignores_output(cell: dict) -> bool:
+    """True for a code cell tagged ``nbval-ignore-output``.
+
+    The source-comment form of the marker (``# NBVAL_IGNORE_OUTPUT``) is refused: it would show
+    in the rendered source on the website. Use the cell tag instead.
+    """
+    if "NBVAL_IGNORE_OUTPUT" in _joined(cell.get("source", "")):
+        raise ValueError(
+            "a cell's source holds the comment '# NBVAL_IGNORE_OUTPUT', which readers would see; "
+            f"remove it and tag the cell {IGNORE_TAG!r} instead (metadata.tags)"
+        )
+    return IGNORE_TAG in (cell.get("metadata", {}).get("tags") or [])
+
+
 def clean_notebook(nb: dict) -> dict:
     """Strip, in place, what must not be stored in a chapter; returns ``nb``.
 
-    Outputs and execution counts of ``# NBVAL_IGNORE_OUTPUT`` cells, every cell's execution
+    Outputs and execution counts of cells tagged ``nbval-ignore-output``, every cell's execution
     timestamps (``metadata.execution``) and the notebook's widget state (``metadata.widgets``);
     consecutive prints to the same stream are merged into one output (:func:`coalesce_streams`).
     """
@@ -35,7 +50,7 @@ def clean_notebook(nb: dict) -> dict:
         cell.get("metadata", {}).pop("execution", None)
         if cell.get("cell_type") != "code":
             continue
-        if IGNORE_MARK in _joined(cell.get("source", "")):
+        if ignores_output(cell):
             cell["outputs"] = []
             cell["execution_count"] = None
         else:

@@ -174,10 +174,11 @@ def _chapter():
     )
     keep.metadata["execution"] = {"iopub.execute_input": "2026-11-25T00:00:00"}
     drop = nbformat.v4.new_code_cell(
-        "# NBVAL_IGNORE_OUTPUT\nshow(f)",
+        "show(f)",
         execution_count=2,
         outputs=[nbformat.v4.new_output("display_data", data={"text/plain": "f"})],
     )
+    drop.metadata["tags"] = ["nbval-ignore-output"]
     nb.cells = [nbformat.v4.new_markdown_cell("# t"), keep, drop]
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     return nb
@@ -200,6 +201,19 @@ def test_pre_save_hook_cleans_notebooks_only():
     text = {"type": "file", "content": "NBVAL_IGNORE_OUTPUT"}
     pre_save_hook(model=text, path="x.txt", contents_manager=None)
     assert text == {"type": "file", "content": "NBVAL_IGNORE_OUTPUT"}
+
+
+def test_the_source_comment_marker_is_refused_with_the_fix():
+    nb = _chapter()
+    nb.cells[2].source = "# NBVAL_IGNORE_OUTPUT\nshow(f)"
+    with pytest.raises(ValueError, match="tag the cell 'nbval-ignore-output'"):
+        clean_notebook(nb)
+
+
+def test_an_untagged_cell_keeps_its_outputs():
+    nb = _chapter()
+    nb.cells[2].metadata["tags"] = ["hide-input"]
+    assert clean_notebook(nb).cells[2].outputs != []
 
 
 def test_clean_notebook_rejects_what_is_not_a_notebook():
