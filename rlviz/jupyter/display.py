@@ -6,7 +6,7 @@ import ast
 import inspect
 import textwrap
 
-__all__ = ["show_source", "source_markdown", "LONG_SOURCE"]
+__all__ = ["show_source", "source_markdown", "LONG_SOURCE", "glue_number"]
 
 LONG_SOURCE = 40  # listings longer than this many lines are collapsed below their head
 
@@ -47,3 +47,20 @@ def show_source(obj) -> None:
     from IPython.display import Markdown, display
 
     display(Markdown(source_markdown(obj)))
+
+
+def glue_number(name: str, value, fmt: str) -> str:
+    """Glue ``format(value, fmt)`` under ``name`` for the prose (``{glue:text}`name```) and
+    return the text.
+
+    The number is glued as its formatted *text*, not as a float: nbval compares a glued value's
+    ``text/plain``, so a float's 17 digits would make the stored output platform-dependent,
+    while ``'0.0166'`` is stable. Nothing is displayed in the cell.
+    """
+    from myst_nb import glue
+
+    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"name must be letters, digits, '_' or '-', got {name!r}")
+    text = format(value, fmt)
+    glue(name, text, display=False)
+    return text

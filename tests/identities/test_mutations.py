@@ -10,12 +10,16 @@ keeps the table complete as chapters are added.
 
 To see one fail by hand: ``pytest tests/identities/test_mutations.py -k drop_gamma -v`` lists
 the mutations that drop gamma^t, and ``python -m rlviz verify`` shows the rows passing without.
+More tables live in ``tests/identities/mutations_*.py`` (each a dict ``MUTATIONS`` of the same
+form), merged into this one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -705,6 +709,21 @@ MUTATIONS = {
         ),
     ),
 }
+
+
+def _more_mutations() -> None:
+    """Add the tables of ``tests/identities/mutations_*.py`` (one per group of chapters, so
+    that chapters are added without editing this file); a key defined twice is an error."""
+    for path in sorted(Path(__file__).parent.glob("mutations_*.py")):
+        spec = importlib.util.spec_from_file_location(f"_mutations_{path.stem}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        twice = sorted(set(mod.MUTATIONS) & set(MUTATIONS))
+        assert not twice, f"{path.name} redefines mutations of {twice}"
+        MUTATIONS.update(mod.MUTATIONS)
+
+
+_more_mutations()
 
 
 def test_every_exact_and_bound_row_has_a_mutation():
