@@ -2,10 +2,10 @@
 
 import inspect
 
-from rlviz.agents.ppo import train
-from rlviz.fn.ppo_loss import entropy
 import pytest
 
+from rlviz.agents.ppo import train
+from rlviz.fn.ppo_loss import entropy
 from rlviz.jupyter.display import LONG_SOURCE, glue_number, source_markdown
 
 
