@@ -390,14 +390,17 @@ def evaluate(
     deterministic: bool = True,
     max_episode_steps: int = 500,
 ) -> np.ndarray:
-    """Returns of ``episodes`` episodes of gymnasium's own ``CartPole-v1`` under ``policy``.
+    """Returns of ``episodes`` episodes of gymnasium's own CartPole under ``policy``.
 
-    ``policy``: a function obs ``(n, 4)`` float32 -> action probabilities ``(n, 2)``; actions
-    are greedy (``deterministic``) or sampled (seeded by ``seed``). Episode i starts from
-    ``env.reset(seed=seed + i)``. Up to 20 environments run side by side, one policy call per
-    step for all of them. Result: float array ``(episodes,)``.
+    The episodes run side by side in gymnasium's vectorised CartPole
+    (``gymnasium.envs.classic_control.cartpole.CartPoleVectorEnv``: CartPole-v1's dynamics,
+    termination and time limit, in numpy over all episodes at once), reset with ``seed``; each
+    episode's return is counted until its first end. ``policy``: a function obs ``(n, 4)``
+    float32 -> action probabilities ``(n, 2)``, called once per step for all episodes; actions
+    are greedy (``deterministic``) or sampled (seeded by ``seed``). Result: float array
+    ``(episodes,)``.
     """
-    import gymnasium as gym
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
     if not callable(policy):
         raise ValueError(
@@ -407,22 +410,15 @@ def evaluate(
     max_episode_steps = validate.positive("max_episode_steps", max_episode_steps, integer=True)
     check_seed("seed", seed)
     rng = np.random.default_rng([seed, 3])
-    width = min(episodes, 20)
-    envs = [gym.make("CartPole-v1", max_episode_steps=max_episode_steps) for _ in range(width)]
+    env = CartPoleVectorEnv(num_envs=episodes, max_episode_steps=max_episode_steps)
+    obs, _ = env.reset(seed=seed)
     returns = np.zeros(episodes)
-    for first in range(0, episodes, width):
-        ids = list(range(first, min(first + width, episodes)))
-        obs = np.stack([envs[j].reset(seed=seed + i)[0] for j, i in enumerate(ids)])
-        alive = np.ones(len(ids), dtype=bool)
-        while alive.any():
-            live = np.flatnonzero(alive)
-            p = np.asarray(policy(obs[live]))
-            acts = p.argmax(-1) if deterministic else (rng.random(len(live)) < p[:, 1]).astype(int)
-            for j, a in zip(live, acts):
-                o, r, term, trunc, _ = envs[j].step(int(a))
-                obs[j] = o
-                returns[ids[j]] += r
-                alive[j] = not (term or trunc)
-    for e in envs:
-        e.close()
+    alive = np.ones(episodes, dtype=bool)
+    while alive.any():
+        p = np.asarray(policy(obs))
+        acts = p.argmax(-1) if deterministic else (rng.random(episodes) < p[:, 1]).astype(int)
+        obs, r, term, trunc, _ = env.step(acts.astype(np.int64))
+        returns[alive] += r[alive]
+        alive &= ~(term | trunc)
+    env.close()
     return returns

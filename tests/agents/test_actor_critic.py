@@ -159,5 +159,26 @@ def test_evaluate_runs_gymnasium_episodes():
     assert sampled.shape == (3,)
     with pytest.raises(ValueError, match="episodes"):
         evaluate(always_left, 0)
+    assert (evaluate(always_left, 5, seed=0) == r).all()  # seeded
+
+
+def test_evaluate_counts_each_episode_until_its_first_end_and_the_time_limit():
+    import gymnasium as gym
+
+    # balancing by the pole's angular velocity survives long; the time limit caps the return
+    def balance(obs):
+        right = obs[:, 3] > 0
+        return np.stack([~right, right], axis=1).astype(float)
+
+    capped = evaluate(balance, 4, seed=1, max_episode_steps=50)
+    assert (capped == 50).all()
+    # the same policy on gymnasium's single CartPole-v1 gives the same kind of returns
+    env = gym.make("CartPole-v1", max_episode_steps=50)
+    obs, _ = env.reset(seed=1)
+    total, done = 0, False
+    while not done:
+        obs, r, term, trunc, _ = env.step(int(obs[3] > 0))
+        total, done = total + r, term or trunc
+    assert total == 50
     with pytest.raises(ValueError, match="policy must be callable"):
         evaluate("left", 3)
