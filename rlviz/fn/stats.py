@@ -6,6 +6,8 @@ the angle and norm ratio between two vectors.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from rlviz import _validate as validate
@@ -17,6 +19,7 @@ __all__ = [
     "sample_variance_se",
     "angle_and_norm_ratio",
     "angle_deg",
+    "false_alarm_probability",
 ]
 
 
@@ -85,3 +88,16 @@ def angle_and_norm_ratio(u, v) -> tuple[float, float]:
 def angle_deg(u, v) -> float:
     """The angle between two vectors in degrees (:func:`angle_and_norm_ratio` without the ratio)."""
     return angle_and_norm_ratio(u, v)[0]
+
+
+def false_alarm_probability(n: int, z: float) -> float:
+    r"""Probability that at least one of ``n`` independent standard normal statistics has
+    :math:`|Z| > z`: the false-alarm rate of a rule "every estimate within ``z`` standard
+    errors" applied to ``n`` independent estimates that are exactly right on average.
+
+    .. math:: 1 - \bigl(1 - \operatorname{erfc}(z / \sqrt 2)\bigr)^n
+    """
+    n = validate.positive("n", n, integer=True)
+    z = validate.positive("z", z)
+    tail = math.erfc(z / math.sqrt(2.0))
+    return float(-math.expm1(n * math.log1p(-tail)))

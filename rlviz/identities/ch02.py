@@ -13,7 +13,14 @@ from rlviz.tabular.examples import (
     two_state_chain,
     two_state_values_by_hand,
 )
-from rlviz.tabular.mdp import action_values, advantages, bellman_residuals, state_values
+from rlviz.tabular.mdp import (
+    action_values,
+    advantages,
+    bellman_residuals,
+    epsilon_greedy,
+    state_values,
+    value_iteration,
+)
 from rlviz.tabular.trajectories import mc_action_values, mc_state_values
 from rlviz.verify import Measure, identity
 
@@ -50,6 +57,25 @@ def bellman_equations() -> Measure:
         res_v, res_q = bellman_residuals(mdp, random_policy(rng, 5, 3))
         errs += [np.abs(res_v).max(), np.abs(res_q).max()]
     return Measure(float(max(errs)), "gridworld + 20 random MDPs (S=5, A=3, gamma=0.95)")
+
+
+@identity(
+    "ch2.value_iteration_optimal",
+    chapter=2,
+    title="Q* by value iteration = Q of its greedy policy (linear solve): Q* is optimal",
+)
+def value_iteration_optimal() -> Measure:
+    # Q = Q^{greedy(Q)} says Q satisfies the Bellman optimality equation, whose only solution
+    # is Q*; the right side is an independent linear solve, so a wrong backup cannot pass.
+    grid, _ = book_grid_policy()
+    rng = np.random.default_rng(5)
+    errs = []
+    for mdp in [grid] + [random_mdp(rng, 5, 3, 0.9) for _ in range(10)]:
+        _, q_star = value_iteration(mdp, tol=1e-14)
+        q_greedy = action_values(mdp, epsilon_greedy(q_star, 0.0))
+        live = ~mdp.terminal
+        errs.append(np.abs(q_greedy - q_star)[live].max())
+    return Measure(float(max(errs)), "gridworld (gamma=0.9) + 10 random MDPs (S=5, A=3, gamma=0.9)")
 
 
 @identity("ch2.advantage_mean_zero", chapter=2, title="sum_a pi(a|s) A(s, a) = 0 in every state")
