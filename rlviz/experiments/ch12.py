@@ -6,6 +6,12 @@ surrogates, the ratios and the KL.
 * :func:`ratio_spread` summarises how far the updated policies' ratios went outside
   :math:`[1-\epsilon, 1+\epsilon]` during a training run (the errata of notes section 12).
 
+* :func:`surrogate_gap_table` compares, exactly on the corridor of chapter 10, the gradient
+  at :math:`\theta_{\text{old}}` of the surrogate as practice computes it (time-step average,
+  GAE advantages from an estimated value, advantage normalisation) with :math:`\nabla J`;
+* :func:`kl_slopes` measures the order of contact of the mean KL along straight lines from
+  :math:`\theta_{\text{old}}` (log-log slope 2: quadratic in the step :math:`\alpha`).
+
 The clipped objective itself is :func:`rlviz.fn.ppo_loss.clipped_surrogate`; its case-by-case
 form (the paper's Figure 1) is checked by the identity ``ch12.clip_piecewise``.
 """
@@ -15,7 +21,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rlviz._threads import torch_threads
 from rlviz.agents.actor_critic import ActorCritic, TrainResult
+from rlviz.experiments.ch10 import book_old
 from rlviz.fn.ppo_loss import (
     categorical_kl,
     clip_fraction,
@@ -23,8 +31,26 @@ from rlviz.fn.ppo_loss import (
     normalize_advantages,
     policy_gradient_surrogate,
 )
+from rlviz.fn.stats import angle_and_norm_ratio, loglog_slope
+from rlviz.tabular.advantage_moments import value_error
+from rlviz.tabular.mdp import state_values
+from rlviz.tabular.policy_gradient import DTYPE
+from rlviz.tabular.surrogate import mean_kl_torch, policy_directions, sample_surrogate_gradients
 
-__all__ = ["interpolation_curves", "ratio_spread"]
+__all__ = [
+    "interpolation_curves",
+    "ratio_spread",
+    "V_ERROR",
+    "GAP_LAMBDAS",
+    "wrong_values",
+    "surrogate_gap_table",
+    "KL_ALPHAS",
+    "kl_slopes",
+]
+
+V_ERROR = 0.3  # scale of the error added to V (value_error, seed 0)
+GAP_LAMBDAS = (0.95, 0.0, 1.0)  # GAE's lambda: PPO's default, one-step TD, Monte Carlo
+KL_ALPHAS = np.geomspace(1e-3, 1e-1, 9)  # steps along a line for the log-log slope of the KL
 
 
 def _check(result: TrainResult, k: int) -> None:
@@ -119,3 +145,76 @@ def ratio_spread(result: TrainResult, *, k: int = 0) -> dict:
         "mean_kl": float(kl.mean()),
         "max_kl": float(kl.max()),
     }
+
+
+def wrong_values(old=None, scale: float = V_ERROR, seed: int = 0) -> np.ndarray:
+    r""":math:`\hat V = V^{\pi_{\text{old}}} + e` with the seeded error of
+    :func:`rlviz.tabular.advantage_moments.value_error` (0 on terminal states), shape ``(S,)``."""
+    old = book_old() if old is None else old
+    return state_values(old.mdp, old.pi) + value_error(old.mdp, scale, seed)
+
+
+def surrogate_gap_table(old=None, v_hat=None, lams=GAP_LAMBDAS) -> list[dict]:
+    r"""The gradient at :math:`\theta_{\text{old}}` of each version of the surrogate against :math:`\nabla J`.
+
+    On ``old`` (default: the corridor of chapter 10, :func:`rlviz.experiments.ch10.book_old`) with
+    the value estimate ``v_hat`` (default :func:`wrong_values`), from
+    :func:`rlviz.tabular.surrogate.sample_surrogate_gradients`. One row per version, in the
+    order practice departs from the exact surrogate: ``exact`` (discounted visitation, true
+    :math:`A`), ``undiscounted`` (time-step average, true :math:`A`), then for each
+    :math:`\lambda` in ``lams`` ``gae`` (GAE from ``v_hat``) and ``normalised`` (that GAE
+    standardised). Each row: ``name``, ``lam`` (None for the first two), ``grad``, ``angle``
+    (degrees) and ``norm_ratio`` against :math:`\nabla J` (per-episode scale), ``angle_prev``:
+    the angle to the row it modifies (``exact`` for ``undiscounted``, ``undiscounted`` for
+    ``gae``, ``gae`` for ``normalised``), ``max_diff_prev`` :math:`\max|g - g_{\text{prev}}|`,
+    and ``sigma`` (the standard deviation normalisation divides by; None elsewhere).
+    """
+    old = book_old() if old is None else old
+    v_hat = wrong_values(old) if v_hat is None else v_hat
+    rows: list[dict] = []
+
+    def add(name, lam, grad, prev, g_j, sigma=None):
+        angle, ratio = angle_and_norm_ratio(grad, g_j)
+        rows.append(
+            {
+                "name": name,
+                "lam": lam,
+                "grad": grad,
+                "angle": angle,
+                "norm_ratio": ratio,
+                "angle_prev": angle_and_norm_ratio(grad, prev)[0],
+                "max_diff_prev": float(np.abs(grad - prev).max()),
+                "sigma": sigma,
+            }
+        )
+
+    for i, lam in enumerate(lams):
+        g = sample_surrogate_gradients(old, v_hat, lam)
+        if i == 0:
+            add("exact", None, g["exact"], g["grad_J"], g["grad_J"])
+            add("undiscounted", None, g["undiscounted"], g["exact"], g["grad_J"])
+        add("gae", lam, g["gae"], g["undiscounted"], g["grad_J"])
+        add("normalised", lam, g["normalised"], g["gae"], g["grad_J"], g["sigma"])
+    return rows
+
+
+def kl_slopes(old=None, n_random: int = 3, alphas=KL_ALPHAS) -> dict:
+    r"""Log-log slope of the exact mean KL :math:`\bar D_{\mathrm{KL}}(\theta_{\text{old}} + \alpha u)`
+    in :math:`\alpha`, per direction :math:`u` (:func:`rlviz.tabular.surrogate.policy_directions`).
+
+    :math:`\bar D_{\mathrm{KL}} = \tfrac12\alpha^2 u^\top F u + O(\alpha^3)` (chapter 11), so the
+    slope tends to 2 as the steps shrink. ``{direction: slope}``; KL by
+    :func:`rlviz.tabular.surrogate.mean_kl_torch`.
+    """
+    old = book_old() if old is None else old
+    alphas = np.asarray(alphas, float)
+    out = {}
+    directions = policy_directions(old, n_random)
+    with torch.no_grad(), torch_threads(1):
+        for name, u in directions.items():
+            kl = [
+                float(mean_kl_torch(old, torch.tensor(old.theta + a * u, dtype=DTYPE)))
+                for a in alphas
+            ]
+            out[name] = loglog_slope(alphas, np.array(kl))[0]
+    return out

@@ -1,11 +1,17 @@
-"""Chapter 12: the PPO clip. Exact properties of the clipped objective (float64, autograd)."""
+"""Chapter 12: the PPO clip. Exact properties of the clipped objective (float64, autograd), the
+gradient of the surrogate as practice computes it against grad J (exact, on the corridor of
+chapter 10), and the order of contact of the KL."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from rlviz.experiments.ch03 import THETA
+from rlviz.experiments.ch12 import kl_slopes, surrogate_gap_table
 from rlviz.fn.ppo_loss import clipped_surrogate, policy_gradient_surrogate
+from rlviz.tabular.episodic import corridor
+from rlviz.tabular.surrogate import old_policy
 from rlviz.verify import Measure, identity
 
 EPSILONS = (0.05, 0.1, 0.2, 0.3, 0.5)
@@ -109,3 +115,103 @@ def clip_gradient_at_old() -> Measure:
             grads.append(g)
         errs.append(float((grads[0] - grads[1]).abs().max()))
     return Measure(max(errs), f"{S} states x {A} actions, {n} samples, 5 epsilons")
+
+
+# ----------------------------------------------------------------------------- the sample surrogate
+
+GAP_DETAIL = "corridor, gamma 0.9, chapter-3 logits"
+
+
+def _rows(name: str, rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["name"] == name]
+
+
+@identity(
+    "ch12.exact_surrogate_gradient",
+    chapter=12,
+    title="exact surrogate (discounted visitation, true A): grad L(theta_old) = grad J(theta_old)",
+)
+def exact_surrogate_gradient() -> Measure:
+    errs = [
+        float(
+            _rows("exact", surrogate_gap_table(old_policy(corridor(g), THETA)))[0]["max_diff_prev"]
+        )
+        for g in (0.5, 0.9, 0.99)
+    ]
+    return Measure(max(errs), "corridor, gamma in {0.5, 0.9, 0.99}, chapter-3 logits")
+
+
+@identity(
+    "ch12.step_average_reweights_states",
+    chapter=12,
+    kind="bound",
+    tol=1.0,
+    at_least=True,
+    statistic="angle(time-step average with true A, grad J) in degrees",
+    title="the time-step average weights states by the undiscounted visitation: not grad J",
+)
+def step_average_reweights_states() -> Measure:
+    row = _rows("undiscounted", surrogate_gap_table())[0]
+    return Measure(row["angle"], f"{GAP_DETAIL}; norm ratio {row['norm_ratio']:.3f}")
+
+
+@identity(
+    "ch12.gae_bias_with_wrong_value",
+    chapter=12,
+    kind="bound",
+    tol=0.5,
+    at_least=True,
+    statistic="min over lambda in {0.95, 0} of the angle GAE(V-hat) vs true A, degrees",
+    title="GAE with a wrong V-hat (lambda < 1) turns the expected gradient",
+)
+def gae_bias_with_wrong_value() -> Measure:
+    rows = [r for r in _rows("gae", surrogate_gap_table()) if r["lam"] < 1]
+    return Measure(
+        min(r["angle_prev"] for r in rows),
+        f"{GAP_DETAIL}; V-hat = V + error (scale 0.3, seed 0)",
+    )
+
+
+@identity(
+    "ch12.lambda_one_value_is_a_baseline",
+    chapter=12,
+    title="GAE with lambda = 1 and a wrong V-hat: same expected gradient as the true A",
+)
+def lambda_one_value_is_a_baseline() -> Measure:
+    row = [r for r in _rows("gae", surrogate_gap_table()) if r["lam"] == 1][0]
+    return Measure(row["max_diff_prev"], f"{GAP_DETAIL}; V-hat = V + error (scale 0.3, seed 0)")
+
+
+@identity(
+    "ch12.normalisation_keeps_direction",
+    chapter=12,
+    statistic="max |unit(normalised) - unit(GAE)|",
+    title="advantage normalisation (large batch) rescales the expected gradient, same direction",
+)
+def normalisation_keeps_direction() -> Measure:
+    rows = surrogate_gap_table()
+    errs = []
+    for gae_row, norm_row in zip(_rows("gae", rows), _rows("normalised", rows)):
+        u, v = gae_row["grad"], norm_row["grad"]
+        errs.append(float(np.abs(u / np.linalg.norm(u) - v / np.linalg.norm(v)).max()))
+    sigmas = ", ".join(f"{r['sigma']:.3f}" for r in _rows("normalised", rows))
+    return Measure(max(errs), f"{GAP_DETAIL}; lambda 0.95, 0, 1; sigma = {sigmas}")
+
+
+# ----------------------------------------------------------------------------- KL along a line
+
+
+@identity(
+    "ch12.kl_quadratic_in_alpha",
+    chapter=12,
+    kind="bound",
+    tol=0.01,
+    statistic="max over directions |slope - 2|",
+    title="mean KL along theta_old + alpha u is quadratic in alpha (log-log slope 2)",
+)
+def kl_quadratic_in_alpha() -> Measure:
+    slopes = kl_slopes()
+    return Measure(
+        max(abs(s - 2) for s in slopes.values()),
+        "corridor, gradient + 3 random directions, alpha in [1e-3, 1e-1]",
+    )

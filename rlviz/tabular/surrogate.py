@@ -25,6 +25,7 @@ and Hessians. Arrays: policies ``(S, A)``, flat logits ``(S*A,)``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,14 @@ from rlviz.fn.trust_region import (
     fisher_vector_product,
     trpo_step_size,
 )
-from rlviz.tabular.mdp import TabularMDP, advantages, discounted_state_distribution, objective
+from rlviz.tabular.advantage_moments import gae_moments
+from rlviz.tabular.mdp import (
+    TabularMDP,
+    advantages,
+    discounted_state_distribution,
+    objective,
+    state_visitation,
+)
 from rlviz.tabular.policy_gradient import DTYPE, objective_torch, score_table, softmax_policy
 
 __all__ = [
@@ -51,6 +59,9 @@ __all__ = [
     "surrogate_torch",
     "surrogate_sample_estimates",
     "surrogate_estimate_variance",
+    "undiscounted_visitation",
+    "step_average_gradient",
+    "sample_surrogate_gradients",
     "mean_kl_torch",
     "kl_rows_torch",
     "line_profile",
@@ -243,6 +254,86 @@ def surrogate_estimate_variance(old: OldPolicy, theta) -> tuple[float, float]:
     var_x = float(old.d @ (ratio_variance(old.pi, pi, f) + m**2) - (old.d @ m) ** 2)
     var_rho = float(old.d @ ratio_variance(old.pi, pi, np.ones_like(f)))
     return var_rho, var_x
+
+
+# ----------------------------------------------------------------------------- the sample surrogate
+
+
+def undiscounted_visitation(mdp: TabularMDP, pi) -> np.ndarray:
+    r"""Expected visits per episode :math:`\eta_1(s) = \sum_{t \ge 0} \Pr(s_t = s)`, shape ``(S,)``.
+
+    :func:`rlviz.tabular.mdp.state_visitation` of the same MDP with :math:`\gamma = 1` (finite
+    only in an episodic MDP: terminal states required). A time-step average over a batch of
+    whole episodes weights state :math:`s` by :math:`\eta_1(s) / \sum_{s'} \eta_1(s')`
+    (chapter 4, erratum E11).
+    """
+    if not mdp.terminal.any():
+        raise ValueError("the undiscounted visitation needs an episodic MDP (terminal states)")
+    return state_visitation(dataclasses.replace(mdp, gamma=1.0), pi)
+
+
+def step_average_gradient(pi, weights, adv) -> np.ndarray:
+    r""":math:`\sum_s w(s) \sum_a \pi(a|s)\, \hat A(s, a)\, \nabla_\theta \log\pi(a|s)` for the
+    softmax policy, flat, shape ``(S*A,)``.
+
+    The expected gradient at :math:`\theta_{\text{old}}` of a surrogate
+    :math:`\sum_t r_t(\theta) \hat A_t` whose samples visit :math:`s` with weight :math:`w(s)` and
+    whose advantage has conditional mean ``adv`` :math:`= \mathbb E[\hat A_t \mid s_t = s, a_t
+    = a]`, shape ``(S, A)`` (:math:`\nabla r_t = \nabla \log \pi(a_t|s_t)` at
+    :math:`\theta_{\text{old}}`). ``weights`` has shape ``(S,)``. Scores from
+    :func:`rlviz.tabular.policy_gradient.score_table`.
+    """
+    pi = _policy("pi", pi)
+    w = validate.array("weights", weights, shape=(pi.shape[0],))
+    adv = validate.array("adv", adv, shape=pi.shape)
+    return np.einsum("s,sa,sak->k", w, pi * adv, score_table(pi))
+
+
+def sample_surrogate_gradients(old: OldPolicy, v_hat, lam: float) -> dict:
+    r"""The expected gradient at :math:`\theta_{\text{old}}` of the surrogate as practice computes it,
+    step by step from the exact surrogate, and :math:`\nabla J`; flat arrays ``(S*A,)``.
+
+    All are expectations (a batch large enough that its averages are their means), on the
+    scale of one episode (sums over an episode's steps; the time-step average divides them
+    by :math:`\mathbb E[T] = \sum_s \eta_1(s)`, which changes no direction):
+
+    * ``grad_J``: :math:`\nabla J(\theta_{\text{old}})` (autograd of
+      :func:`~rlviz.tabular.policy_gradient.objective_torch`);
+    * ``exact``: :math:`\nabla L(\theta_{\text{old}})` of the exact surrogate
+      (:func:`surrogate_torch`: discounted visitation, true advantage), equal to ``grad_J``;
+    * ``undiscounted``: :math:`\sum_s \eta_1(s) \sum_a \pi A^\pi \nabla\log\pi`, the
+      true advantage but the states of a time-step average (:func:`undiscounted_visitation`);
+    * ``gae``: the same with :math:`\mathbb E[\hat A^{\text{GAE}(\gamma,\lambda)} \mid s, a]`
+      computed with ``v_hat`` (:func:`rlviz.tabular.advantage_moments.gae_moments`);
+    * ``normalised``: the same with :math:`(\hat A - \mu)/\sigma`, :math:`\mu, \sigma^2` the
+      mean and variance of :math:`\hat A_t` over the batch's steps
+      (:math:`\sigma^2 = \sum_s \bar\eta_1(s) \sum_a \pi (\operatorname{Var}[\hat A|s,a]
+      + \mathbb E[\hat A|s,a]^2) - \mu^2`, :math:`\bar\eta_1 = \eta_1/\sum\eta_1`).
+
+    Also ``mu``, ``sigma`` and ``steps`` :math:`= \mathbb E[T]`. ``v_hat`` has shape ``(S,)``
+    (0 on terminal states); ``lam`` in [0, 1]. Needs an episodic MDP.
+    """
+    mdp, pi = old.mdp, old.pi
+    eta1 = undiscounted_visitation(mdp, pi)
+    with torch_threads(1):
+        th = torch.tensor(old.theta, dtype=DTYPE, requires_grad=True)
+        (g_j,) = torch.autograd.grad(objective_torch(mdp, th), th)
+        th = torch.tensor(old.theta, dtype=DTYPE, requires_grad=True)
+        (g_l,) = torch.autograd.grad(surrogate_torch(old, th), th)
+    mom = gae_moments(mdp, pi, v_hat, lam)
+    w = eta1 / eta1.sum()
+    mu = float(w @ (pi * mom.mean).sum(1))
+    sigma = float(np.sqrt(w @ (pi * (mom.var + mom.mean**2)).sum(1) - mu**2))
+    return {
+        "grad_J": g_j.numpy(),
+        "exact": g_l.numpy(),
+        "undiscounted": step_average_gradient(pi, eta1, old.adv),
+        "gae": step_average_gradient(pi, eta1, mom.mean),
+        "normalised": step_average_gradient(pi, eta1, (mom.mean - mu) / sigma),
+        "mu": mu,
+        "sigma": sigma,
+        "steps": float(eta1.sum()),
+    }
 
 
 def kl_rows_torch(old: OldPolicy, theta) -> torch.Tensor:

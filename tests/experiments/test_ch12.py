@@ -9,7 +9,14 @@ import torch
 
 from rlviz.agents.actor_critic import ActorCritic, TrainResult
 from rlviz.agents.ppo import PPOConfig, train
-from rlviz.experiments.ch12 import interpolation_curves, ratio_spread
+from rlviz.experiments.ch12 import (
+    GAP_LAMBDAS,
+    interpolation_curves,
+    kl_slopes,
+    ratio_spread,
+    surrogate_gap_table,
+    wrong_values,
+)
 
 TINY = PPOConfig(total_steps=8 * 32 * 2, hidden=8)
 ALPHAS = np.linspace(0, 2, 9)
@@ -73,3 +80,27 @@ def test_the_curves_use_the_last_updates_parameters(runs):
     logp_old = torch.log_softmax(old[0].double(), -1)
     exact = float((logp_old.exp() * (logp_old - logp)).sum(-1).mean())
     assert c["kl"][0] == pytest.approx(exact, rel=1e-6)  # theta_old + (new - old) rounds in float32
+
+
+def test_surrogate_gap_table_rows_and_invariants():
+    rows = surrogate_gap_table()
+    names = [(r["name"], r["lam"]) for r in rows]
+    assert names[:2] == [("exact", None), ("undiscounted", None)]
+    assert names[2:] == [(n, lam) for lam in GAP_LAMBDAS for n in ("gae", "normalised")]
+    assert rows[0]["angle"] < 1e-6 and rows[0]["norm_ratio"] == pytest.approx(1, abs=1e-12)
+    for r in rows:
+        if r["name"] == "normalised":  # same direction, length divided by sigma
+            assert r["angle_prev"] < 1e-5 and r["sigma"] > 0
+            prev = next(p for p in rows if p["name"] == "gae" and p["lam"] == r["lam"])
+            assert r["norm_ratio"] == pytest.approx(prev["norm_ratio"] / r["sigma"], rel=1e-10)
+    # with the true V, GAE adds no bias for any lambda
+    exact_v = surrogate_gap_table(v_hat=wrong_values(scale=0.0))
+    assert all(r["max_diff_prev"] < 1e-12 for r in exact_v if r["name"] == "gae")
+
+
+def test_kl_slopes_tend_to_two_and_are_one_for_a_linear_quantity():
+    slopes = kl_slopes(n_random=2)
+    assert set(slopes) == {"gradient", "random 1", "random 2"}
+    assert all(abs(s - 2) < 0.01 for s in slopes.values())
+    far = kl_slopes(n_random=0, alphas=np.geomspace(1, 10, 5))  # far from theta_old: not 2
+    assert abs(far["gradient"] - 2) > 0.1
