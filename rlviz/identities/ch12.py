@@ -88,9 +88,29 @@ def clip_zero_gradient() -> Measure:
         expected = torch.where(clipped, torch.zeros_like(adv), adv)
         errs.append(float((g - expected).abs().max()))
         counted += int(clipped.sum())
+    zero = len(EPSILONS) * int((adv == 0).sum())
     return Measure(
-        max(errs), f"{counted} clipped samples over 5 epsilons; elsewhere the gradient is A"
+        max(errs),
+        f"{counted} clipped samples and {zero} with A = 0 over 5 epsilons; "
+        "elsewhere the gradient is A",
     )
+
+
+@identity(
+    "ch12.clip_equality_case",
+    chapter=12,
+    statistic="max |1[l_CLIP = r A] - 1[condition]|",
+    title="l_CLIP = r A exactly when A = 0, or A > 0 and r <= 1+eps, or A < 0 and r >= 1-eps",
+)
+def clip_equality_case() -> Measure:
+    ratio, adv = random_samples(5)
+    wrong, equal = 0, 0
+    for e in EPSILONS:
+        is_equal = (clipped_surrogate(ratio, adv, e) - ratio * adv).abs() <= 1e-12
+        stated = (adv == 0) | ((adv > 0) & (ratio <= 1 + e)) | ((adv < 0) & (ratio >= 1 - e))
+        wrong = max(wrong, int((is_equal != stated).any()))
+        equal += int(is_equal.sum())
+    return Measure(float(wrong), f"2000 samples x 5 epsilons, {equal} of them with equality")
 
 
 @identity(

@@ -40,6 +40,16 @@ def _total_variation(old, th):
 
 
 MUTATIONS = {
+    # chapter 12: the clip
+    "ch12.clip_equality_case": (
+        "the two-sided clip without the min (the notes' wording)",
+        lambda mp: wrap(
+            mp,
+            module("identities.ch12"),
+            "clipped_surrogate",
+            lambda f: lambda r, a, e: torch.clamp(r, 1 - e, 1 + e) * a,
+        ),
+    ),
     # chapter 12: the surrogate as practice computes it
     "ch12.exact_surrogate_gradient": (
         "the exact surrogate's states weighted by the undiscounted visitation",
