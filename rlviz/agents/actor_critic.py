@@ -422,3 +422,49 @@ def evaluate(
         alive &= ~(term | trunc)
     env.close()
     return returns
+
+
+def evaluate_settings(
+    agent,
+    rows=None,
+    episodes: int = 100,
+    seed: int = 0,
+    *,
+    deterministic: bool = True,
+    max_episode_steps: int = 500,
+) -> np.ndarray:
+    """:func:`evaluate` for several settings of a batched ``agent`` at once: returns
+    ``(len(rows), episodes)`` (``rows`` default: all settings).
+
+    Row i equals ``evaluate(agent.policy(rows[i]), episodes, seed, ...)`` exactly (the same
+    initial states and action draws), but one forward pass of the batched network per step
+    serves every setting.
+    """
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+
+    rows = list(range(agent.n_settings)) if rows is None else [int(k) for k in rows]
+    if not rows or any(not 0 <= k < agent.n_settings for k in rows):
+        raise ValueError(f"rows must be setting indices in [0, {agent.n_settings}), got {rows!r}")
+    episodes = validate.positive("episodes", episodes, integer=True)
+    max_episode_steps = validate.positive("max_episode_steps", max_episode_steps, integer=True)
+    check_seed("seed", seed)
+    rngs = [np.random.default_rng([seed, 3]) for _ in rows]
+    envs = [CartPoleVectorEnv(num_envs=episodes, max_episode_steps=max_episode_steps) for _ in rows]
+    obs = np.zeros((agent.n_settings, episodes, OBS), np.float32)
+    for k, env in zip(rows, envs):
+        obs[k] = env.reset(seed=seed)[0]
+    returns = np.zeros((len(rows), episodes))
+    alive = np.ones((len(rows), episodes), dtype=bool)
+    while alive.any():
+        p_right = agent.prob_right_numpy(obs)
+        for i, (k, env) in enumerate(zip(rows, envs)):
+            if not alive[i].any():
+                continue
+            p = p_right[k]
+            acts = (p > 0.5) if deterministic else (rngs[i].random(episodes) < p)
+            obs[k], r, term, trunc, _ = env.step(acts.astype(np.int64))
+            returns[i, alive[i]] += r[alive[i]]
+            alive[i] &= ~(term | trunc)
+    for env in envs:
+        env.close()
+    return returns

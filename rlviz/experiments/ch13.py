@@ -1,9 +1,14 @@
 """The experiments of chapter 13 as lists of :class:`rlviz.agents.ppo.PPOConfig`, trained as one batch.
 
-:func:`grid_configs` is the gamma x lambda x epsilon grid behind the chapter's sliders;
-:func:`ablation_configs` switches one implementation detail at a time (Huang et al. 2022;
-Andrychowicz et al. 2021) over several seeds. Both are passed whole to :func:`rlviz.agents.ppo.train`,
-which trains the settings as a batch dimension of one computation.
+:func:`study` is the chapter's one batched run: the book's setting over :data:`BOOK_SEEDS`
+(the claim "PPO solves CartPole" over ten seeds), each coefficient of :data:`SENSITIVITY`
+changed alone from the book's setting and each implementation detail of :data:`ABLATIONS`
+(Huang et al. 2022; Andrychowicz et al. 2021) switched alone, over :data:`SEEDS` each;
+:func:`seed_summary` reduces a group of runs to what the chapter reports (median, worst).
+:func:`grid_configs` is the whole gamma x lambda x epsilon grid (one seed; the benchmark and
+the live widget) and :func:`ablation_configs` the ablations alone. All are passed whole to
+:func:`rlviz.agents.ppo.train`, which trains the settings as a batch dimension of one
+computation.
 """
 
 from __future__ import annotations
@@ -15,6 +20,12 @@ import numpy as np
 from rlviz.agents.ppo import PPOConfig
 
 __all__ = [
+    "BOOK_SEEDS",
+    "SEEDS",
+    "SENSITIVITY",
+    "Study",
+    "study",
+    "seed_summary",
     "GAMMAS",
     "LAMBDAS",
     "EPSILONS",
@@ -37,6 +48,70 @@ ABLATIONS = {
     "no gradient clipping": {"max_grad_norm": None},
     "no learning-rate annealing": {"anneal_lr": False},
 }
+
+
+BOOK_SEEDS = tuple(range(10))  # the book's setting: "PPO solves CartPole" over these seeds
+SEEDS = tuple(range(5))  # every other group of the study
+
+# name -> the change from the book's setting: one coefficient at a time (the chapter's
+# sensitivity figure; the book's setting is the middle value of each row of the grid)
+SENSITIVITY = {
+    "gamma": {f"gamma = {g}": {"gamma": g} for g in GAMMAS},
+    "lam": {f"lambda = {l}": {"lam": l} for l in LAMBDAS},
+    "clip_eps": {f"epsilon = {e}": {"clip_eps": e} for e in EPSILONS},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """The configs of one batched run and, per group name, its rows (one per seed)."""
+
+    configs: list
+    groups: dict  # name -> list of row indices into configs
+
+    def rows(self, name: str, seeds=None) -> list[int]:
+        """The rows of group ``name``; only those of ``seeds`` if given."""
+        if name not in self.groups:
+            raise ValueError(f"name must be one of {sorted(self.groups)}, got {name!r}")
+        rows = self.groups[name]
+        return rows if seeds is None else [k for k in rows if self.configs[k].seed in seeds]
+
+
+def study(
+    base: PPOConfig | None = None, *, book_seeds=BOOK_SEEDS, seeds=SEEDS, total_steps=None
+) -> Study:
+    """The chapter's batched run: ``"book setting"`` over ``book_seeds``; each change of
+    :data:`SENSITIVITY` (the book's own values excluded: they are the book setting) and of
+    :data:`ABLATIONS` over ``seeds``. ``total_steps`` overrides the budget (tests)."""
+    base = base or PPOConfig()
+    if total_steps is not None:
+        base = dataclasses.replace(base, total_steps=total_steps)
+    changes = {"book setting": ({}, book_seeds)}
+    for coef, values in SENSITIVITY.items():
+        for name, change in values.items():
+            if change[coef] != getattr(base, coef):
+                changes[name] = (change, seeds)
+    for name, change in ABLATIONS.items():
+        if change:
+            changes[name] = (change, seeds)
+    configs, groups = [], {}
+    for name, (change, group_seeds) in changes.items():
+        groups[name] = list(range(len(configs), len(configs) + len(group_seeds)))
+        configs += [dataclasses.replace(base, seed=s, **change) for s in group_seeds]
+    return Study(configs, groups)
+
+
+def seed_summary(values) -> dict:
+    """``median``, ``worst`` (minimum), ``best`` and ``n`` of per-seed results, as floats."""
+    v = np.asarray(values, float)
+    if v.ndim != 1 or len(v) == 0 or np.isnan(v).any():
+        raise ValueError(f"values must be a 1-d array of numbers (no NaN), got {values!r}")
+    return {
+        "median": float(np.median(v)),
+        "worst": float(v.min()),
+        "best": float(v.max()),
+        "n": len(v),
+    }
 
 
 def grid_configs(

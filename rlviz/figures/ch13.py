@@ -1,5 +1,6 @@
-"""Figures of chapter 13: learning curves over the gamma x lambda x epsilon grid (sliders), the
-ablations of the implementation details, and a single run (the live widget)."""
+"""Figures of chapter 13: learning curves of groups of seeds (median and range: the
+sensitivity to gamma, lambda, epsilon and the ablations of :func:`rlviz.experiments.ch13.study`),
+curves over the gamma x lambda x epsilon grid (sliders), and a single run (the live widget)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import itertools
 import numpy as np
 import plotly.graph_objects as go
 
-from rlviz.experiments.ch13 import EPSILONS, GAMMAS, LAMBDAS
+from rlviz.experiments.ch13 import EPSILONS, GAMMAS, LAMBDAS, SEEDS, SENSITIVITY
 from rlviz.figures.common import rounded, slider_steps
 
 NAMES = {"gamma": "gamma", "lam": "lambda", "clip_eps": "epsilon"}
@@ -17,6 +18,76 @@ NAMES = {"gamma": "gamma", "lam": "lambda", "clip_eps": "epsilon"}
 def _curve(result, k):
     steps = [int(s) for s in result.log("steps")]
     return steps, rounded(np.nan_to_num(result.log("return")[:, k]), 1)
+
+
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def band_figure(result, study, names, *, seeds=SEEDS, title: str) -> go.Figure:
+    """One median learning curve per group of ``names`` with the range of its seeds shaded.
+
+    ``result`` is :func:`rlviz.agents.ppo.train` on ``study.configs``
+    (:func:`rlviz.experiments.ch13.study`); each group uses its runs of ``seeds``.
+    """
+    steps = [int(s) for s in result.log("steps")]
+    R = np.nan_to_num(result.log("return"))
+    fig = go.Figure()
+    for i, name in enumerate(names):
+        rows = study.rows(name, seeds)
+        color = COLORS[i % len(COLORS)]
+        lo, hi = R[:, rows].min(1), R[:, rows].max(1)
+        fig.add_trace(
+            go.Scatter(
+                x=steps + steps[::-1],
+                y=rounded(np.concatenate([hi, lo[::-1]]), 1),
+                fill="toself",
+                fillcolor=_rgba(color, 0.15),
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=name,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=rounded(np.median(R[:, rows], 1), 1),
+                mode="lines",
+                name=name,
+                legendgroup=name,
+                line={"color": color, "width": 2.5},
+            )
+        )
+    fig.update_layout(
+        title=f"{title}<br><sup>median of {len(seeds)} seeds (line) and their range "
+        f"(shaded); all runs of the chapter are one batched computation</sup>",
+        xaxis_title="environment steps",
+        yaxis_title="episode return (last finished episode, mean over envs)",
+        yaxis_range=[0, 520],
+        height=460,
+    )
+    return fig
+
+
+def sensitivity_figure(result, study, coef: str, *, seeds=SEEDS) -> go.Figure:
+    """:func:`band_figure` of the values of one coefficient (``gamma``, ``lam``, ``clip_eps``),
+    the book's own value being the book setting."""
+    if coef not in SENSITIVITY:
+        raise ValueError(f"coef must be one of {sorted(SENSITIVITY)}, got {coef!r}")
+    names = [n if n in study.groups else "book setting" for n in SENSITIVITY[coef]]
+    fig = band_figure(
+        result, study, names, seeds=seeds, title=f"PPO on CartPole: {NAMES[coef]} changed alone"
+    )
+    book = f"{NAMES[coef]} = {_book(coef)} (book setting)"
+    for tr in fig.data:
+        if tr.name == "book setting":
+            tr.name = book
+    return fig
 
 
 def grid_figure(result, vary: str = "gamma", values=None) -> go.Figure:

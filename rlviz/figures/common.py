@@ -21,12 +21,14 @@ __all__ = ["show", "mime_bundle", "slider_steps", "rounded", "figure_html"]
 CONFIG = {"displaylogo": False, "responsive": True}
 
 # The book's look: legends above the plot (not beside it, which squeezes the axes on a
-# narrow page), room for the title, a white background.
+# narrow page), the title below the strip where plotly draws its mode bar (top right, about
+# 30 px high) so the two never overlap, a white background.
+MODEBAR_STRIP = 34  # px kept free above the title
 pio.templates["rlviz"] = go.layout.Template(
     layout={
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.07, "xanchor": "left", "x": 0},
-        "margin": {"l": 60, "r": 20, "t": 120, "b": 50},
-        "title": {"y": 0.98, "yanchor": "top"},
+        "margin": {"l": 60, "r": 20, "t": 140, "b": 50},
+        "title": {"yref": "container", "y": 1, "yanchor": "top", "pad": {"t": MODEBAR_STRIP}},
     }
 )
 pio.templates.default = "plotly_white+rlviz"

@@ -16,6 +16,7 @@ from rlviz.agents.actor_critic import (
     check_seed,
     collect,
     evaluate,
+    evaluate_settings,
     log_prob,
     rollout_values,
 )
@@ -182,3 +183,18 @@ def test_evaluate_counts_each_episode_until_its_first_end_and_the_time_limit():
     assert total == 50
     with pytest.raises(ValueError, match="policy must be callable"):
         evaluate("left", 3)
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_evaluate_settings_equals_evaluate_per_setting(deterministic):
+    agent = ActorCritic.init([0, 1, 2, 3], 8)
+    rows = [3, 1]
+    both = evaluate_settings(agent, rows, 7, seed=5, deterministic=deterministic)
+    assert both.shape == (2, 7)
+    for i, k in enumerate(rows):
+        one = evaluate(agent.policy(k), 7, seed=5, deterministic=deterministic)
+        assert (both[i] == one).all()
+    if not deterministic:  # different agents draw different actions: a mixed-up row shows
+        assert not (both[0] == both[1]).all()
+    with pytest.raises(ValueError, match="rows must be setting indices"):
+        evaluate_settings(agent, [4])

@@ -70,3 +70,38 @@ def test_first_sustained_rejects_mismatched_input():
         first_sustained([500, 500], [0])
     with pytest.raises(ValueError, match="one length"):
         first_sustained([], [])
+
+
+def test_study_groups_change_one_thing_from_the_book_setting():
+    from rlviz.experiments.ch13 import BOOK_SEEDS, SEEDS, SENSITIVITY, study
+
+    s = study()
+    book = PPOConfig()
+    assert [s.configs[k].seed for k in s.rows("book setting")] == list(BOOK_SEEDS)
+    assert len(BOOK_SEEDS) >= 10 and len(SEEDS) >= 5
+    expected = {"book setting"} | {n for n, c in ABLATIONS.items() if c}
+    for coef, values in SENSITIVITY.items():
+        expected |= {n for n, c in values.items() if c[coef] != getattr(book, coef)}
+    assert set(s.groups) == expected
+    for name, rows in s.groups.items():
+        seeds = BOOK_SEEDS if name == "book setting" else SEEDS
+        assert [s.configs[k].seed for k in rows] == list(seeds)
+        changed = {
+            f
+            for k in rows
+            for f in PPOConfig.__dataclass_fields__
+            if f != "seed" and getattr(s.configs[k], f) != getattr(book, f)
+        }
+        assert len(changed) == (0 if name == "book setting" else 1), name
+    assert sorted(k for rows in s.groups.values() for k in rows) == list(range(len(s.configs)))
+    assert s.rows("book setting", seeds=(0, 1)) == s.rows("book setting")[:2]
+    with pytest.raises(ValueError, match="name must be one of"):
+        s.rows("nope")
+
+
+def test_seed_summary():
+    from rlviz.experiments.ch13 import seed_summary
+
+    assert seed_summary([500, 160, 490]) == {"median": 490.0, "worst": 160.0, "best": 500.0, "n": 3}
+    with pytest.raises(ValueError, match="1-d array"):
+        seed_summary([1.0, float("nan")])

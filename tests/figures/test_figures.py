@@ -8,6 +8,7 @@ figures are checked in the browser test of the built site).
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 
@@ -80,3 +81,38 @@ def test_each_slider_step_shows_one_whole_block_of_traces(name):
         assert [sum(col) for col in zip(*shown)] == [1] * len(fig.data)
         initial = [t.visible is not False for t in fig.data]
         assert initial == list(shown[slider.active or 0])
+
+
+def test_titles_sit_below_the_mode_bar_strip():
+    # plotly draws its mode bar in the top ~30 px, at the right; a title placed from the top of
+    # the container with this padding starts below it (before, long titles ran under it)
+    import plotly.io as pio
+
+    from rlviz.figures.common import MODEBAR_STRIP
+
+    title = pio.templates["rlviz"].layout.title
+    assert MODEBAR_STRIP >= 30
+    assert title.yref == "container" and title.y == 1 and title.yanchor == "top"
+    assert title.pad.t == MODEBAR_STRIP
+    assert "rlviz" in pio.templates.default  # every figure of the book gets it
+
+
+def test_band_figure_draws_median_and_range_of_each_group():
+    from rlviz.experiments.ch13 import Study
+    from rlviz.figures.ch13 import band_figure
+
+    class Result:  # two groups of two seeds, three updates
+        def log(self, key):
+            if key == "steps":
+                return np.array([10, 20, 30])
+            return np.array([[1.0, 3.0, 10.0, 30.0], [2.0, 4.0, 20.0, 40.0], [5, 7, 50, 70]])
+
+    from rlviz.agents.ppo import PPOConfig
+
+    configs = [PPOConfig(seed=s) for s in (0, 1, 0, 1)]
+    fig = band_figure(
+        Result(), Study(configs, {"a": [0, 1], "b": [2, 3]}), ["a", "b"], seeds=(0, 1), title="t"
+    )
+    band_a, med_a, band_b, med_b = fig.data
+    assert list(med_a.y) == [2.0, 3.0, 6.0] and list(med_b.y) == [20.0, 30.0, 60.0]
+    assert list(band_a.y) == [3.0, 4.0, 7.0, 5.0, 2.0, 1.0]  # max forward, min backward
