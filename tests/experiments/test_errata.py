@@ -46,7 +46,6 @@ def test_kstep_extremes_counts_and_the_example_pair():
     assert 0 < out["pairs"] <= grid.n_states * grid.n_actions
     for key in ("td_max_bias", "td_min_var", "td_max_var"):
         assert 0 <= out[key] <= out["pairs"]
-    grid, pi = book_grid_policy(0.9)
     v_hat = state_values(grid, pi) + value_error(grid, 0.2)
     assert out["pair_std"][1] == pytest.approx(np.sqrt(kstep_moments(grid, pi, v_hat, 2).var[3, 1]))
     assert out["bias2"].shape == out["var"].shape == (5,)
