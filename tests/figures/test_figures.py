@@ -116,3 +116,19 @@ def test_band_figure_draws_median_and_range_of_each_group():
     band_a, med_a, band_b, med_b = fig.data
     assert list(med_a.y) == [2.0, 3.0, 6.0] and list(med_b.y) == [20.0, 30.0, 60.0]
     assert list(band_a.y) == [3.0, 4.0, 7.0, 5.0, 2.0, 1.0]  # max forward, min backward
+
+
+def test_sensitivity_figure_slider_shows_one_coefficient_at_a_time():
+    from rlviz.agents.ppo import train
+    from rlviz.experiments.ch13 import study
+    from rlviz.figures.ch13 import sensitivity_figure
+
+    s = study(total_steps=512, book_seeds=(0, 1), seeds=(0, 1))
+    fig = sensitivity_figure(train(s.configs), s, seeds=(0, 1))
+    steps = fig.layout.sliders[0].steps
+    assert [st.label for st in steps] == ["gamma", "lambda", "epsilon"]
+    for st in steps:
+        shown = [fig.data[i].name for i, v in enumerate(st.args[0]["visible"]) if v]
+        named = [n for n in shown if n]
+        assert len(shown) == 6 and len(named) == 3
+        assert sum("(book setting)" in n for n in named) == 1
