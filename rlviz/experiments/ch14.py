@@ -11,11 +11,16 @@ prompts, random logits and binary rewards, :func:`tree_setting`), the chapter's 
 ``G = group_size`` answers (the notes' :math:`K`).
 
 *Trained* (:mod:`rlviz.agents`): the book's addition task and reference (:func:`book_task`),
-the GRPO variants (:data:`VARIANTS`) and the runs behind the chapter's curves and sliders
-(:func:`run_seeds`, :func:`run_variants`, :func:`run_grid`, :func:`live_run`).
+the runs behind the chapter's curves and sliders:
+GRPO over :data:`SPLITS` x :data:`SPREAD_SEEDS` (:func:`run_spread`, summarised by
+:func:`spread_summary`), the main variants and PPO with a critic over the splits
+(:func:`run_variant_spread`), the slider grid (:func:`run_grid`) and the live run
+(:func:`live_run`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -49,13 +54,17 @@ __all__ = [
     "normalisation_table",
     "variance_along",
     "k3_gradient_gap",
-    "VARIANTS",
     "EPSILONS",
     "BETAS",
     "GROUP_SIZES",
     "book_task",
-    "run_seeds",
-    "run_variants",
+    "SPLITS",
+    "SPREAD_SEEDS",
+    "SPREAD_VARIANTS",
+    "run_spread",
+    "run_variant_spread",
+    "spread_summary",
+    "truncate_log",
     "run_grid",
     "live_run",
 ]
@@ -193,19 +202,6 @@ def k3_gradient_gap(seed: int = 0) -> float:
 
 
 # ---------------------------------------------------------------- trained runs
-VARIANTS = {
-    "notes (mean, sequence ratio)": {},
-    "leave-one-out": {"advantage": "loo"},
-    "token ratio, 1/|y_i| (DeepSeekMath loss)": {"ratio": "token", "length_norm": "sequence"},
-    "token ratio, 1/sum|y| (per token of group)": {"ratio": "token", "length_norm": "group"},
-    "Dr. GRPO (token ratio, 1/(K L))": {"ratio": "token", "length_norm": "constant"},
-    "DeepSeekMath (std, 1/|y_i|, k3, beta=0.04)": {
-        "advantage": "std",
-        "ratio": "token",
-        "length_norm": "sequence",
-        "beta": 0.04,
-    },
-}
 
 # the slider grid: epsilon x beta at the default group size, and group sizes at the defaults
 EPSILONS = (0.1, 0.2, 0.3)
@@ -221,28 +217,117 @@ def book_task():
     return task, pretrain_reference(task)
 
 
-def run_seeds(seeds=(0, 1, 2), **overrides) -> dict[int, TrainLog]:
-    """GRPO (defaults of :class:`rlviz.agents.grpo.GRPOConfig` plus ``overrides``) from the
-    book's reference, one run per seed, each stopped at the target or after ``max_seconds``:
-    ``{seed: TrainLog}``."""
-    task, ref = book_task()
-    return {s: train_grpo(task, ref, GRPOConfig(seed=s, **overrides))[1] for s in seeds}
+SPLITS = (0, 1, 2, 3, 4)  # split_seed of AdditionTask.make: which 20 prompts are held out
+SPREAD_SEEDS = (0, 1, 2)
+
+# the variants compared over the splits (name -> (trainer, change from its defaults))
+SPREAD_VARIANTS = {
+    "notes (mean, sequence ratio)": ("grpo", {}),
+    "Dr. GRPO (token ratio, 1/(K L))": ("grpo", {"ratio": "token", "length_norm": "constant"}),
+    "DeepSeekMath (std, 1/|y_i|, k3, beta=0.04)": (
+        "grpo",
+        {"advantage": "std", "ratio": "token", "length_norm": "sequence", "beta": 0.04},
+    ),
+    "PPO with a critic (GAE)": ("ppo", {}),
+}
 
 
-def run_variants(steps: int = 80, seed: int = 0, variants=None) -> dict[str, TrainLog]:
-    """Each GRPO variant of :data:`VARIANTS` and PPO with a critic, ``steps`` updates of 256
-    answers each (no early stop): ``{name: TrainLog}``."""
-    task, ref = book_task()
-    out = {
-        name: train_grpo(
-            task, ref, GRPOConfig(seed=seed, max_steps=steps, stop_at_target=False, **change)
-        )[1]
-        for name, change in (variants or VARIANTS).items()
-    }
-    out["PPO with a critic (GAE)"] = train_ppo(
-        task, ref, PPOConfig(seed=seed, max_steps=steps, stop_at_target=False)
-    )[1]
+def _train(trainer: str, task, ref, **cfg) -> TrainLog:
+    if trainer == "grpo":
+        return train_grpo(task, ref, GRPOConfig(**cfg))[1]
+    if trainer == "ppo":
+        return train_ppo(task, ref, PPOConfig(**cfg))[1]
+    raise ValueError(f"trainer must be 'grpo' or 'ppo', got {trainer!r}")
+
+
+def run_spread(
+    steps: int = 80, splits=SPLITS, seeds=SPREAD_SEEDS, trainer: str = "grpo", **change
+) -> dict[tuple, TrainLog]:
+    """One run per (split, seed) from the book's reference: ``{(split, seed): TrainLog}``.
+
+    Split ``k`` is :meth:`AdditionTask.make` with ``split_seed=k`` (split 0 is the book's); GRPO
+    with the notes' defaults (or ``trainer="ppo"``) plus ``change``; ``steps`` updates each, no
+    early stop, held-out and training success evaluated every 10 updates (exact).
+    """
+    _, ref = book_task()  # the reference is pretrained on all 81 prompts: one for every split
+    out = {}
+    for split in splits:
+        task = AdditionTask.make(split_seed=split)
+        for seed in seeds:
+            out[(split, seed)] = _train(
+                trainer,
+                task,
+                ref,
+                seed=seed,
+                max_steps=steps,
+                stop_at_target=False,
+                eval_every=10,
+                max_seconds=math.inf,
+                **change,
+            )
     return out
+
+
+def run_variant_spread(
+    steps: int = 60, splits=SPLITS, seed: int = 0, variants=None, known=None
+) -> dict[str, dict[tuple, TrainLog]]:
+    """Each variant of ``variants`` (default :data:`SPREAD_VARIANTS`) over ``splits`` with one
+    seed, ``steps`` updates: ``{name: {(split, seed): TrainLog}}``. ``known`` maps a variant's
+    name to runs already made with at least ``steps`` updates (e.g. :func:`run_spread`'s),
+    which are cut to ``steps`` (:func:`truncate_log`) instead of trained again."""
+    out = {}
+    for name, (trainer, change) in (variants or SPREAD_VARIANTS).items():
+        have = (known or {}).get(name)
+        if have is not None:
+            out[name] = {(k, seed): truncate_log(have[(k, seed)], steps) for k in splits}
+        else:
+            out[name] = run_spread(steps, splits, (seed,), trainer, **change)
+    return out
+
+
+def truncate_log(log: TrainLog, steps: int) -> TrainLog:
+    """The evaluations of ``log`` up to update ``steps`` (a run's first ``steps`` updates)."""
+    if not log.step or log.step[-1] < steps:
+        raise ValueError(f"the log must reach update {steps}, it ends at {log.step[-1:]}")
+    keep = [i for i, s in enumerate(log.step) if s <= steps]
+    out = TrainLog(
+        **{
+            f: [getattr(log, f)[i] for i in keep]
+            for f in ("step", "seconds", "samples", "held_out", "train")
+        }
+    )
+    if log.reached_step is not None and log.reached_step <= steps:
+        out.reached_step, out.reached_seconds = log.reached_step, log.reached_seconds
+    return out
+
+
+def spread_summary(logs, target: float = 0.95) -> dict:
+    """What a group of runs supports: over the runs, the median and worst (minimum) held-out
+    success at the end and at its best evaluation, the final training success (median), how
+    many runs reached ``target`` held-out success, and the median update and answers sampled
+    when they first did (None if none did)."""
+    logs = list(logs.values()) if isinstance(logs, dict) else list(logs)
+    if not logs:
+        raise ValueError("logs must hold at least one TrainLog")
+    final = np.array([log.held_out[-1] for log in logs])
+    peak = np.array([max(log.held_out) for log in logs])
+    reached = [
+        (log.step[i], log.samples[i])
+        for log in logs
+        for i in [next((i for i, h in enumerate(log.held_out) if h >= target), None)]
+        if i is not None
+    ]
+    return {
+        "runs": len(logs),
+        "final_median": float(np.median(final)),
+        "final_worst": float(final.min()),
+        "peak_median": float(np.median(peak)),
+        "peak_worst": float(peak.min()),
+        "train_final_median": float(np.median([log.train[-1] for log in logs])),
+        "reached": len(reached),
+        "reached_step_median": float(np.median([r[0] for r in reached])) if reached else None,
+        "reached_samples_median": float(np.median([r[1] for r in reached])) if reached else None,
+    }
 
 
 def run_grid(

@@ -148,6 +148,61 @@ def curves_figure(logs: dict, title: str, target: float = 0.95) -> go.Figure:
     return fig
 
 
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def band_figure(bands, title: str, target: float = 0.95) -> go.Figure:
+    """Median (line) and range (shaded) over runs, against answers sampled.
+
+    ``bands``: a list of ``(name, logs, key)``: ``logs`` a dict or list of
+    :class:`rlviz.agents.addition_task.TrainLog` evaluated at the same updates, ``key``
+    ``"held_out"`` or ``"train"`` (success on the held-out or the training prompts)."""
+    fig = go.Figure()
+    for i, (name, logs, key) in enumerate(bands):
+        logs = list(logs.values()) if isinstance(logs, dict) else list(logs)
+        if key not in ("held_out", "train"):
+            raise ValueError(f"key must be 'held_out' or 'train', got {key!r}")
+        if len({tuple(log.step) for log in logs}) != 1:
+            raise ValueError(f"the runs of {name!r} must be evaluated at the same updates")
+        x = [int(v) for v in logs[0].samples]
+        y = np.array([getattr(log, key) for log in logs])
+        color = COLORS[i % len(COLORS)]
+        fig.add_trace(
+            go.Scatter(
+                x=x + x[::-1],
+                y=rounded(np.concatenate([y.max(0), y.min(0)[::-1]]), 4),
+                fill="toself",
+                fillcolor=_rgba(color, 0.15),
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=name,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=rounded(np.median(y, 0), 4),
+                name=f"{name} ({len(logs)} runs)",
+                legendgroup=name,
+                line={"color": color, "width": 2.5},
+            )
+        )
+    fig.add_hline(y=target, line_dash="dot", line_color="gray")
+    fig.update_layout(
+        title=f"{title}<br><sup>median over runs (line) and their range (shaded)</sup>",
+        xaxis_title="answers sampled",
+        yaxis_title="success (exact P[sampled answer right])",
+        height=500,
+    )
+    return fig
+
+
 def grid_figure(grid: dict, epsilons=EPSILONS, betas=BETAS, group_size: int = 8) -> go.Figure:
     """Held-out success vs step for each beta, one slider step per epsilon, at ``group_size``;
     ``grid`` from :func:`rlviz.experiments.ch14.run_grid`."""

@@ -111,18 +111,70 @@ def test_book_task_is_cached(monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), ref2.parameters()))
 
 
-def test_every_variant_is_a_valid_config():
-    for change in ch14.VARIANTS.values():
-        GRPOConfig(**change)
+def test_every_spread_variant_is_a_valid_config():
+    from rlviz.agents.token_ppo import PPOConfig
+
+    for trainer, change in ch14.SPREAD_VARIANTS.values():
+        (GRPOConfig if trainer == "grpo" else PPOConfig)(**change)
 
 
-def test_run_seeds_and_variants(small_book):
-    logs = ch14.run_seeds((0, 1), max_steps=2, eval_every=1, prompts_per_step=4)
-    assert list(logs) == [0, 1] and all(isinstance(log, TrainLog) for log in logs.values())
-    assert logs[0].step == [0, 1, 2] and logs[0].held_out != logs[1].held_out
-    out = ch14.run_variants(steps=1, variants={"loo": {"advantage": "loo"}})
-    assert list(out) == ["loo", "PPO with a critic (GAE)"]
-    assert all(log.step == [0, 1] for log in out.values())
+def test_run_spread_one_run_per_split_and_seed(small_book):
+    logs = ch14.run_spread(steps=2, splits=(0, 3), seeds=(0, 1), prompts_per_step=4)
+    assert list(logs) == [(0, 0), (0, 1), (3, 0), (3, 1)]
+    assert all(log.step == [0, 2] for log in logs.values())
+    assert logs[(0, 0)].held_out[0] != logs[(3, 0)].held_out[0]  # other held-out prompts
+    assert logs[(0, 0)].held_out[-1] != logs[(0, 1)].held_out[-1]  # other seed
+    ppo = ch14.run_spread(steps=1, splits=(1,), seeds=(2,), trainer="ppo")
+    assert list(ppo) == [(1, 2)] and ppo[(1, 2)].samples[-1] == 256
+    with pytest.raises(ValueError, match="trainer must be"):
+        ch14.run_spread(steps=1, splits=(0,), seeds=(0,), trainer="sac")
+
+
+def test_run_variant_spread_reuses_known_runs(small_book):
+    known = ch14.run_spread(steps=20, splits=(0, 1), seeds=(0,), prompts_per_step=2)
+    variants = {"notes": ("grpo", {}), "loo": ("grpo", {"advantage": "loo"})}
+    out = ch14.run_variant_spread(
+        steps=10, splits=(0, 1), variants=variants, known={"notes": known}
+    )
+    assert list(out) == ["notes", "loo"]
+    assert out["notes"][(1, 0)].step == [0, 10] and out["notes"][(1, 0)].held_out == [
+        known[(1, 0)].held_out[0],
+        known[(1, 0)].held_out[1],
+    ]
+    assert out["loo"][(0, 0)].step == [0, 10]
+
+
+def _log(held_out, step=(0, 10, 20), train=None):
+    return TrainLog(
+        step=list(step),
+        seconds=[0.1 * s for s in step],
+        samples=[256 * s for s in step],
+        held_out=list(held_out),
+        train=list(train or held_out),
+    )
+
+
+def test_truncate_log_keeps_the_first_updates():
+    log = _log([0.5, 0.96, 0.9])
+    log.reached_step, log.reached_seconds = 10, 1.0
+    cut = ch14.truncate_log(log, 10)
+    assert cut.step == [0, 10] and cut.held_out == [0.5, 0.96] and cut.reached_step == 10
+    assert ch14.truncate_log(_log([0.5, 0.6, 0.97]), 10).reached_step is None
+    with pytest.raises(ValueError, match="must reach update 30"):
+        ch14.truncate_log(log, 30)
+
+
+def test_spread_summary():
+    logs = [_log([0.5, 0.96, 0.90]), _log([0.5, 0.80, 0.85]), _log([0.5, 0.95, 0.97])]
+    s = ch14.spread_summary(logs)
+    assert s["runs"] == 3 and s["final_median"] == 0.90 and s["final_worst"] == 0.85
+    assert s["peak_median"] == 0.96 and s["peak_worst"] == 0.85
+    assert (
+        s["reached"] == 2 and s["reached_step_median"] == 10 and s["reached_samples_median"] == 2560
+    )
+    assert ch14.spread_summary(logs[1:2])["reached_step_median"] is None
+    with pytest.raises(ValueError, match="at least one"):
+        ch14.spread_summary({})
 
 
 def test_run_grid_keys_and_live_run(small_book):

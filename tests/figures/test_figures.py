@@ -132,3 +132,22 @@ def test_sensitivity_figure_slider_shows_one_coefficient_at_a_time():
         named = [n for n in shown if n]
         assert len(shown) == 6 and len(named) == 3
         assert sum("(book setting)" in n for n in named) == 1
+
+
+def test_ch14_band_figure_median_and_range_over_runs():
+    from rlviz.agents.addition_task import TrainLog
+
+    def log(h):
+        return TrainLog(step=[0, 10], seconds=[0, 1], samples=[0, 2560], held_out=h, train=h)
+
+    fig = ch14.band_figure(
+        [("a", [log([0.5, 0.9]), log([0.5, 0.7]), log([0.5, 1.0])], "held_out")], "t"
+    )
+    band, median = fig.data
+    assert list(median.y) == [0.5, 0.9] and list(median.x) == [0, 2560]
+    assert list(band.y) == [0.5, 1.0, 0.7, 0.5]
+    with pytest.raises(ValueError, match="key must be"):
+        ch14.band_figure([("a", [log([0.5, 0.9])], "loss")], "t")
+    other = TrainLog(step=[0, 5], seconds=[0, 1], samples=[0, 1], held_out=[0, 1], train=[0, 1])
+    with pytest.raises(ValueError, match="same updates"):
+        ch14.band_figure([("a", [log([0.5, 0.9]), other], "train")], "t")
