@@ -178,6 +178,7 @@ def band_figure(bands, title: str, target: float = 0.95) -> go.Figure:
                 y=rounded(np.concatenate([y.max(0), y.min(0)[::-1]]), 4),
                 fill="toself",
                 fillcolor=_rgba(color, 0.15),
+                mode="lines",
                 line={"width": 0},
                 hoverinfo="skip",
                 showlegend=False,
@@ -188,6 +189,7 @@ def band_figure(bands, title: str, target: float = 0.95) -> go.Figure:
             go.Scatter(
                 x=x,
                 y=rounded(np.median(y, 0), 4),
+                mode="lines+markers",
                 name=f"{name} ({len(logs)} runs)",
                 legendgroup=name,
                 line={"color": color, "width": 2.5},
