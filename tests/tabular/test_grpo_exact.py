@@ -1,0 +1,124 @@
+"""rlviz.tabular.grpo_exact: exact expected gradients of the aggregation modes, conditioning,
+batches, zero-variance fractions and KL placements on the answer tree."""
+
+import numpy as np
+import pytest
+
+from rlviz.experiments.ch14 import bandit_setting, book_tree, tree_setting
+from rlviz.tabular import grpo_exact as gx
+from rlviz.tabular.answer_tree import (
+    exact_gradient,
+    expected_group_gradient,
+    forward_kl_gradient,
+    group_gradient_fn,
+    k3_loss_gradient,
+)
+
+
+def test_expected_gradient_is_answer_tree_s():
+    ans, theta, r = tree_setting(0)
+    mine = gx.expected_gradient(theta, ans, r, 2, gx.aggregation_objective("seq-mean-token-mean"))
+    theirs = expected_group_gradient(
+        theta, ans, r, 2, group_gradient_fn("mean", "token", "sequence")
+    )
+    np.testing.assert_allclose(mine, theirs, atol=1e-13)
+
+
+def test_condition_always_true_changes_nothing():
+    ans, theta, r = tree_setting(1)
+    f = gx.aggregation_objective("token-mean")
+    e = gx.expected_gradient(theta, ans, r, 2, f)
+    np.testing.assert_allclose(
+        gx.expected_gradient(theta, ans, r, 2, f, condition=lambda rg: rg[:, 0] == rg[:, 0]),
+        e,
+        atol=1e-14,
+    )
+
+
+def test_zero_variance_groups_carry_no_gradient():
+    ans, theta, r = tree_setting(0)
+    f = gx.aggregation_objective("seq-mean-token-sum", "group")
+    e = gx.expected_gradient(theta, ans, r, 2, f, condition=lambda rg: ~gx.mixed_groups(rg))
+    np.testing.assert_allclose(e, 0.0, atol=1e-14)
+
+
+def test_batch_gradient_of_single_prompt_groups_matches_expected_batch():
+    ans, theta, r = book_tree()
+    e_batch = gx.expected_batch_gradient(theta, ans, r, 2, "seq-mean-token-sum", "none")
+    e = gx.expected_gradient(theta, ans, r, 2, gx.aggregation_objective("seq-mean-token-sum"))
+    np.testing.assert_allclose(e_batch, e, atol=1e-13)
+
+
+def test_batch_gradient_accumulated_equal_split_seq_mode():
+    ans, theta, r = tree_setting(0, 4)
+    groups = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]])
+    full = gx.batch_gradient(theta, ans, groups, r, "seq-mean-token-mean")
+    acc = gx.batch_gradient(theta, ans, groups, r, "seq-mean-token-mean", (2, 2))
+    np.testing.assert_allclose(acc, full, atol=1e-14)
+
+
+def test_success_probability_and_zero_variance_by_hand():
+    ans, theta, r = book_tree()
+    np.testing.assert_allclose(gx.success_probability(theta, ans, r), [1 / 3, 1 / 27])
+    np.testing.assert_allclose(
+        gx.zero_variance_fraction(theta, ans, r, 2),
+        [(1 / 3) ** 2 + (2 / 3) ** 2, (1 / 27) ** 2 + (26 / 27) ** 2],
+    )
+
+
+def test_kl_loss_on_policy_is_answer_tree_k3_loss_gradient():
+    ans, theta, _ = tree_setting(0)
+    ref = np.random.default_rng(5).normal(size=theta.shape)
+    np.testing.assert_allclose(
+        gx.kl_gradient(theta, ref, ans, "k3", "loss"), k3_loss_gradient(theta, ref, ans), atol=1e-14
+    )
+
+
+def test_kl_reward_k1_is_kl_gradient_on_a_bandit():
+    ans, theta, _ = bandit_setting(0)
+    ref = np.random.default_rng(6).normal(size=theta.shape)
+    np.testing.assert_allclose(
+        gx.kl_gradient(theta, ref, ans, "k1", "reward"),
+        forward_kl_gradient(theta, ref, ans),
+        atol=1e-13,
+    )
+
+
+def test_mean_length_gradient_finite_difference():
+    ans, theta, _ = tree_setting(0)
+    d = np.random.default_rng(0).normal(size=theta.shape)
+    h = 1e-6
+    import torch
+
+    from rlviz.tabular.answer_tree import answer_probs
+
+    def mean_len(th):
+        p = answer_probs(torch.tensor(th), ans).numpy()
+        return float((p * ans.length).sum(-1).mean())
+
+    fd = (mean_len(theta + h * d) - mean_len(theta - h * d)) / (2 * h)
+    assert gx.mean_length_gradient(theta, ans) @ d.ravel() == pytest.approx(fd, rel=1e-6)
+
+
+def test_exact_gradient_direction_of_token_sum():
+    ans, theta, r = tree_setting(1)
+    e = gx.expected_gradient(theta, ans, r, 3, gx.aggregation_objective("seq-mean-token-sum"))
+    np.testing.assert_allclose(e, 2 / 3 * exact_gradient(theta, ans, r), atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: gx.aggregation_objective("mean"), "mode must be one of"),
+        (lambda: gx.aggregation_objective("token-mean", "batch"), "advantage must be"),
+        (lambda: gx.kl_gradient(*_kl_args(), "k3", "elsewhere"), "placement must be one of"),
+    ],
+)
+def test_bad_inputs(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def _kl_args():
+    ans, theta, _ = bandit_setting(0)
+    return theta, theta, ans
