@@ -103,14 +103,31 @@ def estimator_gradients(
     adv = _advantages(theta_mu, ans, r, baseline)  # (P, n)
     logp_mu = token_log_probs(_t(theta_mu), ans)
     mask = torch.as_tensor(ans.mask).expand(P, -1, -1)
+    # each answer's surrogate depends on theta only through its own token log-probabilities:
+    # d obj(x, y) / d theta = sum_t [d obj(x, y) / d log pi_t] * [d log pi_t / d theta]
+    logp = token_log_probs(_t(theta), ans).requires_grad_(True)  # (P, n, L), a leaf
+    w = correction_weights(logp.detach(), logp_mu, mask, correction, level, cap)
+    corrected_pg_objective(logp, w, adv, mask).sum().backward()
+    return np.einsum("pnl,pnld->pnd", logp.grad.numpy(), _token_scores(theta, ans)) / P
 
-    def per_answer(th):
-        logp = token_log_probs(th.reshape(theta.shape), ans)  # (P, n, L)
-        w = correction_weights(logp.detach(), logp_mu, mask, correction, level, cap)
-        return corrected_pg_objective(logp, w, adv, mask).reshape(-1) / P
 
-    jac = torch.autograd.functional.jacobian(per_answer, _t(theta).reshape(-1))
-    return jac.reshape(P, ans.n, -1).numpy()
+_SCORES: dict = {}
+
+
+def _token_scores(theta: np.ndarray, ans: Answers) -> np.ndarray:
+    r""":math:`\nabla_\theta \log\pi_\theta(y_t \mid x, y_{<t})` for every token, ``(P, n, L, D)``
+    (0 on padding), by autograd; the last few are kept (sweeps over caps reuse them)."""
+    key = (theta.tobytes(), theta.shape, ans.vocab, ans.max_len)
+    if key not in _SCORES:
+        if len(_SCORES) > 8:
+            _SCORES.clear()
+
+        def logp(th):
+            return token_log_probs(th.reshape(theta.shape), ans)
+
+        jac = torch.autograd.functional.jacobian(logp, _t(theta).reshape(-1), vectorize=True)
+        _SCORES[key] = jac.numpy()
+    return _SCORES[key]
 
 
 def estimator_moments(

@@ -1,0 +1,93 @@
+r"""The settings of chapter 17 (a sampler that is not the learner), shared by its identity
+checks, its figures and the chapter itself.
+
+The learner is chapter 14's random tree (:func:`rlviz.experiments.ch14.tree_setting`: two
+prompts, answers of 1 to 3 tokens over ``a``, ``b`` and an end token, binary rewards); the
+sampler has the learner's logits moved by ``delta`` along a fixed random direction
+(:func:`mismatch_setting`): ``delta = 0`` is on-policy, a small ``delta`` mimics another
+engine's numerics, a large one stale weights. Everything is exact
+(:mod:`rlviz.tabular.sampler_mismatch`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rlviz._threads import torch_threads
+from rlviz.experiments.ch14 import tree_setting
+from rlviz.tabular.sampler_mismatch import estimator_moments, max_weights
+
+__all__ = [
+    "DELTAS",
+    "CAPS",
+    "CAPPED",
+    "UNCAPPED",
+    "mismatch_setting",
+    "moments",
+    "cap_sweep",
+    "uncapped_table",
+]
+
+DELTAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+CAPS = tuple(float(c) for c in np.round(np.geomspace(0.5, 64.0, 15), 4))
+CAPPED = (("tis", "token"), ("tis", "sequence"), ("mis", "token"), ("mis", "sequence"))
+UNCAPPED = (("none", "token"), ("is", "token"), ("is", "sequence"))
+
+
+def mismatch_setting(delta: float, seed: int = 0):
+    """(answers, learner logits, sampler logits, rewards): chapter 14's tree ``seed`` and a
+    sampler whose logits are the learner's plus ``delta`` times a standard normal direction."""
+    if not delta >= 0:
+        raise ValueError(f"delta must be >= 0, got {delta!r}")
+    ans, theta, r = tree_setting(seed)
+    direction = np.random.default_rng(seed + 200).normal(size=theta.shape)
+    return ans, theta, theta + delta * direction, r
+
+
+def moments(delta: float, correction: str, level: str, cap: float = math.inf, seed: int = 0):
+    """:func:`rlviz.tabular.sampler_mismatch.estimator_moments` on :func:`mismatch_setting`."""
+    ans, theta, theta_mu, r = mismatch_setting(delta, seed)
+    with torch_threads(1):
+        return estimator_moments(theta, theta_mu, ans, r, correction, level, cap)
+
+
+def cap_sweep(delta: float, caps=CAPS, seed: int = 0) -> dict:
+    """Relative bias :math:`\\|E[\\hat g] - \\nabla J\\| / \\|\\nabla J\\|` and relative variance
+    :math:`\\operatorname{tr}\\operatorname{Var}[\\hat g] / \\|\\nabla J\\|^2` of each capped
+    correction against the cap (``"tis token"``, ...: lists over ``caps``), of the uncapped ones
+    (``"none token"`` = naive, ``"is token"``, ``"is sequence"``: numbers), and the largest
+    weights (``max_w``)."""
+    ans, theta, theta_mu, r = mismatch_setting(delta, seed)
+    out = {"caps": [float(c) for c in caps], "bias": {}, "var": {}}
+    with torch_threads(1):
+        for c, lv in CAPPED:
+            ms = [estimator_moments(theta, theta_mu, ans, r, c, lv, cap) for cap in caps]
+            out["bias"][f"{c} {lv}"] = [m["rel_bias"] for m in ms]
+            out["var"][f"{c} {lv}"] = [m["rel_var"] for m in ms]
+        for c, lv in UNCAPPED:
+            m = estimator_moments(theta, theta_mu, ans, r, c, lv)
+            out["bias"][f"{c} {lv}"] = m["rel_bias"]
+            out["var"][f"{c} {lv}"] = m["rel_var"]
+    out["max_w"] = max_weights(theta, theta_mu, ans)
+    return out
+
+
+def uncapped_table(deltas=DELTAS, seed: int = 0) -> list[dict]:
+    """For each ``delta``: the largest sequence and token weights and the relative bias and
+    variance of the naive loss and of token- and sequence-level IS without a cap."""
+    rows = []
+    for d in deltas:
+        ans, theta, theta_mu, r = mismatch_setting(d, seed)
+        row = {
+            "delta": float(d),
+            **{f"max_w_{k}": v for k, v in max_weights(theta, theta_mu, ans).items()},
+        }
+        with torch_threads(1):
+            for c, lv in UNCAPPED:
+                m = estimator_moments(theta, theta_mu, ans, r, c, lv)
+                row[f"bias {c} {lv}"] = m["rel_bias"]
+                row[f"var {c} {lv}"] = m["rel_var"]
+        rows.append(row)
+    return rows
