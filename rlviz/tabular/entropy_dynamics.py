@@ -4,7 +4,7 @@ The policy is :mod:`rlviz.tabular.answer_tree`'s: one softmax over the next toke
 unfinished prefix :math:`h`, logits :math:`z` = ``theta`` ``(P, n_prefix, vocab)``. For a
 change of the logits :math:`z \to z + \eta\,\Delta z`, the entropy of each prefix's softmax
 moves, to first order in :math:`\eta`, by minus a covariance under the policy
-(Cui et al. 2025, "The Entropy Mechanism of RL for Reasoning Language Models", Lemma 1):
+(Cui et al. 2025, "The Entropy Mechanism of RL for Reasoning Language Models",
 
 .. math:: H_h(z + \eta\Delta z) - H_h(z) = -\eta\,
           \operatorname{Cov}_{a\sim\pi(\cdot\mid h)}\bigl(\log\pi(a\mid h),\ \Delta z(h, a)\bigr)
