@@ -28,6 +28,9 @@ __all__ = [
     "moments",
     "cap_sweep",
     "uncapped_table",
+    "mean_squared_error",
+    "best_cap",
+    "mis_vs_tis",
 ]
 
 DELTAS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -91,3 +94,43 @@ def uncapped_table(deltas=DELTAS, seed: int = 0) -> list[dict]:
                 row[f"var {c} {lv}"] = m["rel_var"]
         rows.append(row)
     return rows
+
+
+def mean_squared_error(sweep: dict, key: str, batch: int):
+    """:math:`\\text{bias}^2 + \\text{variance}/N` (relative to :math:`\\|\\nabla J\\|^2`) of the
+    correction ``key`` of a :func:`cap_sweep` with ``batch`` = :math:`N` answers per prompt: a
+    list over the caps for a capped correction, a number for an uncapped one."""
+    batch = int(batch)
+    if batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    b, v = sweep["bias"][key], sweep["var"][key]
+    if isinstance(b, float):
+        return b**2 + v / batch
+    return [bi**2 + vi / batch for bi, vi in zip(b, v, strict=True)]
+
+
+def best_cap(sweep: dict, key: str, batch: int) -> float:
+    """The cap of the sweep's grid with the smallest :func:`mean_squared_error`."""
+    return sweep["caps"][int(np.argmin(mean_squared_error(sweep, key, batch)))]
+
+
+def mis_vs_tis(sweeps, level: str = "sequence") -> dict:
+    """Over every cap of every sweep: is MIS at least as biased as TIS (``more_biased``) and at
+    most as variable (``less_variable``) at ``level``? (1e-12 slack for rounding.)"""
+    pairs = [
+        (
+            s["bias"][f"mis {level}"],
+            s["bias"][f"tis {level}"],
+            s["var"][f"mis {level}"],
+            s["var"][f"tis {level}"],
+        )
+        for s in sweeps
+    ]
+    return {
+        "more_biased": all(
+            m >= t - 1e-12 for bm, bt, _, _ in pairs for m, t in zip(bm, bt, strict=True)
+        ),
+        "less_variable": all(
+            m <= t + 1e-12 for _, _, vm, vt in pairs for m, t in zip(vm, vt, strict=True)
+        ),
+    }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from rlviz.experiments.ch17 import CAPPED, CAPS, DELTAS, cap_sweep
+from rlviz.experiments.ch17 import CAPPED, CAPS, DELTAS, cap_sweep, mean_squared_error
 from rlviz.figures.common import rounded, slider_steps
 
 LABELS = {
@@ -118,14 +118,14 @@ def live_cap_figure(delta: float = 0.5, batch: int = 16) -> go.Figure:
     sweep = cap_sweep(delta)
     fig = go.Figure()
     for key in [f"{c} {lv}" for c, lv in CAPPED]:
-        mse = [b**2 + v / batch for b, v in zip(sweep["bias"][key], sweep["var"][key], strict=True)]
+        mse = mean_squared_error(sweep, key, batch)
         fig.add_trace(
             go.Scatter(
                 x=sweep["caps"], y=rounded(mse, 5), name=LABELS[key], line={"color": COLOURS[key]}
             )
         )
     for key in REFERENCES:
-        mse = sweep["bias"][key] ** 2 + sweep["var"][key] / batch
+        mse = mean_squared_error(sweep, key, batch)
         fig.add_trace(
             go.Scatter(
                 x=[sweep["caps"][0], sweep["caps"][-1]],

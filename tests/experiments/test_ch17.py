@@ -46,3 +46,21 @@ def test_uncapped_table_grows_with_delta():
     assert naive == sorted(naive)
     assert all(row["bias is sequence"] < 1e-10 for row in rows)
     assert moments(0.5, "none", "token")["rel_bias"] == pytest.approx(rows[1]["bias none token"])
+
+
+def test_mean_squared_error_best_cap_and_mis_vs_tis():
+    from rlviz.experiments.ch17 import best_cap, mean_squared_error, mis_vs_tis
+
+    s = cap_sweep(0.5, caps=(0.5, 2.0, 1e6))
+    mse = mean_squared_error(s, "tis sequence", 4)
+    assert mse[1] == pytest.approx(
+        s["bias"]["tis sequence"][1] ** 2 + s["var"]["tis sequence"][1] / 4
+    )
+    assert mean_squared_error(s, "none token", 1) == pytest.approx(
+        s["bias"]["none token"] ** 2 + s["var"]["none token"]
+    )
+    # with a huge batch only the bias counts: the cap above every weight wins at sequence level
+    assert best_cap(s, "tis sequence", 10**9) == 1e6
+    assert mis_vs_tis([s]) == {"more_biased": True, "less_variable": True}
+    with pytest.raises(ValueError, match="batch must be a positive integer"):
+        mean_squared_error(s, "tis sequence", 0)
