@@ -26,7 +26,13 @@ import torch
 from rlviz import _validate as validate
 from rlviz.experiments.ch14 import tree_setting
 from rlviz.fn.grpo_loss import group_advantages, sequence_ratios, token_ratios
-from rlviz.fn.ratios import asymmetric_clipped_surrogate, cispo_surrogate, gspo_ratios
+from rlviz.fn.ratios import (
+    asymmetric_clipped_surrogate,
+    cispo_surrogate,
+    clip_cov_mask,
+    covariance_scores,
+    gspo_ratios,
+)
 from rlviz.fn.stats import sample_variance_se
 from rlviz.tabular.answer_tree import (
     Answers,
@@ -49,6 +55,8 @@ __all__ = [
     "inner_theta",
     "batch_gradient",
     "clip_entropy_rates",
+    "CLIP_COV_KS",
+    "clip_cov_entropy_rates",
     "entropy_directions",
     "RATIO_KINDS",
     "expected_ratio_gradient",
@@ -93,22 +101,27 @@ def clip_batch(
     return {"theta_old": theta_old, "tokens": tokens, "adv": adv, "reward": reward}
 
 
-def _batch_objective(theta: torch.Tensor, batch: dict, eps_low, eps_high) -> torch.Tensor:
+def _batch_objective(theta: torch.Tensor, batch: dict, eps_low, eps_high, detach=None):
     logp = torch.log_softmax(theta, -1)
     logp_old = torch.log_softmax(torch.tensor(batch["theta_old"], dtype=DTYPE), -1)
     tok = torch.as_tensor(batch["tokens"])
     ratio = torch.exp(logp[tok] - logp_old[tok])
+    if detach is not None:  # these tokens keep their value but lose their gradient
+        ratio = torch.where(detach, ratio.detach(), ratio)
     adv = torch.tensor(batch["adv"], dtype=DTYPE)
     if eps_low is None:  # the unclipped surrogate rho * A
         return (ratio * adv).mean()
     return asymmetric_clipped_surrogate(ratio, adv, eps_low, eps_high).mean()
 
 
-def batch_gradient(theta, batch: dict, eps_low=EPS_LOW, eps_high=EPS_LOW) -> np.ndarray:
+def batch_gradient(
+    theta, batch: dict, eps_low=EPS_LOW, eps_high=EPS_LOW, detach=None
+) -> np.ndarray:
     r"""The gradient in the logits of the group's mean clipped objective at ``theta``, ``(vocab,)``
-    (``eps_low=None``: unclipped)."""
+    (``eps_low=None``: unclipped; ``detach``: a ``(group,)`` bool mask of answers whose ratio is
+    held constant, as Clip-Cov does)."""
     th = torch.tensor(np.asarray(theta, dtype=float), dtype=DTYPE, requires_grad=True)
-    _batch_objective(th, batch, eps_low, eps_high).backward()
+    _batch_objective(th, batch, eps_low, eps_high, detach).backward()
     return th.grad.numpy()
 
 
@@ -146,6 +159,28 @@ def clip_entropy_rates(batch: dict, steps: int, eps_highs=EPS_HIGHS, eps_low=EPS
         "ratio": ratio,
         "p_old": np.exp(logp_old[tok]),
     }
+
+
+CLIP_COV_KS = (0, 1, 2, 3, 4)
+
+
+def clip_cov_entropy_rates(batch: dict, steps: int, ks=CLIP_COV_KS) -> dict:
+    r"""Clip-Cov on the group of :func:`clip_batch` after ``steps`` inner steps: for each ``k``,
+    the ``k`` answers of largest positive covariance score
+    (:func:`rlviz.fn.ratios.covariance_scores`, :func:`rlviz.fn.ratios.clip_cov_mask`) lose their
+    gradient in the unclipped surrogate; returns ``dH`` (the first-order entropy change of a
+    step along the gradient, as :func:`clip_entropy_rates`) and ``cos``, the cosine between that
+    gradient and the full one (how much of the update is kept)."""
+    theta = inner_theta(batch, steps)
+    logp = torch.log_softmax(torch.tensor(theta, dtype=DTYPE), -1)[torch.as_tensor(batch["tokens"])]
+    scores = covariance_scores(logp, torch.tensor(batch["adv"], dtype=DTYPE))
+    full = batch_gradient(theta, batch, None)
+    rates, cos = [], []
+    for k in ks:
+        g = batch_gradient(theta, batch, None, detach=clip_cov_mask(scores, int(k)))
+        rates.append(float(entropy_covariance(theta[None, None], g[None, None])[0, 0]))
+        cos.append(float(g @ full / (np.linalg.norm(g) * np.linalg.norm(full))))
+    return {"k": np.asarray(ks), "dH": np.array(rates), "cos": np.array(cos)}
 
 
 # ---------------------------------------------------------------- entropy dynamics

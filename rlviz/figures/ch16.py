@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 
 from rlviz.experiments.ch14 import tree_setting
 from rlviz.experiments.ch16 import (
+    CLIP_COV_KS,
     DELTAS,
     EPS_HIGHS,
     EPS_LOW,
@@ -20,6 +21,7 @@ from rlviz.experiments.ch16 import (
     LENGTHS,
     RATIO_KINDS,
     clip_batch,
+    clip_cov_entropy_rates,
     clip_entropy_rates,
     entropy_directions,
     expected_ratio_gradient,
@@ -33,6 +35,7 @@ from rlviz.tabular.entropy_dynamics import first_order_errors
 
 __all__ = [
     "clip_entropy_figure",
+    "clip_cov_figure",
     "entropy_error_figure",
     "ratio_bias_figure",
     "ratio_variance_figure",
@@ -79,6 +82,41 @@ def clip_entropy_figure(steps=INNER_STEPS) -> go.Figure:
         _clip_traces(fig, m, EPS_LOW, i == 0)
     _clip_layout(fig, "Clip-higher: more entropy when it releases rare tokens, less for common")
     fig.update_layout(sliders=[slider_steps([str(m) for m in steps], 4, prefix="inner steps = ")])
+    return fig
+
+
+def clip_cov_figure(steps=INNER_STEPS, ks=CLIP_COV_KS) -> go.Figure:
+    """Clip-Cov: dH/d eta and the cosine to the full gradient vs the number of detached tokens;
+    one slider step per number of inner steps."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14)
+    for i, m in enumerate(steps):
+        for good, label in BATCHES:
+            c = clip_cov_entropy_rates(clip_batch(good), m, ks)
+            x = [int(k) for k in c["k"]]
+            fig.add_trace(
+                go.Scatter(x=x, y=rounded(c["dH"], 6), name=f"dH/d eta, {label}", visible=i == 0),
+                row=1,
+                col=1,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=rounded(c["cos"], 5),
+                    name=f"cosine to the full gradient, {label}",
+                    line={"dash": "dot"},
+                    visible=i == 0,
+                ),
+                row=1,
+                col=2,
+            )
+    fig.update_xaxes(title_text="tokens detached (largest covariance score first)")
+    fig.update_yaxes(title_text="first-order entropy change dH/d eta (nats)", row=1, col=1)
+    fig.update_yaxes(title_text="cosine", row=1, col=2)
+    fig.update_layout(
+        title="Clip-Cov: detaching the highest-covariance tokens raises the entropy change",
+        height=500,
+        sliders=[slider_steps([str(m) for m in steps], 4, prefix="inner steps = ")],
+    )
     return fig
 
 

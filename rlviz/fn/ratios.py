@@ -11,6 +11,9 @@ What the methods that followed GRPO change in its per-token term
 * CISPO (MiniMax 2025): the clipped ratio used as a constant weight of
   :math:`A \log\pi_\theta`, so no token loses its gradient (:func:`cispo_surrogate`).
 
+* Clip-Cov (Cui et al. 2025): the tokens whose log-probability and advantage covary most lose
+  their gradient (:func:`covariance_scores`, :func:`clip_cov_mask`).
+
 Shapes as in :mod:`rlviz.fn.grpo_loss`: token tensors ``(B, G, L)`` with a mask ``mask_t``,
 per-answer tensors ``(B, G)``. The token ratio and the sequence ratio (their product) are
 :func:`rlviz.fn.grpo_loss.token_ratios` and :func:`rlviz.fn.grpo_loss.sequence_ratios`.
@@ -27,6 +30,8 @@ __all__ = [
     "clip_stops_gradient",
     "gspo_ratios",
     "cispo_surrogate",
+    "covariance_scores",
+    "clip_cov_mask",
 ]
 
 
@@ -119,3 +124,30 @@ def cispo_surrogate(
     lo, hi = _clip_widths(eps_low, eps_high)
     w = torch.clamp(torch.exp(logp_t - logp_old_t), 1 - lo, 1 + hi).detach()
     return w * adv_t * logp_t
+
+
+def covariance_scores(logp: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
+    r"""Cui et al. 2025's per-token covariance score over the ``N`` tokens of a batch:
+
+    .. math:: c_i = \bigl(\log\pi(y_i) - \tfrac1N\textstyle\sum_j \log\pi(y_j)\bigr)
+              \bigl(A_i - \tfrac1N\textstyle\sum_j A_j\bigr),
+
+    the batch's estimate of each token's share in :math:`\operatorname{Cov}(\log\pi, A)`, the
+    driver of the entropy change. Shapes: ``logp`` and ``adv`` ``(N,)`` alike."""
+    _alike(logp=logp, adv=adv)
+    if logp.ndim != 1:
+        raise ValueError(f"logp must have shape (N,), got {tuple(logp.shape)}")
+    return (logp - logp.mean()) * (adv - adv.mean())
+
+
+def clip_cov_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    r"""True on the ``k`` tokens with the largest *positive* covariance score (ties broken by
+    position): the tokens Clip-Cov detaches. Cui et al. draw them at random among the tokens
+    whose score lies in a band :math:`[\omega_\text{low}, \omega_\text{high}]`; this is the
+    deterministic variant the exact checks need. ``scores`` ``(N,)``; result ``(N,)`` bool."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"k must be an integer >= 0, got {k!r}")
+    order = torch.argsort(-scores, stable=True)
+    mask = torch.zeros(scores.shape, dtype=torch.bool)
+    mask[order[:k]] = True
+    return mask & (scores > 0)

@@ -13,6 +13,7 @@ from rlviz.experiments.ch14 import tree_setting
 from rlviz.experiments.ch16 import (
     EPS_HIGHS,
     clip_batch,
+    clip_cov_entropy_rates,
     clip_entropy_rates,
     entropy_directions,
     expected_ratio_gradient,
@@ -89,6 +90,25 @@ def clip_higher_entropy_sign() -> Measure:
         f"one group of 16, 12 tokens, eps_high 0.2 -> {EPS_HIGHS[-1]}: rare {rare:+.4f}, "
         f"common {common:+.4f}",
     )
+
+
+@identity(
+    "ch16.clip_cov_raises_entropy",
+    chapter=16,
+    kind="bound",
+    tol=0.001,
+    at_least=True,
+    statistic="min over the two groups of dH/deta(k=2) - dH/deta(k=0)",
+    title="Clip-Cov: detaching the tokens of largest covariance score raises the entropy change "
+    "(first order, exact)",
+)
+def clip_cov_raises_entropy() -> Measure:
+    gains = {}
+    for good in ("rare", "common"):
+        d = clip_cov_entropy_rates(clip_batch(good), 0, (0, 2))["dH"]
+        gains[good] = float(d[1] - d[0])
+    shown = ", ".join(f"{g} {v:+.4f}" for g, v in gains.items())
+    return Measure(min(gains.values()), f"one group of 16 at theta_old, 2 tokens detached: {shown}")
 
 
 # ---------------------------------------------------------------- entropy dynamics

@@ -58,3 +58,9 @@ def test_bad_kind_raises():
     ans, theta, r = tree_setting(0)
     with pytest.raises(ValueError, match="kind must be one of"):
         ch16.expected_ratio_gradient("tokens", theta, theta, ans, r)
+
+
+def test_clip_cov_raises_entropy_change_monotonically():
+    for good in ("rare", "common"):
+        c = ch16.clip_cov_entropy_rates(ch16.clip_batch(good), 0)
+        assert (np.diff(c["dH"]) >= -1e-15).all() and c["cos"][0] == pytest.approx(1.0)

@@ -12,6 +12,7 @@ from rlviz.figures import ch16
     "make",
     [
         ch16.clip_entropy_figure,
+        ch16.clip_cov_figure,
         ch16.entropy_error_figure,
         ch16.ratio_bias_figure,
         ch16.ratio_variance_figure,

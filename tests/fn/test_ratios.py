@@ -11,7 +11,9 @@ from rlviz.fn.ppo_loss import clipped_surrogate
 from rlviz.fn.ratios import (
     asymmetric_clipped_surrogate,
     cispo_surrogate,
+    clip_cov_mask,
     clip_stops_gradient,
+    covariance_scores,
     gspo_ratios,
 )
 
@@ -98,3 +100,25 @@ def test_shapes_are_not_broadcast():
         asymmetric_clipped_surrogate(torch.ones(3, 1), torch.ones(3), 0.2, 0.2)
     with pytest.raises(ValueError, match="must be a floating-point"):
         clip_stops_gradient(np.ones(3), torch.ones(3), 0.2, 0.2)
+
+
+def test_covariance_scores_sum_to_n_times_the_covariance():
+    g = torch.Generator().manual_seed(4)
+    logp = -torch.rand(9, generator=g, dtype=torch.float64)
+    adv = torch.randn(9, generator=g, dtype=torch.float64)
+    c = covariance_scores(logp, adv)
+    cov = ((logp - logp.mean()) * (adv - adv.mean())).mean()
+    assert torch.allclose(c.mean(), cov, atol=1e-15, rtol=0)
+
+
+def test_clip_cov_mask_takes_the_largest_positive_scores():
+    scores = torch.tensor([0.3, -1.0, 2.0, 0.0, 0.3, 1.0], dtype=torch.float64)
+    assert clip_cov_mask(scores, 2).tolist() == [False, False, True, False, False, True]
+    assert clip_cov_mask(scores, 3).tolist() == [True, False, True, False, False, True]
+    assert clip_cov_mask(scores, 6).sum() == 4  # never a token with score <= 0
+    with pytest.raises(ValueError, match="k must be an integer >= 0"):
+        clip_cov_mask(scores, -1)
+    with pytest.raises(ValueError, match=r"logp must have shape \(N,\)"):
+        covariance_scores(
+            torch.zeros(2, 3, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.float64)
+        )

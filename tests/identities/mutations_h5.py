@@ -61,6 +61,12 @@ MUTATIONS = {
         "the upper clip uses eps_low (clip-higher forgotten)",
         lambda mp: _symmetric_clip(mp, "experiments.ch16"),
     ),
+    "ch16.clip_cov_raises_entropy": (
+        "the covariance score with its sign flipped (the lowest-covariance tokens detached)",
+        lambda mp: _wrap(
+            mp, _mod("experiments.ch16"), "covariance_scores", lambda f: lambda lp, a: -f(lp, a)
+        ),
+    ),
     "ch16.entropy_covariance_exact": ("the covariance without its mean-centring", _uncentred),
     "ch16.entropy_first_order_slope": (
         "the covariance without its mean-centring",
