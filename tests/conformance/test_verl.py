@@ -1,0 +1,549 @@
+"""rlviz's GRPO functions against verl's own code (``verl.trainer.ppo.core_algos`` and
+``verl.trainer.ppo.rollout_corr_helper``), on the same float64 tensors.
+
+verl works on flat ``(bs, L)`` batches (row ``b*G + i`` is answer ``i`` of group ``b``, the group
+given by ``index``) and returns losses to *minimise*; rlviz works on ``(B, G, L)`` and returns
+objectives to *maximise*, so the rlviz side is negated. Values and gradients (with respect to
+the current log-probabilities) must agree to ``TOL`` (conftest). Differences by design are
+pinned: each has its own test that states the formula verl uses instead.
+
+Pinned differences:
+
+* ``seq-mean-token-mean``: verl divides a sequence's token sum by ``|y_i| + 1e-8`` (a relative
+  change of about 1e-8, above float precision): the rlviz side multiplies by
+  ``|y_i| / (|y_i| + 1e-8)`` (:func:`verl_seq_factor`) and is then equal to float precision;
+* dual-clip PPO (verl's ``clip_ratio_c = 3``, always on in ``vanilla``): for ``A < 0`` the loss is
+  capped at ``-c A``; the batches keep every ratio below ``c`` except in the test that pins it;
+* ``k3`` (``low_var_kl``): verl clamps the log-ratio to [-20, 20] and the estimate to [-10, 10];
+  ``k1+``/``k3+``: the value of k1/k3 with the gradient of k2 (straight-through);
+* rollout correction weights are 0 on padding in verl, 1 in rlviz (padding never enters a loss).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from verl.trainer.ppo import core_algos as ca
+from verl.trainer.ppo import rollout_corr_helper as rc
+from verl.workers.config import ActorConfig
+
+from rlviz.fn import grpo_aggregation as agg
+from rlviz.fn import grpo_loss as gl
+from rlviz.fn import offpolicy as op
+from rlviz.fn import ratios as rt
+
+LIB = "verl"
+TOL = 1e-12  # as in conftest
+MODES = agg.AGG_MODES  # rlviz's names are verl's loss_agg_mode names
+CLIPS = [(0.2, 0.2), (0.2, 0.28)]  # symmetric PPO/GRPO; DAPO's clip-higher
+
+
+def config(eps_low=0.2, eps_high=0.2, **global_batch_info) -> ActorConfig:
+    return ActorConfig(
+        strategy="fsdp",
+        rollout_n=4,
+        ppo_micro_batch_size_per_gpu=1,
+        clip_ratio=eps_low,
+        clip_ratio_low=eps_low,
+        clip_ratio_high=eps_high,
+        global_batch_info=dict(global_batch_info),
+    )
+
+
+def verl_seq_factor(b, mode: str) -> torch.Tensor:
+    """(B, G, 1): |y_i| / (|y_i| + 1e-8) in seq-mean-token-mean (verl's 1e-8), else 1."""
+    n = b.mask_t.to(torch.float64).sum(-1, keepdim=True)
+    return n / (n + 1e-8) if mode == "seq-mean-token-mean" else torch.ones_like(n)
+
+
+def index(b) -> np.ndarray:
+    return np.repeat(np.arange(b.B), b.G)
+
+
+def leaf(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().clone().requires_grad_(True)
+
+
+def grad(loss: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    (g,) = torch.autograd.grad(loss, x)
+    return g
+
+
+# ---------------------------------------------------------------- aggregation
+@pytest.mark.parametrize("mode", MODES)
+def test_agg_loss(batch, mode, assert_close):
+    x_t = torch.randn(
+        batch.mask_t.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+    )
+    m = batch.flat(batch.mask_t).to(torch.float64)
+    theirs = ca.agg_loss(batch.flat(x_t), m, mode)
+    ours = agg.aggregate(x_t * verl_seq_factor(batch, mode), batch.mask_t, mode)
+    assert_close(LIB, "agg_loss ~ aggregate", mode, ours, theirs)
+    if mode == "seq-mean-token-sum-norm":  # Dr. GRPO's constant C: loss_scale_factor ~ norm
+        theirs = ca.agg_loss(batch.flat(x_t), m, mode, loss_scale_factor=64)
+        ours = agg.aggregate(x_t, batch.mask_t, mode, norm=64)
+        assert_close(LIB, "agg_loss ~ aggregate", mode + ", C=64", ours, theirs)
+
+
+def test_agg_loss_token_sum(batch, assert_close):
+    """verl's token-sum: rlviz's seq-mean-token-sum with n_seqs = 1."""
+    x_t = torch.randn(
+        batch.mask_t.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2)
+    )
+    theirs = ca.agg_loss(batch.flat(x_t), batch.flat(batch.mask_t).double(), "token-sum")
+    ours = agg.aggregate(x_t, batch.mask_t, "seq-mean-token-sum", n_seqs=1)
+    assert_close(LIB, "agg_loss ~ aggregate", "token-sum", ours, theirs)
+
+
+def test_agg_loss_seq_mean_token_mean_epsilon_pinned(batch):
+    """Without the factor the two differ by verl's 1e-8 in the token count: more than TOL,
+    less than 1e-7 (relative)."""
+    x_t = torch.randn(
+        batch.mask_t.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3)
+    )
+    mode = "seq-mean-token-mean"
+    theirs = ca.agg_loss(batch.flat(x_t), batch.flat(batch.mask_t).double(), mode)
+    ours = agg.aggregate(x_t, batch.mask_t, mode)
+    assert 1e-13 < float((ours - theirs).abs()) < 1e-7 * float(ours.abs())
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("global_counts", [True, False])
+def test_agg_loss_micro_batches(mode, global_counts, assert_close, make_batch):
+    """Gradient accumulation over micro-batches of 1 and 2 groups: verl's agg_loss per
+    micro-batch (with the global batch's N and T, or with each micro-batch's own) ~ rlviz's
+    accumulated."""
+    b = make_batch(4, B=3)
+    sizes = [1, 2]
+    x_t = torch.randn(
+        b.mask_t.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(5)
+    )
+    kw = {}
+    if global_counts:
+        kw = {"global_batch_size": b.B * b.G, "batch_num_tokens": b.mask_t.sum()}
+    parts = [
+        ca.agg_loss(x.reshape(-1, x.shape[-1]), m.reshape(-1, m.shape[-1]).double(), mode, **kw)
+        for x, m in zip(torch.split(x_t, sizes), torch.split(b.mask_t, sizes))
+    ]
+    theirs = torch.stack(parts).sum() if global_counts else torch.stack(parts).mean()
+    x_ours = x_t * verl_seq_factor(b, mode)
+    ours = agg.accumulated(x_ours, b.mask_t, mode, sizes, global_counts=global_counts)
+    case = f"{mode}, micro-batches, {'global' if global_counts else 'local'} counts"
+    assert_close(LIB, "agg_loss ~ accumulated", case, ours, theirs)
+    if global_counts:  # and so the full batch's loss
+        assert_close(
+            LIB, "agg_loss ~ aggregate", case, agg.aggregate(x_ours, b.mask_t, mode), theirs
+        )
+
+
+# ---------------------------------------------------------------- policy losses
+def _adv_t(b) -> torch.Tensor:
+    adv = gl.group_advantages(b.r, "std")
+    return adv[..., None].expand(b.mask_t.shape)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("eps", CLIPS, ids=["sym", "clip-higher"])
+def test_vanilla_policy_loss(batch, mode, eps, assert_close):
+    lo, hi = eps
+    adv_t = _adv_t(batch)
+    x_theirs, x_ours = leaf(batch.flat(batch.logp_t)), leaf(batch.logp_t)
+    theirs, _ = ca.compute_policy_loss_vanilla(
+        batch.flat(batch.logp_old_t),
+        x_theirs,
+        batch.flat(adv_t),
+        batch.flat(batch.mask_t).double(),
+        mode,
+        config(lo, hi),
+    )
+    rho_t = gl.token_ratios(x_ours, batch.logp_old_t, batch.mask_t)
+    per_tok = rt.asymmetric_clipped_surrogate(rho_t, adv_t, lo, hi)
+    ours = -agg.aggregate(per_tok * verl_seq_factor(batch, mode), batch.mask_t, mode)
+    case = f"{mode}, eps=({lo}, {hi})"
+    assert_close(
+        LIB,
+        "compute_policy_loss_vanilla ~ asymmetric_clipped_surrogate+aggregate",
+        case,
+        ours,
+        theirs,
+    )
+    assert_close(
+        LIB,
+        "grad compute_policy_loss_vanilla ~ grad rlviz",
+        case,
+        batch.flat(grad(ours, x_ours)),
+        grad(theirs, x_theirs),
+    )
+
+
+@pytest.mark.parametrize("mode", ["seq-mean-token-mean", "token-mean"])
+def test_vanilla_policy_loss_vs_grpo_objective(mode, assert_close, make_batch):
+    """Chapter 14's grpo_objective(ratio="token"): its length_norm "sequence" is verl's
+    seq-mean-token-mean; "group" (per-group token mean) is token-mean for a batch of one group."""
+    b = make_batch(6, B=3 if mode == "seq-mean-token-mean" else 1)
+    adv = gl.group_advantages(b.r, "std")
+    adv_t = adv[..., None].expand(b.mask_t.shape)
+    x_theirs, x_ours = leaf(b.flat(b.logp_t)), leaf(b.logp_t)
+    theirs, _ = ca.compute_policy_loss_vanilla(
+        b.flat(b.logp_old_t), x_theirs, b.flat(adv_t), b.flat(b.mask_t).double(), mode, config()
+    )
+    # verl's 1e-8 (seq-mean-token-mean) enters through A: the clipped surrogate is linear in
+    # a positive scale of A
+    f = verl_seq_factor(b, mode)[..., 0]
+    norm = "sequence" if mode == "seq-mean-token-mean" else "group"
+    obj = gl.grpo_objective(
+        x_ours, b.logp_old_t, adv * f, b.mask_t, epsilon=0.2, ratio="token", length_norm=norm
+    )
+    ours = -obj.mean()
+    tol = 1e-12
+    assert_close(
+        LIB, "compute_policy_loss_vanilla ~ grpo_objective(token)", mode, ours, theirs, tol
+    )
+    assert_close(
+        LIB,
+        "grad compute_policy_loss_vanilla ~ grad grpo_objective(token)",
+        mode,
+        b.flat(grad(ours, x_ours)),
+        grad(theirs, x_theirs),
+        tol,
+    )
+
+
+def test_vanilla_dual_clip_pinned(assert_close, make_batch):
+    """verl's dual clip (clip_ratio_c = 3): for A < 0 the per-token loss is
+    min(-c A, -surrogate), i.e. rlviz's objective max(c A, surrogate). Ratios up to e^1.5."""
+    b = make_batch(7, spread=1.5)
+    adv_t = _adv_t(b)
+    rho_t = gl.token_ratios(b.logp_t, b.logp_old_t, b.mask_t)
+    assert bool(((rho_t > 3) & (adv_t < 0) & b.mask_t).any())  # the cap binds somewhere
+    mode = "token-mean"
+    theirs, _ = ca.compute_policy_loss_vanilla(
+        b.flat(b.logp_old_t),
+        b.flat(b.logp_t),
+        b.flat(adv_t),
+        b.flat(b.mask_t).double(),
+        mode,
+        config(),
+    )
+    surr = rt.asymmetric_clipped_surrogate(rho_t, adv_t, 0.2, 0.2)
+    dual = torch.where(adv_t < 0, torch.maximum(3.0 * adv_t, surr), surr)
+    assert_close(
+        LIB,
+        "compute_policy_loss_vanilla ~ rlviz + dual clip",
+        "c=3",
+        -agg.aggregate(dual, b.mask_t, mode),
+        theirs,
+    )
+    plain = -agg.aggregate(surr, b.mask_t, mode)
+    assert float((plain - theirs).abs()) > 1e-3  # and without it they differ
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("eps", [(3e-4, 4e-4), (0.2, 0.28)], ids=["gspo-paper", "wide"])
+def test_gspo_policy_loss(batch, mode, eps, assert_close):
+    """verl's gspo: the token-level ratio sg[s_i] pi_t / sg[pi_t], s_i = rlviz's gspo_ratios.
+    Values in every mode; in seq-mean-token-mean (GSPO's own) the gradient equals that of
+    rlviz's per-answer clipped surrogate of s_i, averaged over answers."""
+    lo, hi = eps
+    adv = gl.group_advantages(batch.r, "std")
+    adv_t = adv[..., None].expand(batch.mask_t.shape)
+    x_theirs, x_ours = leaf(batch.flat(batch.logp_t)), leaf(batch.logp_t)
+    theirs, _ = ca.compute_policy_loss_gspo(
+        batch.flat(batch.logp_old_t),
+        x_theirs,
+        batch.flat(adv_t),
+        batch.flat(batch.mask_t).double(),
+        mode,
+        config(lo, hi),
+    )
+    s = rt.gspo_ratios(x_ours, batch.logp_old_t, batch.mask_t)  # (B, G)
+    per_seq = rt.asymmetric_clipped_surrogate(s, adv, lo, hi)
+    per_tok = per_seq[..., None].expand(batch.mask_t.shape)
+    f = verl_seq_factor(batch, mode)
+    ours = -agg.aggregate(per_tok * f, batch.mask_t, mode)
+    case = f"{mode}, eps=({lo}, {hi})"
+    assert_close(
+        LIB,
+        "compute_policy_loss_gspo ~ gspo_ratios+asymmetric_clipped_surrogate",
+        case,
+        ours,
+        theirs,
+    )
+    if mode == "seq-mean-token-mean":
+        ours_seq = -(per_seq * f[..., 0]).mean()
+        assert_close(
+            LIB,
+            "grad compute_policy_loss_gspo ~ grad rlviz (per answer)",
+            case,
+            batch.flat(grad(ours_seq, x_ours)),
+            grad(theirs, x_theirs),
+        )
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("eps", [(0.2, 0.28), (0.9, 4.0)], ids=["narrow", "wide"])
+def test_cispo_policy_loss(batch, mode, eps, assert_close):
+    lo, hi = eps
+    adv_t = _adv_t(batch)
+    x_theirs, x_ours = leaf(batch.flat(batch.logp_t)), leaf(batch.logp_t)
+    theirs, _ = ca.compute_policy_loss_cispo(
+        batch.flat(batch.logp_old_t),
+        x_theirs,
+        batch.flat(adv_t),
+        batch.flat(batch.mask_t).double(),
+        mode,
+        config(lo, hi),
+    )
+    per_tok = rt.cispo_surrogate(x_ours, batch.logp_old_t, adv_t, lo, hi)
+    ours = -agg.aggregate(per_tok * verl_seq_factor(batch, mode), batch.mask_t, mode)
+    case = f"{mode}, eps=({lo}, {hi})"
+    assert_close(LIB, "compute_policy_loss_cispo ~ cispo_surrogate+aggregate", case, ours, theirs)
+    assert_close(
+        LIB,
+        "grad compute_policy_loss_cispo ~ grad rlviz",
+        case,
+        batch.flat(grad(ours, x_ours)),
+        grad(theirs, x_theirs),
+    )
+
+
+# ---------------------------------------------------------------- KL
+KL_NAMES = {"k1": ("k1", "kl"), "k2": ("k2", "mse"), "k3": ("k3", "low_var_kl")}
+
+
+@pytest.mark.parametrize("ours_name", list(KL_NAMES))
+def test_kl_penalty(batch, ours_name, assert_close):
+    for name in KL_NAMES[ours_name]:
+        x_theirs, x_ours = leaf(batch.logp_t), leaf(batch.logp_t)
+        theirs = ca.kl_penalty(x_theirs, batch.logp_ref_t, name)
+        ours = gl.kl_estimate(ours_name, x_ours, batch.logp_ref_t)
+        assert_close(LIB, "kl_penalty ~ kl_estimate", name, ours, theirs)
+        assert_close(
+            LIB,
+            "grad kl_penalty ~ grad kl_estimate",
+            name,
+            grad(ours.sum(), x_ours),
+            grad(theirs.sum(), x_theirs),
+        )
+
+
+@pytest.mark.parametrize("name", ["k1+", "k3+"])
+def test_kl_penalty_straight_through_pinned(batch, name, assert_close):
+    """k1+, k3+: the value of k1/k3, the gradient of k2 (whose gradient is that of the KL)."""
+    x_theirs, x2 = leaf(batch.logp_t), leaf(batch.logp_t)
+    theirs = ca.kl_penalty(x_theirs, batch.logp_ref_t, name)
+    assert_close(
+        LIB,
+        "kl_penalty(+) ~ value of kl_estimate",
+        name,
+        gl.kl_estimate(name[:2], batch.logp_t, batch.logp_ref_t),
+        theirs,
+    )
+    assert_close(
+        LIB,
+        "grad kl_penalty(+) ~ grad kl_k2",
+        name,
+        grad(gl.kl_k2(x2, batch.logp_ref_t).sum(), x2),
+        grad(theirs.sum(), x_theirs),
+    )
+
+
+def test_kl_k3_clamp_pinned(assert_close):
+    """verl's k3 clamps log(pi_ref/pi) to [-20, 20] and the estimate to [-10, 10]."""
+    logp = torch.tensor([-1.0, -1.0, -30.0, -1.0], dtype=torch.float64)
+    ref = torch.tensor([-1.5, -14.0, -1.0, 20.0], dtype=torch.float64)
+    theirs = ca.kl_penalty(logp, ref, "k3")
+    log_rho = torch.clamp(ref - logp, -20, 20)
+    pinned = torch.clamp(gl.kl_k3(torch.zeros_like(log_rho), log_rho), -10, 10)
+    assert_close(LIB, "kl_penalty ~ clamp(kl_k3)", "k3 clamps", pinned, theirs)
+    assert float((gl.kl_k3(logp, ref) - theirs).abs().max()) > 1.0
+
+
+def test_kl_in_reward(batch, assert_close):
+    """compute_rewards: the KL in the reward, token score - beta * (log pi_old - log pi_ref),
+    i.e. rlviz's k1 at the sampling policy."""
+    scores = torch.zeros_like(batch.logp_t)
+    scores[..., -1] = batch.r
+    theirs = ca.compute_rewards(
+        batch.flat(scores), batch.flat(batch.logp_old_t), batch.flat(batch.logp_ref_t), 0.05
+    )
+    ours = scores - 0.05 * gl.kl_k1(batch.logp_old_t, batch.logp_ref_t)
+    assert_close(LIB, "compute_rewards ~ r - beta kl_k1", "beta=0.05", batch.flat(ours), theirs)
+
+
+# ---------------------------------------------------------------- advantages
+def _token_rewards(b) -> torch.Tensor:
+    """The outcome reward on each answer's last token (verl sums the row)."""
+    last = b.mask_t.sum(-1) - 1
+    out = torch.zeros(b.mask_t.shape, dtype=torch.float64)
+    out.scatter_(-1, last[..., None], b.r[..., None])
+    return b.flat(out)
+
+
+@pytest.mark.parametrize("fn", ["grpo", "grpo_vectorized"])
+@pytest.mark.parametrize("norm", [True, False], ids=["std", "no-std"])
+def test_grpo_advantage(batch, fn, norm, assert_close):
+    est = ca.get_adv_estimator_fn(fn)
+    m = batch.flat(batch.mask_t).double()
+    theirs, _ = est(
+        _token_rewards(batch), m, index(batch), epsilon=1e-4, norm_adv_by_std_in_grpo=norm
+    )
+    ours = gl.group_advantages(batch.r, "std" if norm else "mean", std_eps=1e-4)
+    ours2 = agg.normalised_advantages(batch.r, "group" if norm else "none", std_eps=1e-4)
+    case = f"{fn}, {'std' if norm else 'no std (Dr. GRPO)'}"
+    if fn == "grpo_vectorized":
+        case += ", float32 statistics"
+    # grpo_vectorized computes the group statistics in float32 (verl.utils.group_mean_std,
+    # one-pass sum of squares): pinned at float32 precision
+    tol = 1e-6 if fn == "grpo_vectorized" else TOL
+    for pair, x in (("group_advantages", ours), ("normalised_advantages", ours2)):
+        x = batch.flat(x[..., None] * batch.mask_t)
+        assert_close(LIB, f"{fn} advantage ~ {pair}", case, x, theirs, tol)
+    if fn == "grpo_vectorized":  # and it is not float64
+        assert float((x - theirs).abs().max()) > 1e-10
+
+
+@pytest.mark.parametrize("fn", ["rloo", "rloo_vectorized"])
+def test_rloo_advantage(batch, fn, assert_close):
+    est = ca.get_adv_estimator_fn(fn)
+    theirs, _ = est(_token_rewards(batch), batch.flat(batch.mask_t).double(), index(batch))
+    ours = gl.group_advantages(batch.r, "loo")
+    loop = torch.as_tensor(agg.rloo_advantages_reference(batch.r.numpy()))
+    assert_close(
+        LIB,
+        "rloo advantage ~ group_advantages(loo)",
+        fn,
+        batch.flat(ours[..., None] * batch.mask_t),
+        theirs,
+    )
+    assert_close(
+        LIB,
+        "rloo advantage ~ rloo_advantages_reference",
+        fn,
+        batch.flat(loop[..., None] * batch.mask_t),
+        theirs,
+    )
+
+
+# ---------------------------------------------------------------- off-policy correction
+def _sampler(b) -> torch.Tensor:
+    """A sampler's log-probs within 0.6 of the learner's (token ratios in about (0.55, 1.8))."""
+    g = torch.Generator().manual_seed(11)
+    return b.logp_t + 0.6 * (2 * torch.rand(b.mask_t.shape, generator=g, dtype=torch.float64) - 1)
+
+
+@pytest.mark.parametrize("level", op.IS_LEVELS)
+@pytest.mark.parametrize("cap", [1.2, 2.0, 1e6])
+def test_rollout_is_truncated(batch, level, cap, assert_close):
+    mu = _sampler(batch)
+    m = batch.flat(batch.mask_t).double()
+    theirs, _ = rc.compute_rollout_correction_weights(batch.flat(batch.logp_t - mu), m, level, cap)
+    ours = op.correction_weights(batch.logp_t, mu, batch.mask_t, "tis", level, cap) * batch.mask_t
+    assert_close(
+        LIB,
+        "compute_rollout_correction_weights ~ correction_weights(tis)",
+        f"{level}, C={cap}",
+        batch.flat(ours),
+        theirs,
+    )
+
+
+@pytest.mark.parametrize("level", op.IS_LEVELS)
+@pytest.mark.parametrize("cap", [1.2, 2.0])
+def test_rollout_is_masked(batch, level, cap, assert_close):
+    """IcePop ("lower_upper"): with a lower bound below every weight it is rlviz's masked IS."""
+    mu = _sampler(batch)
+    m = batch.flat(batch.mask_t).double()
+    theirs, _ = rc.compute_rollout_correction_weights(
+        batch.flat(batch.logp_t - mu), m, level, f"1e-9_{cap}"
+    )
+    ours = op.correction_weights(batch.logp_t, mu, batch.mask_t, "mis", level, cap) * batch.mask_t
+    assert bool((ours == 0).any() & batch.mask_t.any())
+    assert_close(
+        LIB,
+        "compute_rollout_correction_weights ~ correction_weights(mis)",
+        f"{level}, C={cap}",
+        batch.flat(ours),
+        theirs,
+    )
+
+
+@pytest.mark.parametrize("level", op.IS_LEVELS)
+def test_corrected_policy_gradient(batch, level, assert_close):
+    """At theta = theta_old the vanilla loss times verl's TIS weights has rlviz's corrected
+    policy gradient (corrected_pg_objective, seq-mean-token-sum)."""
+    mu = _sampler(batch)
+    adv = gl.group_advantages(batch.r, "std")
+    w = op.correction_weights(batch.logp_t, mu, batch.mask_t, "tis", level, 2.0)
+    w_theirs, _ = rc.compute_rollout_correction_weights(
+        batch.flat(batch.logp_t - mu), batch.flat(batch.mask_t).double(), level, 2.0
+    )
+    x_theirs, x_ours = leaf(batch.flat(batch.logp_t)), leaf(batch.logp_t)
+    theirs, _ = ca.compute_policy_loss_vanilla(
+        batch.flat(batch.logp_t),
+        x_theirs,
+        batch.flat(adv[..., None].expand(batch.mask_t.shape)),
+        batch.flat(batch.mask_t).double(),
+        "seq-mean-token-sum",
+        config(),
+        rollout_is_weights=w_theirs,
+    )
+    ours = -op.corrected_pg_objective(x_ours, w, adv, batch.mask_t).mean()
+    assert_close(
+        LIB,
+        "grad vanilla(rollout_is_weights) ~ grad corrected_pg_objective",
+        f"tis, {level}",
+        batch.flat(grad(ours, x_ours)),
+        grad(theirs, x_theirs),
+    )
+
+
+# ---------------------------------------------------------------- negative controls
+def test_negative_control_dropped_token_normaliser(batch, monkeypatch):
+    """The comparison sees a perturbed rlviz loss: with the aggregation's seq-mean-token-mean
+    made to forget dividing each answer by its length (the bug of summing tokens), verl's
+    vanilla loss no longer matches, in value and gradient."""
+    mode, adv_t = "seq-mean-token-mean", _adv_t(batch)
+
+    def both():
+        x_t, x_o = leaf(batch.flat(batch.logp_t)), leaf(batch.logp_t)
+        theirs, _ = ca.compute_policy_loss_vanilla(
+            batch.flat(batch.logp_old_t),
+            x_t,
+            batch.flat(adv_t),
+            batch.flat(batch.mask_t).double(),
+            mode,
+            config(),
+        )
+        rho_t = gl.token_ratios(x_o, batch.logp_old_t, batch.mask_t)
+        per_tok = rt.asymmetric_clipped_surrogate(rho_t, adv_t, 0.2, 0.2)
+        ours = -agg.aggregate(per_tok * verl_seq_factor(batch, mode), batch.mask_t, mode)
+        d_value = float((ours - theirs).abs())
+        d_grad = float((batch.flat(grad(ours, x_o)) - grad(theirs, x_t)).abs().max())
+        return d_value, d_grad
+
+    assert max(both()) <= TOL
+    right = agg._reduce
+
+    def dropped(x_t, mask_t, mode, dims, n_seqs, n_tokens, norm):
+        if mode == "seq-mean-token-mean":
+            mode = "seq-mean-token-sum"
+        return right(x_t, mask_t, mode, dims, n_seqs, n_tokens, norm)
+
+    monkeypatch.setattr(agg, "_reduce", dropped)
+    d_value, d_grad = both()
+    assert d_value > 1e-3 and d_grad > 1e-3
+
+
+def test_negative_control_dropped_std(batch, monkeypatch):
+    """group_advantages with the standard deviation dropped ("std" computed as "mean") no
+    longer matches verl's GRPO advantage."""
+    est = ca.get_adv_estimator_fn("grpo")
+    theirs, _ = est(
+        _token_rewards(batch), batch.flat(batch.mask_t).double(), index(batch), epsilon=1e-4
+    )
+    right = gl.group_advantages
+    monkeypatch.setattr(gl, "group_advantages", lambda r, kind="mean", **k: right(r, "mean"))
+    ours = gl.group_advantages(batch.r, "std", std_eps=1e-4)
+    assert float((batch.flat(ours[..., None] * batch.mask_t) - theirs).abs().max()) > 1e-2
