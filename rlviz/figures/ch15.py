@@ -73,7 +73,9 @@ def length_bias_figure(logits=WRONG_STOP_LOGITS, group_size: int = 2) -> go.Figu
         fig,
         f"Normalising by length tilts the update and lengthens wrong answers (K = {group_size})",
     )
-    fig.update_layout(sliders=[slider_steps(labels, 2, prefix="mean length of wrong answers = ")])
+    slider = slider_steps(labels, 2, prefix="mean length of wrong answers = ")
+    slider["pad"] = {"t": 150}  # below the slanted mode names on the x axes
+    fig.update_layout(sliders=[slider], height=590, margin={"b": 230})
     return fig
 
 
