@@ -519,7 +519,7 @@ def test_negative_control_dropped_token_normaliser(batch, monkeypatch):
         rho_t = gl.token_ratios(x_o, batch.logp_old_t, batch.mask_t)
         per_tok = rt.asymmetric_clipped_surrogate(rho_t, adv_t, 0.2, 0.2)
         ours = -agg.aggregate(per_tok * verl_seq_factor(batch, mode), batch.mask_t, mode)
-        d_value = float((ours - theirs).abs())
+        d_value = float((ours - theirs).abs().detach())
         d_grad = float((batch.flat(grad(ours, x_o)) - grad(theirs, x_t)).abs().max())
         return d_value, d_grad
 
