@@ -27,6 +27,7 @@ import torch
 from verl.trainer.ppo import core_algos as ca
 from verl.trainer.ppo import rollout_corr_helper as rc
 from verl.workers.config import ActorConfig
+from verl.workers.config.actor import PolicyLossConfig
 
 from rlviz.fn import grpo_aggregation as agg
 from rlviz.fn import grpo_loss as gl
@@ -547,3 +548,57 @@ def test_negative_control_dropped_std(batch, monkeypatch):
     monkeypatch.setattr(gl, "group_advantages", lambda r, kind="mean", **k: right(r, "mean"))
     ours = gl.group_advantages(batch.r, "std", std_eps=1e-4)
     assert float((batch.flat(ours[..., None] * batch.mask_t) - theirs).abs().max()) > 1e-2
+
+
+# ---------------------------------------------------------------- Clip-Cov
+@pytest.mark.parametrize("mode", ["token-mean", "seq-mean-token-sum"])
+def test_clip_cov_policy_loss(batch, mode, assert_close):
+    """verl's clip_cov with the band (lb, ub) = (0, 1e9) and clip_cov_ratio = 1 detaches every
+    token whose covariance score (over the batch's valid tokens) is positive and that the clip
+    has not already stopped, so its random draw is no draw: rlviz's covariance_scores with
+    clip_cov_mask(k = all tokens) gives the same set. Value and gradient."""
+    lo, hi = 0.2, 0.28
+    adv_t = _adv_t(batch)
+    cfg = ActorConfig(
+        strategy="fsdp",
+        rollout_n=4,
+        ppo_micro_batch_size_per_gpu=1,
+        clip_ratio=lo,
+        clip_ratio_low=lo,
+        clip_ratio_high=hi,
+        policy_loss=PolicyLossConfig(
+            loss_mode="clip_cov", clip_cov_ratio=1.0, clip_cov_lb=0.0, clip_cov_ub=1e9
+        ),
+    )
+    x_theirs, x_ours = leaf(batch.flat(batch.logp_t)), leaf(batch.logp_t)
+    theirs, _ = ca.compute_policy_loss_clip_cov(
+        batch.flat(batch.logp_old_t),
+        x_theirs,
+        batch.flat(adv_t),
+        batch.flat(batch.mask_t).double(),
+        mode,
+        cfg,
+    )
+    rho_t = gl.token_ratios(x_ours, batch.logp_old_t, batch.mask_t)
+    m = batch.mask_t
+    scores = rt.covariance_scores(x_ours.detach()[m], adv_t[m])
+    # verl leaves out the tokens its clip already stops (the clipped term strictly smaller)
+    stopped = rt.clip_stops_gradient(rho_t.detach(), adv_t, lo, hi) & (adv_t != 0)
+    scores = torch.where(stopped[m], torch.full_like(scores, -torch.inf), scores)
+    detach = torch.zeros(m.shape, dtype=torch.bool)
+    detach[m] = rt.clip_cov_mask(scores, int(m.sum()))
+    assert int(detach.sum()) > 0
+    per_tok = rt.asymmetric_clipped_surrogate(rho_t, adv_t, lo, hi)
+    per_tok = torch.where(detach, torch.zeros_like(per_tok), per_tok)
+    ours = -agg.aggregate(per_tok, m, mode)
+    case = f"{mode}, eps=({lo}, {hi}), {int(detach.sum())} of {int(m.sum())} tokens detached"
+    assert_close(
+        LIB, "compute_policy_loss_clip_cov ~ covariance_scores+clip_cov_mask", case, ours, theirs
+    )
+    assert_close(
+        LIB,
+        "grad compute_policy_loss_clip_cov ~ grad rlviz",
+        case,
+        batch.flat(grad(ours, x_ours)),
+        grad(theirs, x_theirs),
+    )
