@@ -137,6 +137,23 @@ def test_pyproject_ranges_admit_the_locked_versions():
         )
 
 
+def test_conformance_lock_agrees_with_its_list_and_the_books_pins():
+    folder = ROOT / "conformance"
+    top_text, lock_text = (
+        (folder / "requirements.in").read_text(),
+        (folder / "requirements.txt").read_text(),
+    )
+    problems = check_lock(top_text, lock_text)
+    assert not problems, "conformance/requirements.{in,txt} disagree:\n" + "\n".join(problems)
+    lock, _ = parse(lock_text)
+    assert {"trl", "verl", "torch"} <= set(lock)
+    # no CUDA build sneaks in, and what both environments hold is pinned alike
+    assert not [n for n in lock if n.startswith("nvidia-") or n == "triton"], "a CUDA dependency"
+    book = locked_versions()
+    for name in ("torch", "numpy", "pytest", "pip", "setuptools"):
+        assert Version(exact_version(lock[name][0])) == book[name], name
+
+
 def test_benchmark_requirements_are_exact_pins():
     extra, problems = parse((ROOT / "benchmarks" / "requirements.txt").read_text())
     assert problems == [] and extra
