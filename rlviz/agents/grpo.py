@@ -26,6 +26,7 @@ from rlviz.agents.addition_task import (
     gradient_step,
     sample_answers,
 )
+from rlviz.fn.grpo_aggregation import AGG_MODES, aggregate
 from rlviz.fn.grpo_loss import (
     ADVANTAGES,
     KL_ESTIMATORS,
@@ -33,9 +34,17 @@ from rlviz.fn.grpo_loss import (
     RATIOS,
     group_advantages,
     grpo_objective,
+    kl_estimate,
+    kl_k1,
+    sequence_log_prob,
+    token_ratios,
 )
+from rlviz.fn.ratios import asymmetric_clipped_surrogate, cispo_surrogate, gspo_ratios
 
-__all__ = ["GRPOConfig", "train_grpo"]
+__all__ = ["GRPOConfig", "PRACTICE_RATIOS", "train_grpo", "practice_objective", "mixed_groups"]
+
+# the ratios of the practice objective (chapters 15-16): per token, GSPO's per answer, CISPO's
+PRACTICE_RATIOS = ("token", "gspo", "cispo")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +61,13 @@ class GRPOConfig(RunConfig):
     ratio: str = "sequence"  # "sequence" (notes) or "token" (DeepSeekMath)
     length_norm: str | None = None  # with ratio="token": "sequence", "group", "constant"
     kl: str = "k3"  # the KL estimator, used when beta > 0
+    # ---- the options of chapters 15-16 (None / False: chapter 14's objective, unchanged)
+    loss_agg: str | None = None  # a verl loss_agg_mode: the practice objective, over the batch
+    eps_high: float | None = None  # clip-higher's upper width (practice objective; None: epsilon)
+    dynamic_sampling: bool = False  # drop the groups whose rewards are all equal (DAPO)
+    kl_in_reward: bool = (
+        False  # beta * k1 of the answer subtracted from its reward, not in the loss
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -59,7 +75,11 @@ class GRPOConfig(RunConfig):
         validate.positive("prompts_per_step", self.prompts_per_step, integer=True)
         validate.positive("epsilon", self.epsilon)
         validate.non_negative("beta", self.beta)
-        for name, allowed in (("advantage", ADVANTAGES), ("ratio", RATIOS), ("kl", KL_ESTIMATORS)):
+        for name, allowed in (
+            ("advantage", ADVANTAGES),
+            ("ratio", RATIOS + PRACTICE_RATIOS[1:]),
+            ("kl", KL_ESTIMATORS),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.length_norm is not None and self.length_norm not in LENGTH_NORMS:
@@ -71,6 +91,30 @@ class GRPOConfig(RunConfig):
                 f"length_norm must be None with ratio='sequence' (it applies to "
                 f"ratio='token' only), got {self.length_norm!r}"
             )
+        if self.loss_agg is not None:
+            if self.loss_agg not in AGG_MODES:
+                raise ValueError(
+                    f"loss_agg must be None or one of {AGG_MODES}, got {self.loss_agg!r}"
+                )
+            if self.ratio not in PRACTICE_RATIOS or self.length_norm is not None:
+                raise ValueError(
+                    f"with loss_agg, ratio must be one of {PRACTICE_RATIOS} and length_norm None "
+                    f"(loss_agg replaces it), got ratio={self.ratio!r}, "
+                    f"length_norm={self.length_norm!r}"
+                )
+        elif self.ratio not in RATIOS or self.eps_high is not None:
+            raise ValueError(
+                f"ratio {self.ratio!r} and eps_high need loss_agg (the practice objective); "
+                f"without it ratio must be one of {RATIOS} and eps_high None, got "
+                f"ratio={self.ratio!r}, eps_high={self.eps_high!r}"
+            )
+        if self.eps_high is not None:
+            validate.positive("eps_high", self.eps_high)
+        for name in ("dynamic_sampling", "kl_in_reward"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.kl_in_reward and not self.beta > 0:
+            raise ValueError("kl_in_reward needs beta > 0 (the weight of the KL in the reward)")
         if self.advantage != "mean" and self.group_size < 2:
             raise ValueError(
                 f"group_size must be >= 2 for advantage={self.advantage!r}, got {self.group_size}"
@@ -99,27 +143,41 @@ def train_grpo(
         batch = sample_answers(policy, task, B, G, gen)
         mask_t = batch.mask.view(B, G, MAX_LEN)
         # ---- advantages: each reward against its own group's; old and reference log-probs
-        adv = group_advantages(batch.rewards.double().view(B, G), cfg.advantage).float()
         logp_old_t = group_log_probs(policy, batch.prompts, batch.tokens, G)
         logp_ref_t = (
             group_log_probs(reference, batch.prompts, batch.tokens, G) if cfg.beta > 0 else None
         )
+        rewards = batch.rewards.double().view(B, G)
+        if cfg.kl_in_reward:  # the KL as a cost of the answer, fixed at rollout (chapter 15)
+            kl_y = sequence_log_prob(kl_k1(logp_old_t, logp_ref_t), mask_t).double()
+            rewards = rewards - cfg.beta * kl_y
+        adv = group_advantages(rewards, cfg.advantage).float()
+        keep = mixed_groups(rewards) if cfg.dynamic_sampling else slice(None)
         # ---- update: a few gradient steps on the GRPO objective (maximised)
         for _ in range(cfg.updates_per_batch):
+            if cfg.dynamic_sampling and not bool(keep.any()):
+                break  # no group carries a signal: nothing to learn from this batch
             logp_t = policy.teacher(batch.prompts, batch.tokens)[0].view(B, G, MAX_LEN)
-            objective = grpo_objective(
-                logp_t,
-                logp_old_t,
-                adv,
-                mask_t,
-                epsilon=cfg.epsilon,
-                ratio=cfg.ratio,
-                length_norm=cfg.length_norm,
-                beta=cfg.beta,
-                logp_ref_t=logp_ref_t,
-                kl=cfg.kl,
-            )
-            gradient_step(opt, -objective.mean(), trainer="GRPO", step=step)
+            loss_beta = 0.0 if cfg.kl_in_reward else cfg.beta
+            ref_t = logp_ref_t[keep] if loss_beta > 0 else None
+            if cfg.loss_agg is None:  # chapter 14's objective, mean over the kept groups
+                objective = grpo_objective(
+                    logp_t[keep],
+                    logp_old_t[keep],
+                    adv[keep],
+                    mask_t[keep],
+                    epsilon=cfg.epsilon,
+                    ratio=cfg.ratio,
+                    length_norm=cfg.length_norm,
+                    beta=loss_beta,
+                    logp_ref_t=ref_t,
+                    kl=cfg.kl,
+                ).mean()
+            else:
+                objective = practice_objective(
+                    logp_t[keep], logp_old_t[keep], adv[keep], mask_t[keep], cfg, ref_t, loss_beta
+                )
+            gradient_step(opt, -objective, trainer="GRPO", step=step)
         clock += time.perf_counter() - start
         if log.evaluate(step, clock, step * B * G, policy, task, cfg):
             break
@@ -135,3 +193,45 @@ def group_log_probs(
     """Per-token log-probabilities of sampled answers under ``policy``, constants (no
     gradient), grouped as ``(B, G, MAX_LEN)`` (rows prompt-major, ``G = group_size``)."""
     return policy.teacher(prompts, tokens)[0].view(-1, group_size, MAX_LEN)
+
+
+def mixed_groups(rewards: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` booleans: the groups whose rewards are not all equal (DAPO's dynamic sampling
+    keeps these; the others have zero advantages and no gradient, chapter 15)."""
+    return rewards.max(dim=1).values > rewards.min(dim=1).values
+
+
+def practice_objective(
+    logp_t: torch.Tensor,
+    logp_old_t: torch.Tensor,
+    adv: torch.Tensor,
+    mask_t: torch.Tensor,
+    cfg: GRPOConfig,
+    logp_ref_t: torch.Tensor | None = None,
+    beta: float = 0.0,
+) -> torch.Tensor:
+    r"""The objective of chapters 15-16 (to be *maximised*), one scalar for the batch:
+
+    .. math:: \operatorname{agg}_{i,t}\bigl[\ell_{i,t} - \beta\,\hat k_{i,t}\bigr],
+
+    with :math:`\ell_{i,t}` the clipped surrogate of the token ratio (``cfg.ratio="token"``)
+    or of GSPO's per-answer ratio (``"gspo"``, :func:`rlviz.fn.ratios.gspo_ratios`), clipped
+    to :math:`[1-\epsilon, 1+\epsilon_\text{high}]`
+    (:func:`rlviz.fn.ratios.asymmetric_clipped_surrogate`), or CISPO's stopped-gradient weight
+    (``"cispo"``, :func:`rlviz.fn.ratios.cispo_surrogate`); :math:`\hat k` the estimator
+    ``cfg.kl``; ``agg`` the verl mode ``cfg.loss_agg``
+    (:func:`rlviz.fn.grpo_aggregation.aggregate`) over every token of the batch. Shapes
+    ``(B, G, L)``, ``adv`` ``(B, G)``."""
+    eps_high = cfg.epsilon if cfg.eps_high is None else cfg.eps_high
+    adv_t = adv[..., None].expand_as(logp_t).to(logp_t.dtype)
+    if cfg.ratio == "cispo":
+        per_tok = cispo_surrogate(logp_t, logp_old_t, adv_t, cfg.epsilon, eps_high)
+    else:
+        if cfg.ratio == "gspo":
+            rho_t = gspo_ratios(logp_t, logp_old_t, mask_t)[..., None].expand_as(logp_t)
+        else:
+            rho_t = token_ratios(logp_t, logp_old_t, mask_t)
+        per_tok = asymmetric_clipped_surrogate(rho_t, adv_t, cfg.epsilon, eps_high)
+    if beta > 0:
+        per_tok = per_tok - beta * kl_estimate(cfg.kl, logp_t, logp_ref_t)
+    return aggregate(per_tok, mask_t, cfg.loss_agg)
