@@ -48,6 +48,7 @@ __all__ = [
     "sample_answers",
     "success_rates",
     "greedy_success",
+    "held_out_entropy",
     "pretrain_reference",
     "gradient_step",
     "RunConfig",
@@ -137,6 +138,13 @@ class Policy(nn.Module):
         eq = torch.full((prompts.shape[0], 1), EQ, dtype=prompts.dtype)
         return torch.cat([prompts, eq], dim=1)  # (N, 3): a b =
 
+    def next_token_logits(self, prompts: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, 3, ANSWER_VOCAB)`` of the next token after ``a b =`` and each prefix of
+        the given answers (the distributions :meth:`teacher` reads its log-probabilities from)."""
+        x = torch.cat([self._prompt_input(prompts), tokens[:, : MAX_LEN - 1]], dim=1)
+        h, _ = self.gru(self.emb(x))
+        return self.head(h[:, 2:])
+
     def teacher(self, prompts: torch.Tensor, tokens: torch.Tensor):
         """Log-probabilities ``(N, 3)`` of the given answer tokens (and values ``(N, 3)`` of the
         prefixes before each token, or None), one GRU pass over ``a b = y1 y2``."""
@@ -210,6 +218,19 @@ def success_rates(policy: Policy, task: AdditionTask, idx: torch.Tensor) -> floa
     with torch.no_grad():
         logp, _ = policy.teacher(task.prompts[idx], task.answers[idx])
         return float(torch.exp((logp * task.answer_mask[idx]).sum(-1)).mean())
+
+
+def held_out_entropy(policy: Policy, task: AdditionTask) -> float:
+    r"""Mean entropy (nats) of the policy's next-token distributions along the right answers of
+    the held-out prompts (one teacher-forced pass; the prefixes :math:`y^\star_{<t}`, every
+    answer token): how spread out the policy still is where it matters. Exact, no sampling."""
+    idx = task.held_out
+    with torch.no_grad():
+        logits = policy.next_token_logits(task.prompts[idx], task.answers[idx])
+        logp = torch.log_softmax(logits, dim=-1)
+        h = -(logp.exp() * logp).sum(-1)
+        m = task.answer_mask[idx].float()
+        return float((h * m).sum() / m.sum())
 
 
 def greedy_success(policy: Policy, task: AdditionTask, idx: torch.Tensor) -> float:
@@ -329,6 +350,7 @@ class TrainLog:
     samples: list = field(default_factory=list)
     held_out: list = field(default_factory=list)
     train: list = field(default_factory=list)
+    entropy: list = field(default_factory=list)  # held-out_entropy(), per evaluation
     reached_step: int | None = None
     reached_seconds: float | None = None
 
@@ -338,6 +360,7 @@ class TrainLog:
         self.samples.append(samples)
         self.held_out.append(success_rates(policy, task, task.held_out))
         self.train.append(success_rates(policy, task, task.train))
+        self.entropy.append(held_out_entropy(policy, task))
         if self.reached_step is None and self.held_out[-1] >= target:
             self.reached_step, self.reached_seconds = step, seconds
 

@@ -290,12 +290,10 @@ def truncate_log(log: TrainLog, steps: int) -> TrainLog:
     if not log.step or log.step[-1] < steps:
         raise ValueError(f"the log must reach update {steps}, it ends at {log.step[-1:]}")
     keep = [i for i, s in enumerate(log.step) if s <= steps]
-    out = TrainLog(
-        **{
-            f: [getattr(log, f)[i] for i in keep]
-            for f in ("step", "seconds", "samples", "held_out", "train")
-        }
-    )
+    fields = ["step", "seconds", "samples", "held_out", "train"]
+    if len(log.entropy) == len(log.step):
+        fields.append("entropy")
+    out = TrainLog(**{f: [getattr(log, f)[i] for i in keep] for f in fields})
     if log.reached_step is not None and log.reached_step <= steps:
         out.reached_step, out.reached_seconds = log.reached_step, log.reached_seconds
     return out

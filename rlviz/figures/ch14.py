@@ -156,17 +156,21 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def band_figure(bands, title: str, target: float = 0.95) -> go.Figure:
+def band_figure(
+    bands, title: str, target: float | None = 0.95, yaxis_title: str | None = None
+) -> go.Figure:
     """Median (line) and range (shaded) over runs, against answers sampled.
 
     ``bands``: a list of ``(name, logs, key)``: ``logs`` a dict or list of
     :class:`rlviz.agents.addition_task.TrainLog` evaluated at the same updates, ``key``
-    ``"held_out"`` or ``"train"`` (success on the held-out or the training prompts)."""
+    ``"held_out"`` or ``"train"`` (success on the held-out or the training prompts) or
+    ``"entropy"`` (:func:`rlviz.agents.addition_task.held_out_entropy`); ``target`` draws a
+    dotted line (None: none)."""
     fig = go.Figure()
     for i, (name, logs, key) in enumerate(bands):
         logs = list(logs.values()) if isinstance(logs, dict) else list(logs)
-        if key not in ("held_out", "train"):
-            raise ValueError(f"key must be 'held_out' or 'train', got {key!r}")
+        if key not in ("held_out", "train", "entropy"):
+            raise ValueError(f"key must be 'held_out', 'train' or 'entropy', got {key!r}")
         if len({tuple(log.step) for log in logs}) != 1:
             raise ValueError(f"the runs of {name!r} must be evaluated at the same updates")
         x = [int(v) for v in logs[0].samples]
@@ -195,11 +199,12 @@ def band_figure(bands, title: str, target: float = 0.95) -> go.Figure:
                 line={"color": color, "width": 2.5},
             )
         )
-    fig.add_hline(y=target, line_dash="dot", line_color="gray")
+    if target is not None:
+        fig.add_hline(y=target, line_dash="dot", line_color="gray")
     fig.update_layout(
         title=f"{title}<br><sup>median over runs (line) and their range (shaded)</sup>",
         xaxis_title="answers sampled",
-        yaxis_title="success (exact P[sampled answer right])",
+        yaxis_title=yaxis_title or "success (exact P[sampled answer right])",
         height=500,
     )
     return fig

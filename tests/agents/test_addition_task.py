@@ -176,3 +176,21 @@ def test_gradient_step_refuses_a_non_finite_loss():
     with pytest.raises(FloatingPointError, match=r"test update 2: loss is not finite \(nan\)"):
         gradient_step(opt, (w * float("nan")).sum(), trainer="test", step=2)
     assert torch.allclose(w.detach(), torch.full((3,), 0.8))
+
+
+def test_held_out_entropy_is_log_vocab_for_a_uniform_policy_and_lower_otherwise(task):
+    import math
+
+    from rlviz.agents.addition_task import ANSWER_VOCAB, Policy, held_out_entropy
+
+    policy = Policy()
+    with torch.no_grad():
+        policy.head.weight.zero_()
+        policy.head.bias.zero_()
+    assert abs(held_out_entropy(policy, task) - math.log(ANSWER_VOCAB)) < 1e-6
+    with torch.no_grad():
+        policy.head.bias[3] = 5.0  # one token likely everywhere
+    assert held_out_entropy(policy, task) < math.log(ANSWER_VOCAB) - 0.5
+    log = TrainLog()
+    log.record(0, 0.0, 0, policy, task, 0.95)
+    assert log.entropy == [held_out_entropy(policy, task)]
