@@ -269,19 +269,21 @@ def run_spread(
 
 
 def run_variant_spread(
-    steps: int = 60, splits=SPLITS, seed: int = 0, variants=None, known=None
+    steps: int = 60, splits=SPLITS, seed: int = 0, variants=None, known=None, seeds=None
 ) -> dict[str, dict[tuple, TrainLog]]:
-    """Each variant of ``variants`` (default :data:`SPREAD_VARIANTS`) over ``splits`` with one
-    seed, ``steps`` updates: ``{name: {(split, seed): TrainLog}}``. ``known`` maps a variant's
+    """Each variant of ``variants`` (default :data:`SPREAD_VARIANTS`; name -> (trainer,
+    change)) over ``splits`` with one ``seed`` (or each of ``seeds``), ``steps`` updates:
+    ``{name: {(split, seed): TrainLog}}``. ``known`` maps a variant's
     name to runs already made with at least ``steps`` updates (e.g. :func:`run_spread`'s),
     which are cut to ``steps`` (:func:`truncate_log`) instead of trained again."""
+    seeds = (seed,) if seeds is None else tuple(seeds)
     out = {}
     for name, (trainer, change) in (variants or SPREAD_VARIANTS).items():
         have = (known or {}).get(name)
         if have is not None:
-            out[name] = {(k, seed): truncate_log(have[(k, seed)], steps) for k in splits}
+            out[name] = {(k, s): truncate_log(have[(k, s)], steps) for k in splits for s in seeds}
         else:
-            out[name] = run_spread(steps, splits, (seed,), trainer, **change)
+            out[name] = run_spread(steps, splits, seeds, trainer, **change)
     return out
 
 
@@ -303,7 +305,8 @@ def spread_summary(logs, target: float = 0.95) -> dict:
     """What a group of runs supports: over the runs, the median and worst (minimum) held-out
     success at the end and at its best evaluation, the final training success (median), how
     many runs reached ``target`` held-out success, and the median update and answers sampled
-    when they first did (None if none did)."""
+    when they first did (None if none did); the median held-out entropy at the end (None if the
+    logs have none)."""
     logs = list(logs.values()) if isinstance(logs, dict) else list(logs)
     if not logs:
         raise ValueError("logs must hold at least one TrainLog")
@@ -315,8 +318,10 @@ def spread_summary(logs, target: float = 0.95) -> dict:
         for i in [next((i for i, h in enumerate(log.held_out) if h >= target), None)]
         if i is not None
     ]
+    entropy = [log.entropy[-1] for log in logs if len(log.entropy) == len(log.step)]
     return {
         "runs": len(logs),
+        "entropy_final_median": float(np.median(entropy)) if entropy else None,
         "final_median": float(np.median(final)),
         "final_worst": float(final.min()),
         "peak_median": float(np.median(peak)),

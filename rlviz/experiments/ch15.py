@@ -38,6 +38,9 @@ from rlviz.tabular.grpo_exact import (
 )
 
 __all__ = [
+    "TRAINED_VARIANTS",
+    "TRAINED_STEPS",
+    "run_trained",
     "MAX_LEN",
     "WRONG_STOP_LOGITS",
     "AGG_GROUP_SIZES",
@@ -204,3 +207,47 @@ def kl_table(seed: int = 0, steps=(0.0, 0.3)) -> dict:
             e = kl_gradient(theta, theta_ref, ans, kl, placement, theta_old)
             out[name][t] = float(np.linalg.norm(e - gk) / np.linalg.norm(gk))
     return out
+
+
+# ---------------------------------------------------------------- trained on the addition task
+# the loss aggregation modes, dynamic sampling and the KL's placement, trained from chapter
+# 14's reference on the addition task over chapter 14's five splits x three seeds
+# (name -> (trainer, change of GRPOConfig))
+TRAINED_VARIANTS = {
+    "seq-mean-token-mean (GRPO paper)": (
+        "grpo",
+        {"ratio": "token", "loss_agg": "seq-mean-token-mean"},
+    ),
+    "token-mean (DAPO)": ("grpo", {"ratio": "token", "loss_agg": "token-mean"}),
+    "seq-mean-token-sum-norm (Dr. GRPO)": (
+        "grpo",
+        {"ratio": "token", "loss_agg": "seq-mean-token-sum-norm"},
+    ),
+    "token-mean + dynamic sampling": (
+        "grpo",
+        {"ratio": "token", "loss_agg": "token-mean", "dynamic_sampling": True},
+    ),
+    "KL in the loss (k3, beta = 0.04)": (
+        "grpo",
+        {"ratio": "token", "loss_agg": "token-mean", "beta": 0.04},
+    ),
+    "KL in the reward (k1, beta = 0.04)": (
+        "grpo",
+        {"ratio": "token", "loss_agg": "token-mean", "beta": 0.04, "kl_in_reward": True},
+    ),
+}
+TRAINED_STEPS = 30
+
+
+def run_trained(steps: int = TRAINED_STEPS, variants=None, splits=None, seeds=None) -> dict:
+    """Each variant of :data:`TRAINED_VARIANTS` (or ``variants``) over chapter 14's splits and
+    seeds (:func:`rlviz.experiments.ch14.run_variant_spread`), ``steps`` updates each:
+    ``{name: {(split, seed): TrainLog}}``."""
+    from rlviz.experiments import ch14
+
+    return ch14.run_variant_spread(
+        steps,
+        ch14.SPLITS if splits is None else splits,
+        variants=TRAINED_VARIANTS if variants is None else variants,
+        seeds=ch14.SPREAD_SEEDS if seeds is None else seeds,
+    )

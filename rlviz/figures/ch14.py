@@ -279,3 +279,32 @@ __all__ = [
     "group_size_figure",
     "live_run_figure",
 ]
+
+
+METRICS = {
+    "held-out success": ("held_out", "success (exact P[sampled answer right])"),
+    "training success": ("train", "success (exact P[sampled answer right])"),
+    "held-out entropy": ("entropy", "entropy along the right answers (nats)"),
+}
+
+
+def metric_slider_figure(groups: dict, title: str) -> go.Figure:
+    """:func:`band_figure` of every group (name -> logs) for each metric of :data:`METRICS`;
+    the slider picks the metric (held-out success, training success, held-out entropy)."""
+    fig = go.Figure()
+    per = 2 * len(groups)
+    for m, (key, ytitle) in enumerate(METRICS.values()):
+        part = band_figure([(n, logs, key) for n, logs in groups.items()], title, None, ytitle)
+        for tr in part.data:
+            tr.visible = m == 0
+            fig.add_trace(tr)
+    fig.update_layout(
+        title=f"{title}<br><sup>median over runs (line) and their range (shaded); the slider "
+        f"picks the metric</sup>",
+        xaxis_title="answers sampled",
+        yaxis_title="success or entropy",
+        sliders=[slider_steps(list(METRICS), per, prefix="showing: ")],
+        height=540,
+        margin={"b": 110},
+    )
+    return fig

@@ -41,3 +41,20 @@ def test_kl_table_exact_rows():
 def test_advantage_table_none_keeps_direction():
     t = ch15.advantage_table()
     assert t["none"][0] < 1e-3 and t["none"][1] == pytest.approx(0.5)
+
+
+def test_trained_variants_are_valid_configs_and_run_over_splits_and_seeds(monkeypatch):
+    from rlviz.agents.addition_task import AdditionTask, pretrain_reference
+    from rlviz.agents.grpo import GRPOConfig
+    from rlviz.experiments import ch14, ch15
+
+    for trainer, change in ch15.TRAINED_VARIANTS.values():
+        assert trainer == "grpo"
+        GRPOConfig(**change)
+    task = AdditionTask.make()
+    monkeypatch.setattr(ch14, "book_task", lambda: (task, pretrain_reference(task, steps=5)))
+    two = dict(list(ch15.TRAINED_VARIANTS.items())[:2])
+    out = ch15.run_trained(steps=1, variants=two, splits=(0, 2), seeds=(0, 1))
+    assert list(out) == list(two)
+    assert all(sorted(logs) == [(0, 0), (0, 1), (2, 0), (2, 1)] for logs in out.values())
+    assert all(len(log.entropy) == len(log.step) for logs in out.values() for log in logs.values())

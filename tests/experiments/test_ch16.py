@@ -64,3 +64,15 @@ def test_clip_cov_raises_entropy_change_monotonically():
     for good in ("rare", "common"):
         c = ch16.clip_cov_entropy_rates(ch16.clip_batch(good), 0)
         assert (np.diff(c["dH"]) >= -1e-15).all() and c["cos"][0] == pytest.approx(1.0)
+
+
+def test_trained_variants_are_valid_configs():
+    from rlviz.agents.grpo import GRPOConfig
+    from rlviz.experiments import ch16
+
+    assert len(ch16.TRAINED_VARIANTS) >= 4
+    ratios = set()
+    for trainer, change in ch16.TRAINED_VARIANTS.values():
+        assert trainer == "grpo"
+        ratios.add(GRPOConfig(**change).ratio)
+    assert ratios == {"token", "gspo", "cispo"}

@@ -151,3 +151,20 @@ def test_ch14_band_figure_median_and_range_over_runs():
     other = TrainLog(step=[0, 5], seconds=[0, 1], samples=[0, 1], held_out=[0, 1], train=[0, 1])
     with pytest.raises(ValueError, match="same updates"):
         ch14.band_figure([("a", [log([0.5, 0.9]), other], "train")], "t")
+
+
+def test_metric_slider_figure_one_block_per_metric():
+    from rlviz.agents.addition_task import TrainLog
+
+    def log(h):
+        return TrainLog(
+            step=[0, 10], seconds=[0, 1], samples=[0, 10], held_out=h, train=h, entropy=[2.0, 1.5]
+        )
+
+    groups = {"a": [log([0.5, 0.9])], "b": [log([0.5, 0.8])]}
+    fig = ch14.metric_slider_figure(groups, "t")
+    steps = fig.layout.sliders[0].steps
+    assert [s.label for s in steps] == list(ch14.METRICS)
+    assert len(fig.data) == 3 * 4
+    entropy_medians = [fig.data[i].y for i, v in enumerate(steps[2].args[0]["visible"]) if v][1::2]
+    assert [list(y) for y in entropy_medians] == [[2.0, 1.5], [2.0, 1.5]]
