@@ -65,6 +65,7 @@ __all__ = [
     "run_variant_spread",
     "spread_summary",
     "truncate_log",
+    "spread_table",
     "run_grid",
     "live_run",
 ]
@@ -382,3 +383,22 @@ def live_run(
         seed=seed,
     )
     return train_grpo(task, ref, cfg, callback=callback)[1]
+
+
+def spread_table(groups: dict, target: float = 0.95) -> str:
+    """A printed table of :func:`spread_summary` per group (name -> logs): runs, held-out
+    success at the end (median, worst), training success (median), held-out entropy at the end
+    (median), runs reaching ``target``; two decimals, so that the notebook tests compare it."""
+    head = (
+        f"{'':40} {'runs':>4} {'held-out: median':>16} {'worst':>6} {'training':>9} "
+        f"{'entropy':>8} {'reach ' + format(target, '.2f'):>11}"
+    )
+    lines = [head]
+    for name, logs in groups.items():
+        s = spread_summary(logs, target)
+        ent = "-" if s["entropy_final_median"] is None else f"{s['entropy_final_median']:.2f}"
+        lines.append(
+            f"{name:40} {s['runs']:4d} {s['final_median']:16.2f} {s['final_worst']:6.2f} "
+            f"{s['train_final_median']:9.2f} {ent:>8} {s['reached']:>7d} of {s['runs']}"
+        )
+    return "\n".join(lines)

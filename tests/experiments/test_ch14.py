@@ -184,3 +184,10 @@ def test_run_grid_keys_and_live_run(small_book):
     seen = []
     log = ch14.live_run(group_size=2, steps=2, callback=lambda s, n: seen.append(s))
     assert seen == [1, 2] and log.step == [0, 2] and log.samples[-1] == 2 * 32 * 2
+
+
+def test_spread_table_has_a_row_per_group():
+    logs = [_log([0.5, 0.96, 0.90]), _log([0.5, 0.80, 0.85])]
+    lines = ch14.spread_table({"a": logs, "b": logs[1:]}).splitlines()
+    assert len(lines) == 3 and lines[1].startswith("a ") and lines[2].startswith("b ")
+    assert "0.88" in lines[1] and "0.85" in lines[1] and "1 of 2" in lines[1]
