@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from rlviz import _validate as validate
+from rlviz._threads import torch_threads
 from rlviz.agents.addition_task import AdditionTask, TrainLog, pretrain_reference
 from rlviz.agents.grpo import GRPOConfig, train_grpo
 from rlviz.agents.token_ppo import PPOConfig, train_ppo
@@ -250,8 +251,14 @@ def run_spread(
     with the notes' defaults (or ``trainer="ppo"``) plus ``change``; ``steps`` updates each, no
     early stop, held-out and training success evaluated every 10 updates (exact).
     """
-    _, ref = book_task()  # the reference is pretrained on all 81 prompts: one for every split
     out = {}
+    with torch_threads(1):  # one thread: torch's per-op overhead dominates at these sizes
+        _, ref = book_task()  # pretrained on all 81 prompts: one reference for every split
+        _train_each(out, trainer, ref, steps, splits, seeds, change)
+    return out
+
+
+def _train_each(out, trainer, ref, steps, splits, seeds, change):
     for split in splits:
         task = AdditionTask.make(split_seed=split)
         for seed in seeds:
@@ -266,7 +273,6 @@ def run_spread(
                 max_seconds=math.inf,
                 **change,
             )
-    return out
 
 
 def run_variant_spread(
