@@ -254,25 +254,21 @@ def run_spread(
     out = {}
     with torch_threads(1):  # one thread: torch's per-op overhead dominates at these sizes
         _, ref = book_task()  # pretrained on all 81 prompts: one reference for every split
-        _train_each(out, trainer, ref, steps, splits, seeds, change)
+        for split in splits:
+            task = AdditionTask.make(split_seed=split)
+            for seed in seeds:
+                out[(split, seed)] = _train(
+                    trainer,
+                    task,
+                    ref,
+                    seed=seed,
+                    max_steps=steps,
+                    stop_at_target=False,
+                    eval_every=10,
+                    max_seconds=math.inf,
+                    **change,
+                )
     return out
-
-
-def _train_each(out, trainer, ref, steps, splits, seeds, change):
-    for split in splits:
-        task = AdditionTask.make(split_seed=split)
-        for seed in seeds:
-            out[(split, seed)] = _train(
-                trainer,
-                task,
-                ref,
-                seed=seed,
-                max_steps=steps,
-                stop_at_target=False,
-                eval_every=10,
-                max_seconds=math.inf,
-                **change,
-            )
 
 
 def run_variant_spread(

@@ -40,7 +40,6 @@ from rlviz.tabular.grpo_exact import (
 __all__ = [
     "TRAINED_VARIANTS",
     "TRAINED_STEPS",
-    "run_trained",
     "MAX_LEN",
     "WRONG_STOP_LOGITS",
     "AGG_GROUP_SIZES",
@@ -212,7 +211,8 @@ def kl_table(seed: int = 0, steps=(0.0, 0.3)) -> dict:
 # ---------------------------------------------------------------- trained on the addition task
 # the loss aggregation modes, dynamic sampling and the KL's placement, trained from chapter
 # 14's reference on the addition task over chapter 14's five splits x three seeds
-# (name -> (trainer, change of GRPOConfig))
+# (name -> (trainer, change of GRPOConfig); the chapter runs them with
+# rlviz.experiments.ch14.run_variant_spread)
 TRAINED_VARIANTS = {
     "seq-mean-token-mean (GRPO paper)": (
         "grpo",
@@ -237,17 +237,3 @@ TRAINED_VARIANTS = {
     ),
 }
 TRAINED_STEPS = 30
-
-
-def run_trained(steps: int = TRAINED_STEPS, variants=None, splits=None, seeds=None) -> dict:
-    """Each variant of :data:`TRAINED_VARIANTS` (or ``variants``) over chapter 14's splits and
-    seeds (:func:`rlviz.experiments.ch14.run_variant_spread`), ``steps`` updates each:
-    ``{name: {(split, seed): TrainLog}}``."""
-    from rlviz.experiments import ch14
-
-    return ch14.run_variant_spread(
-        steps,
-        ch14.SPLITS if splits is None else splits,
-        variants=TRAINED_VARIANTS if variants is None else variants,
-        seeds=ch14.SPREAD_SEEDS if seeds is None else seeds,
-    )

@@ -48,7 +48,6 @@ from rlviz.tabular.entropy_dynamics import (
 __all__ = [
     "TRAINED_VARIANTS",
     "TRAINED_STEPS",
-    "run_trained",
     "CLIP_VOCAB",
     "CLIP_GROUP",
     "EPS_LOW",
@@ -321,7 +320,8 @@ def ratio_variances_mc(max_len: int, delta: float, n: int = 400, seed: int = 0) 
 
 # ---------------------------------------------------------------- trained on the addition task
 # the ratios and clips, trained from chapter 14's reference on the addition task over
-# chapter 14's five splits x three seeds (name -> (trainer, change of GRPOConfig))
+# chapter 14's five splits x three seeds (name -> (trainer, change of GRPOConfig); run by
+# rlviz.experiments.ch14.run_variant_spread)
 TRAINED_VARIANTS = {
     "token ratio, clip 0.2 / 0.2": ("grpo", {"ratio": "token", "loss_agg": "token-mean"}),
     "clip-higher 0.2 / 0.28 (DAPO)": (
@@ -335,17 +335,3 @@ TRAINED_VARIANTS = {
     ),
 }
 TRAINED_STEPS = 30
-
-
-def run_trained(steps: int = TRAINED_STEPS, variants=None, splits=None, seeds=None) -> dict:
-    """Each variant of :data:`TRAINED_VARIANTS` (or ``variants``) over chapter 14's splits and
-    seeds (:func:`rlviz.experiments.ch14.run_variant_spread`), ``steps`` updates each:
-    ``{name: {(split, seed): TrainLog}}``."""
-    from rlviz.experiments import ch14
-
-    return ch14.run_variant_spread(
-        steps,
-        ch14.SPLITS if splits is None else splits,
-        variants=TRAINED_VARIANTS if variants is None else variants,
-        seeds=ch14.SPREAD_SEEDS if seeds is None else seeds,
-    )

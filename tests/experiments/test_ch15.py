@@ -54,7 +54,7 @@ def test_trained_variants_are_valid_configs_and_run_over_splits_and_seeds(monkey
     task = AdditionTask.make()
     monkeypatch.setattr(ch14, "book_task", lambda: (task, pretrain_reference(task, steps=5)))
     two = dict(list(ch15.TRAINED_VARIANTS.items())[:2])
-    out = ch15.run_trained(steps=1, variants=two, splits=(0, 2), seeds=(0, 1))
+    out = ch14.run_variant_spread(1, (0, 2), variants=two, seeds=(0, 1))
     assert list(out) == list(two)
     assert all(sorted(logs) == [(0, 0), (0, 1), (2, 0), (2, 1)] for logs in out.values())
     assert all(len(log.entropy) == len(log.step) for logs in out.values() for log in logs.values())
