@@ -9,11 +9,15 @@
 # arguments go to pytest (e.g. -k verl). Prints the time of the install and of the tests.
 # The negative control: RLVIZ_CONFORMANCE_PERTURB=drop-length-norm runs the same tests against
 # an rlviz whose per-answer token mean forgets 1/|y_i|; the comparisons that use it then fail.
-# Runs from any directory. Needs the package index (the first install downloads about 1 GB).
+# --prepare: only create or update the venv (scripts/test-all.sh does it in the background
+# while the unit tests run). Runs from any directory. Needs the package index (the first
+# install downloads about 1 GB).
 set -euo pipefail
 if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then
     sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0
 fi
+prepare_only=0
+if [ "${1:-}" = "--prepare" ]; then prepare_only=1; shift; fi
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 root=$(rlviz_root)
 cd "$root"
@@ -55,6 +59,7 @@ if [ ! -f "$venv/.pyproject-installed" ] || ! cmp -s pyproject.toml "$venv/.pypr
 fi
 t1=$(date +%s)
 echo "== environment ready in $(( t1 - t0 )) s"
+if [ "$prepare_only" = 1 ]; then exit 0; fi
 # RLVIZ_CONFORMANCE=1: tests/conformance/conftest.py then fails (instead of skipping) when TRL
 # or verl cannot be imported.
 rc=0

@@ -4,6 +4,9 @@
 # builds the book and runs the browser tests: the website, and the chapters' live widgets in
 # JupyterLab (started with scripts/lab.sh). Prints the time of each stage. Runs from any
 # directory. The first stage is the lint and format check (ruff, configured in pyproject.toml).
+# The conformance test against TRL and verl (scripts/conformance.sh) runs after the identity
+# checks, in its own venv (.venv-conformance), installed in the background meanwhile; then
+# its negative control: with an rlviz loss perturbed, the same test must fail.
 set -euo pipefail
 if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then
     sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0
@@ -20,13 +23,36 @@ fi
 t0=$(date +%s)
 stage() { local s; s=$(date +%s); echo; echo "== $1"; shift; "$@"; echo "== done in $(( $(date +%s) - s )) s"; }
 lint() { ruff check . && ruff format --check .; }
+mkdir -p _build
+# the conformance venv installs (network and unpacking, one core) while the unit tests run
+bash scripts/conformance.sh --prepare < /dev/null > _build/conformance-install.log 2>&1 &
+conformance_install_pid=$!
 stage "lint and format (ruff check, ruff format --check)" lint
-stage "unit tests" pytest tests --ignore=tests/browser -q -p no:cacheprovider
+stage "unit tests" pytest tests --ignore=tests/browser --ignore=tests/conformance -q \
+    -p no:cacheprovider
 stage "identity checks" python -m rlviz verify
+conformance() {
+    local rc=0
+    wait "$conformance_install_pid" || rc=$?
+    echo "---- conformance venv (installed in the background) ----"
+    cat _build/conformance-install.log
+    [ "$rc" = 0 ] || return "$rc"
+    bash scripts/conformance.sh
+    echo "---- negative control: rlviz's per-answer token mean without 1/|y_i| must FAIL ----"
+    local log=_build/conformance-perturbed.log
+    rc=0
+    RLVIZ_CONFORMANCE_PERTURB=drop-length-norm bash scripts/conformance.sh > "$log" 2>&1 || rc=$?
+    grep -E "^[0-9]+ (failed|passed)|failed,|passed in" "$log" | tail -n 1
+    if [ "$rc" = 0 ] || ! grep -qE "[0-9]+ failed" "$log"; then
+        echo "the perturbed rlviz passed the conformance test: it cannot fail" >&2
+        tail -n 30 "$log" >&2
+        return 1
+    fi
+}
+stage "conformance against TRL and verl (and its negative control)" conformance
 # The two heavy stages execute every chapter; they run side by side, one per core (the
 # chapters' training code uses one torch thread), with their logs printed when both end.
 notebooks_and_build() {
-    mkdir -p _build
     pytest --nbval --nbval-current-env book/ -q -p no:cacheprovider < /dev/null > _build/nbval.log 2>&1 &
     local nbval_pid=$!
     local s; s=$(date +%s)

@@ -145,13 +145,17 @@ class Policy(nn.Module):
         h, _ = self.gru(self.emb(x))
         return self.head(h[:, 2:])
 
-    def teacher(self, prompts: torch.Tensor, tokens: torch.Tensor):
+    def teacher(self, prompts: torch.Tensor, tokens: torch.Tensor, logit_bias=None):
         """Log-probabilities ``(N, 3)`` of the given answer tokens (and values ``(N, 3)`` of the
-        prefixes before each token, or None), one GRU pass over ``a b = y1 y2``."""
+        prefixes before each token, or None), one GRU pass over ``a b = y1 y2``.
+
+        ``logit_bias`` ``(MAX_LEN, ANSWER_VOCAB)``, if given, is added to the logits of answer
+        position ``t`` (the perturbed sampler of chapter 17, as :meth:`generate` samples it)."""
         x = torch.cat([self._prompt_input(prompts), tokens[:, : MAX_LEN - 1]], dim=1)
         h, _ = self.gru(self.emb(x))
         h = h[:, 2:]  # outputs after "=", y1, y2 predict y1, y2, y3
-        logp = torch.log_softmax(self.head(h), dim=-1).gather(-1, tokens[..., None])[..., 0]
+        logits = self.head(h) if logit_bias is None else self.head(h) + logit_bias
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, tokens[..., None])[..., 0]
         v = self.value(h)[..., 0] if self.value is not None else None
         return logp, v
 
@@ -162,8 +166,18 @@ class Policy(nn.Module):
         *,
         greedy: bool = False,
         generator: torch.Generator | None = None,
+        logit_bias: torch.Tensor | None = None,
     ):
-        """Answers ``(N, 3)`` (EOS-padded) and their mask, all prompts at once, step by step."""
+        """Answers ``(N, 3)`` (EOS-padded) and their mask, all prompts at once, step by step.
+
+        ``logit_bias`` ``(MAX_LEN, ANSWER_VOCAB)``, if given, is added to the logits of answer
+        position ``t``: the answers then come from a sampler that is not this policy
+        (chapter 17; :meth:`teacher` with the same bias gives the sampler's log-probabilities)."""
+        if logit_bias is not None and tuple(logit_bias.shape) != (MAX_LEN, ANSWER_VOCAB):
+            raise ValueError(
+                f"logit_bias must have shape (MAX_LEN, ANSWER_VOCAB) = {(MAX_LEN, ANSWER_VOCAB)}, "
+                f"got {tuple(logit_bias.shape)}"
+            )
         out, h = self.gru(self.emb(self._prompt_input(prompts)))
         last = out[:, -1]
         n = prompts.shape[0]
@@ -171,7 +185,7 @@ class Policy(nn.Module):
         mask = torch.zeros((n, MAX_LEN), dtype=torch.bool)
         alive = torch.ones(n, dtype=torch.bool)
         for t in range(MAX_LEN):
-            logits = self.head(last)
+            logits = self.head(last) if logit_bias is None else self.head(last) + logit_bias[t]
             tok = (
                 logits.argmax(-1)
                 if greedy
@@ -200,15 +214,21 @@ class Rollout:
 
 
 def sample_answers(
-    policy: Policy, task: AdditionTask, n_prompts: int, group_size: int, generator: torch.Generator
+    policy: Policy,
+    task: AdditionTask,
+    n_prompts: int,
+    group_size: int,
+    generator: torch.Generator,
+    logit_bias: torch.Tensor | None = None,
 ) -> Rollout:
     """``n_prompts`` RL-training prompts drawn uniformly (with replacement), ``group_size``
     answers sampled for each, all in one batched generation. Rows are prompt-major: the
-    ``group_size`` answers of a prompt are consecutive, ``N = n_prompts * group_size``."""
+    ``group_size`` answers of a prompt are consecutive, ``N = n_prompts * group_size``.
+    ``logit_bias``: sample from the perturbed policy of :meth:`Policy.generate` instead."""
     pick = torch.randint(len(task.train), (n_prompts,), generator=generator)
     idx = task.train[pick].repeat_interleave(group_size)
     prompts = task.prompts[idx]
-    tokens, mask = policy.generate(prompts, generator=generator)
+    tokens, mask = policy.generate(prompts, generator=generator, logit_bias=logit_bias)
     return Rollout(idx, prompts, tokens, mask, task.reward(idx, tokens, mask))
 
 
@@ -353,6 +373,7 @@ class TrainLog:
     entropy: list = field(default_factory=list)  # held-out_entropy(), per evaluation
     reached_step: int | None = None
     reached_seconds: float | None = None
+    capped: float | None = None  # chapter 17: fraction of answer tokens whose weight was capped
 
     def record(self, step, seconds, samples, policy, task, target):
         self.step.append(step)

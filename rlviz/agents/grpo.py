@@ -11,6 +11,7 @@ call the same code as its exact ones.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import torch
 
 from rlviz import _validate as validate
 from rlviz.agents.addition_task import (
+    ANSWER_VOCAB,
     MAX_LEN,
     AdditionTask,
     Policy,
@@ -39,9 +41,17 @@ from rlviz.fn.grpo_loss import (
     sequence_log_prob,
     token_ratios,
 )
+from rlviz.fn.offpolicy import CORRECTIONS, IS_LEVELS, correction_weights, importance_weights
 from rlviz.fn.ratios import asymmetric_clipped_surrogate, cispo_surrogate, gspo_ratios
 
-__all__ = ["GRPOConfig", "PRACTICE_RATIOS", "train_grpo", "practice_objective", "mixed_groups"]
+__all__ = [
+    "GRPOConfig",
+    "PRACTICE_RATIOS",
+    "train_grpo",
+    "practice_objective",
+    "mixed_groups",
+    "sampler_bias",
+]
 
 # the ratios of the practice objective (chapters 15-16): per token, GSPO's per answer, CISPO's
 PRACTICE_RATIOS = ("token", "gspo", "cispo")
@@ -68,6 +78,11 @@ class GRPOConfig(RunConfig):
     kl_in_reward: bool = (
         False  # beta * k1 of the answer subtracted from its reward, not in the loss
     )
+    # ---- chapter 17: a sampler that is not the learner (0.0 and "none": the learner samples)
+    sampler_delta: float = 0.0  # sampler logits = learner's + delta * sampler_bias table, >= 0
+    correction: str = "none"  # off-policy weight (rlviz.fn.offpolicy): "none", "is", "tis", "mis"
+    correction_level: str = "token"  # "token" or "sequence" weights
+    correction_cap: float = math.inf  # the cap C > 0 of "tis" and "mis"
 
     def __post_init__(self):
         super().__post_init__()
@@ -113,6 +128,28 @@ class GRPOConfig(RunConfig):
         for name in ("dynamic_sampling", "kl_in_reward"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if (
+            isinstance(self.sampler_delta, bool)
+            or not isinstance(self.sampler_delta, (int, float))
+            or not 0 <= self.sampler_delta < math.inf
+        ):
+            raise ValueError(
+                f"sampler_delta must be a finite number >= 0, got {self.sampler_delta!r}"
+            )
+        for name, allowed in (("correction", CORRECTIONS), ("correction_level", IS_LEVELS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if isinstance(self.correction_cap, bool) or not (
+            isinstance(self.correction_cap, (int, float)) and self.correction_cap > 0
+        ):
+            raise ValueError(
+                f"correction_cap must be a number > 0 (math.inf: no cap), got {self.correction_cap!r}"
+            )
+        if self.correction != "none" and self.loss_agg is None:
+            raise ValueError(
+                f"correction={self.correction!r} needs loss_agg (the practice objective weights "
+                "its per-token terms); chapter 14's objective (loss_agg=None) takes none"
+            )
         if self.kl_in_reward and not self.beta > 0:
             raise ValueError("kl_in_reward needs beta > 0 (the weight of the KL in the reward)")
         if self.advantage != "mean" and self.group_size < 2:
@@ -135,15 +172,31 @@ def train_grpo(
     policy = copy.deepcopy(reference).train()
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     B, G = cfg.prompts_per_step, cfg.group_size
+    bias = sampler_bias(cfg.sampler_delta, cfg.seed) if cfg.sampler_delta > 0 else None
     log, clock = TrainLog(), 0.0
+    capped = tokens = 0  # answer tokens whose off-policy weight the cap changed, of all
     log.record(0, 0.0, 0, policy, task, cfg.target)
     for step in range(1, cfg.max_steps + 1):
         start = time.perf_counter()
         # ---- rollout: B prompts, G answers each, one batched generation
-        batch = sample_answers(policy, task, B, G, gen)
+        batch = sample_answers(policy, task, B, G, gen, logit_bias=bias)
         mask_t = batch.mask.view(B, G, MAX_LEN)
         # ---- advantages: each reward against its own group's; old and reference log-probs
         logp_old_t = group_log_probs(policy, batch.prompts, batch.tokens, G)
+        weight_t = None
+        if cfg.correction != "none":  # chapter 17: weigh each token by pi_old / sampler
+            logp_mu_t = group_log_probs(policy, batch.prompts, batch.tokens, G, bias)
+            weight_t = correction_weights(
+                logp_old_t,
+                logp_mu_t,
+                mask_t,
+                cfg.correction,
+                cfg.correction_level,
+                cfg.correction_cap,
+            )
+            rho_t = importance_weights(logp_old_t, logp_mu_t, mask_t, cfg.correction_level)
+            capped += int(((rho_t > cfg.correction_cap) & mask_t).sum())
+            tokens += int(mask_t.sum())
         logp_ref_t = (
             group_log_probs(reference, batch.prompts, batch.tokens, G) if cfg.beta > 0 else None
         )
@@ -175,7 +228,14 @@ def train_grpo(
                 ).mean()
             else:
                 objective = practice_objective(
-                    logp_t[keep], logp_old_t[keep], adv[keep], mask_t[keep], cfg, ref_t, loss_beta
+                    logp_t[keep],
+                    logp_old_t[keep],
+                    adv[keep],
+                    mask_t[keep],
+                    cfg,
+                    ref_t,
+                    loss_beta,
+                    None if weight_t is None else weight_t[keep],
                 )
             gradient_step(opt, -objective, trainer="GRPO", step=step)
         clock += time.perf_counter() - start
@@ -183,16 +243,33 @@ def train_grpo(
             break
         if callback is not None:
             callback(step, cfg.max_steps)
+    if cfg.correction != "none":
+        log.capped = capped / max(tokens, 1)
     return policy.eval(), log
 
 
 @torch.no_grad()
 def group_log_probs(
-    policy: Policy, prompts: torch.Tensor, tokens: torch.Tensor, group_size: int
+    policy: Policy,
+    prompts: torch.Tensor,
+    tokens: torch.Tensor,
+    group_size: int,
+    logit_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Per-token log-probabilities of sampled answers under ``policy``, constants (no
-    gradient), grouped as ``(B, G, MAX_LEN)`` (rows prompt-major, ``G = group_size``)."""
-    return policy.teacher(prompts, tokens)[0].view(-1, group_size, MAX_LEN)
+    """Per-token log-probabilities of sampled answers under ``policy`` (with ``logit_bias``:
+    under the perturbed sampler), constants (no gradient), grouped as ``(B, G, MAX_LEN)`` (rows
+    prompt-major, ``G = group_size``)."""
+    return policy.teacher(prompts, tokens, logit_bias)[0].view(-1, group_size, MAX_LEN)
+
+
+def sampler_bias(delta: float, seed: int = 0) -> torch.Tensor:
+    """The sampler's logit perturbation of chapter 17's training runs, ``(MAX_LEN,
+    ANSWER_VOCAB)``: ``delta`` times a standard normal table (drawn from ``seed``), added to the
+    learner's logits at each answer position. It stands for another engine's numerics (small
+    ``delta``) or stale weights (large), as :func:`rlviz.experiments.ch17.mismatch_setting`
+    does on the exact tree."""
+    gen = torch.Generator().manual_seed(10_000 + int(seed))
+    return float(delta) * torch.randn((MAX_LEN, ANSWER_VOCAB), generator=gen)
 
 
 def mixed_groups(rewards: torch.Tensor) -> torch.Tensor:
@@ -209,10 +286,11 @@ def practice_objective(
     cfg: GRPOConfig,
     logp_ref_t: torch.Tensor | None = None,
     beta: float = 0.0,
+    weight_t: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    r"""The objective of chapters 15-16 (to be *maximised*), one scalar for the batch:
+    r"""The objective of chapters 15-17 (to be *maximised*), one scalar for the batch:
 
-    .. math:: \operatorname{agg}_{i,t}\bigl[\ell_{i,t} - \beta\,\hat k_{i,t}\bigr],
+    .. math:: \operatorname{agg}_{i,t}\bigl[w_{i,t}\,\ell_{i,t} - \beta\,\hat k_{i,t}\bigr],
 
     with :math:`\ell_{i,t}` the clipped surrogate of the token ratio (``cfg.ratio="token"``)
     or of GSPO's per-answer ratio (``"gspo"``, :func:`rlviz.fn.ratios.gspo_ratios`), clipped
@@ -220,8 +298,10 @@ def practice_objective(
     (:func:`rlviz.fn.ratios.asymmetric_clipped_surrogate`), or CISPO's stopped-gradient weight
     (``"cispo"``, :func:`rlviz.fn.ratios.cispo_surrogate`); :math:`\hat k` the estimator
     ``cfg.kl``; ``agg`` the verl mode ``cfg.loss_agg``
-    (:func:`rlviz.fn.grpo_aggregation.aggregate`) over every token of the batch. Shapes
-    ``(B, G, L)``, ``adv`` ``(B, G)``."""
+    (:func:`rlviz.fn.grpo_aggregation.aggregate`) over every token of the batch;
+    :math:`w_{i,t}` the off-policy weight ``weight_t`` of chapter 17
+    (:func:`rlviz.fn.offpolicy.correction_weights`, a constant; None: 1). Shapes ``(B, G, L)``,
+    ``adv`` ``(B, G)``."""
     eps_high = cfg.epsilon if cfg.eps_high is None else cfg.eps_high
     adv_t = adv[..., None].expand_as(logp_t).to(logp_t.dtype)
     if cfg.ratio == "cispo":
@@ -232,6 +312,13 @@ def practice_objective(
         else:
             rho_t = token_ratios(logp_t, logp_old_t, mask_t)
         per_tok = asymmetric_clipped_surrogate(rho_t, adv_t, cfg.epsilon, eps_high)
+    if weight_t is not None:
+        if weight_t.shape != per_tok.shape:
+            raise ValueError(
+                f"weight_t must have the shape of logp_t {tuple(per_tok.shape)}, got "
+                f"{tuple(weight_t.shape)}"
+            )
+        per_tok = weight_t.detach().to(per_tok.dtype) * per_tok
     if beta > 0:
         per_tok = per_tok - beta * kl_estimate(cfg.kl, logp_t, logp_ref_t)
     return aggregate(per_tok, mask_t, cfg.loss_agg)

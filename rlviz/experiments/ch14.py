@@ -387,20 +387,28 @@ def live_run(
     return train_grpo(task, ref, cfg, callback=callback)[1]
 
 
-def spread_table(groups: dict, target: float = 0.95) -> str:
+def spread_table(groups: dict, target: float = 0.95, capped: bool = False) -> str:
     """A printed table of :func:`spread_summary` per group (name -> logs): runs, held-out
     success at the end (median, worst), training success (median), held-out entropy at the end
-    (median), runs reaching ``target``; two decimals, so that the notebook tests compare it."""
+    (median), runs reaching ``target``; two decimals, so that the notebook tests compare it.
+    ``capped``: one more column, the median over runs of the fraction of answer tokens whose
+    off-policy weight the cap changed (``TrainLog.capped``, chapter 17; "-" without a
+    correction)."""
     head = (
         f"{'':40} {'runs':>4} {'held-out: median':>16} {'worst':>6} {'training':>9} "
         f"{'entropy':>8} {'reach ' + format(target, '.2f'):>11}"
     )
-    lines = [head]
+    lines = [head + (f" {'capped':>7}" if capped else "")]
     for name, logs in groups.items():
         s = spread_summary(logs, target)
         ent = "-" if s["entropy_final_median"] is None else f"{s['entropy_final_median']:.2f}"
-        lines.append(
+        line = (
             f"{name:40} {s['runs']:4d} {s['final_median']:16.2f} {s['final_worst']:6.2f} "
             f"{s['train_final_median']:9.2f} {ent:>8} {s['reached']:>7d} of {s['runs']}"
         )
+        if capped:
+            runs = list(logs.values()) if isinstance(logs, dict) else list(logs)
+            fractions = [log.capped for log in runs if log.capped is not None]
+            line += f" {format(float(np.median(fractions)), '.3f') if fractions else '-':>7}"
+        lines.append(line)
     return "\n".join(lines)

@@ -11,6 +11,7 @@ engine's numerics, a large one stale weights. Everything is exact
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -31,6 +32,10 @@ __all__ = [
     "mean_squared_error",
     "best_cap",
     "mis_vs_tis",
+    "TRAINED_DELTA",
+    "TRAINED_STEPS",
+    "TRAINED_VARIANTS",
+    "live_trained_run",
 ]
 
 DELTAS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -134,3 +139,71 @@ def mis_vs_tis(sweeps, level: str = "sequence") -> dict:
             m <= t + 1e-12 for _, _, vm, vt in pairs for m, t in zip(vm, vt, strict=True)
         ),
     }
+
+
+# ---------------------------------------------------------------- in training
+TRAINED_DELTA = 3.0  # the sampler's logit perturbation in the trained runs (GRPOConfig)
+TRAINED_STEPS = 30
+_PRACTICE = {"ratio": "token", "loss_agg": "token-mean"}
+
+
+def _off(correction: str = "none", level: str = "token", cap: float = math.inf) -> dict:
+    return dict(
+        _PRACTICE,
+        sampler_delta=TRAINED_DELTA,
+        correction=correction,
+        correction_level=level,
+        correction_cap=cap,
+    )
+
+
+# name -> (trainer, GRPOConfig changes), for rlviz.experiments.ch14.run_variant_spread
+TRAINED_VARIANTS = {
+    "on-policy (the learner samples)": ("grpo", dict(_PRACTICE)),
+    "naive (no weight)": ("grpo", _off()),
+    "IS, sequence, no cap": ("grpo", _off("is", "sequence")),
+    "TIS, sequence, C = 1": ("grpo", _off("tis", "sequence", 1.0)),
+    "TIS, sequence, C = 2": ("grpo", _off("tis", "sequence", 2.0)),
+    "MIS, sequence, C = 2": ("grpo", _off("mis", "sequence", 2.0)),
+    "TIS, token, C = 2": ("grpo", _off("tis", "token", 2.0)),
+}
+
+
+def _half(callback, k: int, step: int, total: int) -> None:
+    callback(k * total + step, 2 * total)  # run k of two: its steps are the k-th half
+
+
+def live_trained_run(
+    delta: float = TRAINED_DELTA,
+    correction: str = "tis",
+    level: str = "sequence",
+    cap: float = 2.0,
+    steps: int = TRAINED_STEPS,
+    split: int = 0,
+    seed: int = 0,
+    callback=None,
+):
+    """One GRPO run from the book's reference on split ``split`` with a sampler perturbed by
+    ``delta`` and the off-policy ``correction`` at ``level`` with ``cap`` (the chapter's live
+    widget): ``(TrainLog of this run, TrainLog of the naive run with the same sampler)``;
+    ``callback(step, max_steps)`` after each update of either (the first run counts as the
+    first half)."""
+    from rlviz.agents.addition_task import AdditionTask
+    from rlviz.agents.grpo import GRPOConfig, train_grpo
+    from rlviz.experiments.ch14 import book_task
+
+    runs = []
+    with torch_threads(1):
+        _, ref = book_task()
+        task = AdditionTask.make(split_seed=split)
+        for k, corr in enumerate((correction, "none")):
+            cb = None if callback is None else functools.partial(_half, callback, k)
+            cfg = GRPOConfig(
+                **{**_off(corr, level, cap), "sampler_delta": float(delta)},
+                max_steps=steps,
+                stop_at_target=False,
+                eval_every=5,
+                seed=seed,
+            )
+            runs.append(train_grpo(task, ref, cfg, callback=cb)[1])
+    return runs[0], runs[1]

@@ -156,10 +156,22 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+X_AXES = {
+    "samples": "answers sampled",
+    "seconds": "training seconds (median over the runs)",
+}
+
+
 def band_figure(
-    bands, title: str, target: float | None = 0.95, yaxis_title: str | None = None
+    bands,
+    title: str,
+    target: float | None = 0.95,
+    yaxis_title: str | None = None,
+    x: str = "samples",
 ) -> go.Figure:
-    """Median (line) and range (shaded) over runs, against answers sampled.
+    """Median (line) and range (shaded) over runs, against answers sampled (``x="samples"``)
+    or wall time (``x="seconds"``: at each evaluation the median over the runs of the training
+    seconds spent so far, evaluations excluded).
 
     ``bands``: a list of ``(name, logs, key)``: ``logs`` a dict or list of
     :class:`rlviz.agents.addition_task.TrainLog` evaluated at the same updates, ``key``
@@ -173,12 +185,18 @@ def band_figure(
             raise ValueError(f"key must be 'held_out', 'train' or 'entropy', got {key!r}")
         if len({tuple(log.step) for log in logs}) != 1:
             raise ValueError(f"the runs of {name!r} must be evaluated at the same updates")
-        x = [int(v) for v in logs[0].samples]
+        if x not in X_AXES:
+            raise ValueError(f"x must be one of {tuple(X_AXES)}, got {x!r}")
+        xs = (
+            [int(v) for v in logs[0].samples]
+            if x == "samples"
+            else rounded(np.median([log.seconds for log in logs], 0), 3)
+        )
         y = np.array([getattr(log, key) for log in logs])
         color = COLORS[i % len(COLORS)]
         fig.add_trace(
             go.Scatter(
-                x=x + x[::-1],
+                x=list(xs) + list(xs)[::-1],
                 y=rounded(np.concatenate([y.max(0), y.min(0)[::-1]]), 4),
                 fill="toself",
                 fillcolor=_rgba(color, 0.15),
@@ -191,7 +209,7 @@ def band_figure(
         )
         fig.add_trace(
             go.Scatter(
-                x=x,
+                x=list(xs),
                 y=rounded(np.median(y, 0), 4),
                 mode="lines+markers",
                 name=f"{name} ({len(logs)} runs)",
@@ -203,7 +221,7 @@ def band_figure(
         fig.add_hline(y=target, line_dash="dot", line_color="gray")
     fig.update_layout(
         title=f"{title}<br><sup>median over runs (line) and their range (shaded)</sup>",
-        xaxis_title="answers sampled",
+        xaxis_title=X_AXES[x],
         yaxis_title=yaxis_title or "success (exact P[sampled answer right])",
         height=500,
     )
@@ -289,21 +307,30 @@ METRICS = {
 
 
 def metric_slider_figure(groups: dict, title: str) -> go.Figure:
-    """:func:`band_figure` of every group (name -> logs) for each metric of :data:`METRICS`;
-    the slider picks the metric (held-out success, training success, held-out entropy)."""
+    """:func:`band_figure` of every group (name -> logs) for each metric of :data:`METRICS`
+    against each x axis of :data:`X_AXES`; the slider picks the metric (held-out success,
+    training success, held-out entropy) and the axis (answers sampled, training seconds)."""
     fig = go.Figure()
     per = 2 * len(groups)
-    for m, (key, ytitle) in enumerate(METRICS.values()):
-        part = band_figure([(n, logs, key) for n, logs in groups.items()], title, None, ytitle)
-        for tr in part.data:
-            tr.visible = m == 0
-            fig.add_trace(tr)
+    labels, xtitles = [], []
+    for metric, (key, ytitle) in METRICS.items():
+        for x, xtitle in X_AXES.items():
+            bands = [(n, logs, key) for n, logs in groups.items()]
+            part = band_figure(bands, title, None, ytitle, x=x)
+            for tr in part.data:
+                tr.visible = not labels
+                fig.add_trace(tr)
+            labels.append(f"{metric} vs {x}")
+            xtitles.append(xtitle)
+    slider = slider_steps(labels, per, prefix="showing: ")
+    for step, xtitle in zip(slider["steps"], xtitles, strict=True):
+        step["args"].append({"xaxis.title.text": xtitle})
     fig.update_layout(
         title=f"{title}<br><sup>median over runs (line) and their range (shaded); the slider "
-        f"picks the metric</sup>",
-        xaxis_title="answers sampled",
+        f"picks the metric and the x axis</sup>",
+        xaxis_title=xtitles[0],
         yaxis_title="success or entropy",
-        sliders=[slider_steps(list(METRICS), per, prefix="showing: ")],
+        sliders=[slider],
         height=540,
         margin={"b": 110},
     )

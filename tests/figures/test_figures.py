@@ -148,6 +148,8 @@ def test_ch14_band_figure_median_and_range_over_runs():
     assert list(band.y) == [0.5, 1.0, 0.7, 0.5]
     with pytest.raises(ValueError, match="key must be"):
         ch14.band_figure([("a", [log([0.5, 0.9])], "loss")], "t")
+    with pytest.raises(ValueError, match="x must be one of"):
+        ch14.band_figure([("a", [log([0.5, 0.9])], "held_out")], "t", x="steps")
     other = TrainLog(step=[0, 5], seconds=[0, 1], samples=[0, 1], held_out=[0, 1], train=[0, 1])
     with pytest.raises(ValueError, match="same updates"):
         ch14.band_figure([("a", [log([0.5, 0.9]), other], "train")], "t")
@@ -164,7 +166,23 @@ def test_metric_slider_figure_one_block_per_metric():
     groups = {"a": [log([0.5, 0.9])], "b": [log([0.5, 0.8])]}
     fig = ch14.metric_slider_figure(groups, "t")
     steps = fig.layout.sliders[0].steps
-    assert [s.label for s in steps] == list(ch14.METRICS)
-    assert len(fig.data) == 3 * 4
-    entropy_medians = [fig.data[i].y for i, v in enumerate(steps[2].args[0]["visible"]) if v][1::2]
-    assert [list(y) for y in entropy_medians] == [[2.0, 1.5], [2.0, 1.5]]
+    assert [s.label for s in steps] == [f"{m} vs {x}" for m in ch14.METRICS for x in ch14.X_AXES]
+    assert len(fig.data) == 3 * 2 * 4
+    # step 4: entropy against samples; step 5: entropy against seconds
+    for k, xs in ((4, [0, 10]), (5, [0, 1])):
+        shown = [fig.data[i] for i, v in enumerate(steps[k].args[0]["visible"]) if v][1::2]
+        assert [list(tr.y) for tr in shown] == [[2.0, 1.5], [2.0, 1.5]]
+        assert [list(tr.x) for tr in shown] == [xs, xs]
+        assert steps[k].args[1]["xaxis.title.text"] == ch14.X_AXES[["samples", "seconds"][k - 4]]
+
+
+def test_band_figure_seconds_axis_is_the_median_over_runs():
+    from rlviz.agents.addition_task import TrainLog
+
+    def log(sec):
+        return TrainLog(step=[0, 10], seconds=sec, samples=[0, 10], held_out=[0, 1], train=[0, 1])
+
+    fig = ch14.band_figure(
+        [("a", [log([0, 1.0]), log([0, 3.0]), log([0, 2.5])], "train")], "t", x="seconds"
+    )
+    assert list(fig.data[1].x) == [0.0, 2.5]
