@@ -69,6 +69,7 @@ __all__ = [
     "spread_table",
     "run_grid",
     "live_run",
+    "live_variant_run",
 ]
 
 BANDIT_GROUP_SIZES = (2, 3, 4)
@@ -385,6 +386,20 @@ def live_run(
         seed=seed,
     )
     return train_grpo(task, ref, cfg, callback=callback)[1]
+
+
+def live_variant_run(
+    change: dict, steps: int = 30, split: int = 0, seed: int = 0, callback=None
+) -> TrainLog:
+    """One GRPO run of a variant (``change``: :class:`rlviz.agents.grpo.GRPOConfig` fields, as
+    in :data:`SPREAD_VARIANTS`) from the book's reference on split ``split`` with ``seed``,
+    ``steps`` updates, no early stop, evaluated every 5 (the live widgets of chapters 15-17);
+    ``callback(step, max_steps)`` after each update. One torch thread, as the spreads."""
+    with torch_threads(1):
+        _, ref = book_task()
+        task = AdditionTask.make(split_seed=split)
+        cfg = GRPOConfig(**change, max_steps=steps, stop_at_target=False, eval_every=5, seed=seed)
+        return train_grpo(task, ref, cfg, callback=callback)[1]
 
 
 def spread_table(groups: dict, target: float = 0.95, capped: bool = False) -> str:

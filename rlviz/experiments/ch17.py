@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from rlviz._threads import torch_threads
-from rlviz.experiments.ch14 import tree_setting
+from rlviz.experiments.ch14 import live_variant_run, tree_setting
 from rlviz.tabular.sampler_mismatch import estimator_moments, max_weights
 
 __all__ = [
@@ -183,27 +183,14 @@ def live_trained_run(
     seed: int = 0,
     callback=None,
 ):
-    """One GRPO run from the book's reference on split ``split`` with a sampler perturbed by
-    ``delta`` and the off-policy ``correction`` at ``level`` with ``cap`` (the chapter's live
-    widget): ``(TrainLog of this run, TrainLog of the naive run with the same sampler)``;
-    ``callback(step, max_steps)`` after each update of either (the first run counts as the
-    first half)."""
-    from rlviz.agents.addition_task import AdditionTask
-    from rlviz.agents.grpo import GRPOConfig, train_grpo
-    from rlviz.experiments.ch14 import book_task
-
-    runs = []
-    with torch_threads(1):
-        _, ref = book_task()
-        task = AdditionTask.make(split_seed=split)
-        for k, corr in enumerate((correction, "none")):
-            cb = None if callback is None else functools.partial(_half, callback, k)
-            cfg = GRPOConfig(
-                **{**_off(corr, level, cap), "sampler_delta": float(delta)},
-                max_steps=steps,
-                stop_at_target=False,
-                eval_every=5,
-                seed=seed,
-            )
-            runs.append(train_grpo(task, ref, cfg, callback=cb)[1])
-    return runs[0], runs[1]
+    """Two GRPO runs from the book's reference on split ``split`` with a sampler perturbed by
+    ``delta`` (the chapter's live widget): with the off-policy ``correction`` at ``level`` and
+    ``cap``, and naive (no weight). Returns their two TrainLogs
+    (:func:`rlviz.experiments.ch14.live_variant_run`); ``callback(step, max_steps)`` after each
+    update of either (the first run counts as the first half)."""
+    logs = []
+    for k, corr in enumerate((correction, "none")):
+        cb = None if callback is None else functools.partial(_half, callback, k)
+        change = {**_off(corr, level, cap), "sampler_delta": float(delta)}
+        logs.append(live_variant_run(change, steps, split, seed, callback=cb))
+    return logs[0], logs[1]

@@ -15,6 +15,7 @@ from rlviz.experiments.ch14 import (
     EPSILONS,
     GROUP_SIZES,
     live_run,
+    live_variant_run,
     prompt_gain,
     variance_along,
 )
@@ -288,15 +289,30 @@ def live_run_figure(
     )
 
 
-__all__ = [
-    "prompt_gain_figure",
-    "kl_variance_figure",
-    "normalisation_figure",
-    "curves_figure",
-    "grid_figure",
-    "group_size_figure",
-    "live_run_figure",
-]
+def live_variant_figure(
+    variants: dict,
+    variant: str,
+    split: int = 0,
+    seed: int = 0,
+    steps: int = 30,
+    progress=None,
+) -> go.Figure:
+    """Train one variant of ``variants`` (name -> (trainer, GRPOConfig changes), e.g.
+    :data:`rlviz.experiments.ch15.TRAINED_VARIANTS`) live on split ``split`` with ``seed``
+    (:func:`rlviz.experiments.ch14.live_variant_run`) and plot its held-out success (the live
+    widgets of chapters 15-16); ``progress(fraction)`` after each update."""
+    if variant not in variants:
+        raise ValueError(f"variant must be one of {list(variants)}, got {variant!r}")
+    trainer, change = variants[variant]
+    if trainer != "grpo":
+        raise ValueError(f"live_variant_figure trains GRPO variants, {variant!r} is {trainer!r}")
+    callback = None if progress is None else (lambda step, total: progress(step / total))
+    log = live_variant_run(change, steps, split, seed, callback=callback)
+    return curves_figure(
+        {f"{variant}, split {split}, seed {seed}": log},
+        f"Held-out success {log.held_out[-1]:.3f} and held-out entropy {log.entropy[-1]:.3f} "
+        f"after {steps} updates",
+    )
 
 
 METRICS = {
@@ -335,3 +351,19 @@ def metric_slider_figure(groups: dict, title: str) -> go.Figure:
         margin={"b": 110},
     )
     return fig
+
+
+__all__ = [
+    "prompt_gain_figure",
+    "kl_variance_figure",
+    "normalisation_figure",
+    "curves_figure",
+    "band_figure",
+    "metric_slider_figure",
+    "grid_figure",
+    "group_size_figure",
+    "live_run_figure",
+    "live_variant_figure",
+    "METRICS",
+    "X_AXES",
+]

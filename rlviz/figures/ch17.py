@@ -9,7 +9,15 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from rlviz.experiments.ch17 import CAPPED, CAPS, DELTAS, cap_sweep, mean_squared_error
+from rlviz.experiments.ch17 import (
+    CAPPED,
+    CAPS,
+    DELTAS,
+    cap_sweep,
+    live_trained_run,
+    mean_squared_error,
+)
+from rlviz.figures.ch14 import curves_figure
 from rlviz.figures.common import rounded, slider_steps
 
 LABELS = {
@@ -142,3 +150,30 @@ def live_cap_figure(delta: float = 0.5, batch: int = 16) -> go.Figure:
         height=460,
     )
     return fig
+
+
+def live_trained_figure(
+    delta: float = 3.0,
+    correction: str = "tis",
+    level: str = "sequence",
+    cap: float = 2.0,
+    split: int = 0,
+    seed: int = 0,
+    progress=None,
+) -> go.Figure:
+    """Train GRPO live with a sampler perturbed by ``delta``, once with the off-policy
+    ``correction`` at ``level`` and ``cap`` and once naive
+    (:func:`rlviz.experiments.ch17.live_trained_run`), and plot both runs' held-out success
+    (the chapter's live widget); ``progress(fraction)`` after each update."""
+    callback = None if progress is None else (lambda step, total: progress(step / total))
+    fixed, naive = live_trained_run(
+        delta, correction, level, cap, split=split, seed=seed, callback=callback
+    )
+    name = f"{correction.upper()}, {level}" + (
+        f", C = {round(cap, 6):g}" if correction in ("tis", "mis") else ""
+    )
+    return curves_figure(
+        {name: fixed, "naive (no weight)": naive},
+        f"Sampler delta = {round(delta, 6):g}: held-out success {fixed.held_out[-1]:.3f} with "
+        f"the weight, {naive.held_out[-1]:.3f} without",
+    )
