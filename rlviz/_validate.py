@@ -105,3 +105,25 @@ def distribution_rows(name: str, a: np.ndarray, *, atol: float = 1e-9) -> None:
         raise ValueError(
             f"{name} must sum to 1 over its last axis, got sum {sums[idx]:.6g} at index {idx}"
         )
+
+
+def same_shape_tensors(**tensors):
+    """Check that every keyword is a floating-point ``torch.Tensor`` and that all have the shape
+    of the first (no silent broadcasting); return that shape. The message names the argument:
+    ``adv must have the shape of ratio (4, 3), got (4,)``."""
+    import torch  # here, so that the array-only checks above do not load torch
+
+    names = list(tensors)
+    for n in names:
+        if not isinstance(tensors[n], torch.Tensor):
+            raise ValueError(f"{n} must be a torch.Tensor, got {type(tensors[n]).__name__}")
+        if not tensors[n].is_floating_point():
+            raise ValueError(f"{n} must be a floating-point tensor, got dtype {tensors[n].dtype}")
+    shape = tensors[names[0]].shape
+    for n in names[1:]:
+        if tensors[n].shape != shape:
+            raise ValueError(
+                f"{n} must have the shape of {names[0]} {tuple(shape)}, got "
+                f"{tuple(tensors[n].shape)} (no silent broadcasting)"
+            )
+    return shape

@@ -51,6 +51,7 @@ __all__ = [
     "practice_objective",
     "mixed_groups",
     "sampler_bias",
+    "offpolicy_weights",
 ]
 
 # the ratios of the practice objective (chapters 15-16): per token, GSPO's per answer, CISPO's
@@ -183,20 +184,8 @@ def train_grpo(
         mask_t = batch.mask.view(B, G, MAX_LEN)
         # ---- advantages: each reward against its own group's; old and reference log-probs
         logp_old_t = group_log_probs(policy, batch.prompts, batch.tokens, G)
-        weight_t = None
-        if cfg.correction != "none":  # chapter 17: weigh each token by pi_old / sampler
-            logp_mu_t = group_log_probs(policy, batch.prompts, batch.tokens, G, bias)
-            weight_t = correction_weights(
-                logp_old_t,
-                logp_mu_t,
-                mask_t,
-                cfg.correction,
-                cfg.correction_level,
-                cfg.correction_cap,
-            )
-            rho_t = importance_weights(logp_old_t, logp_mu_t, mask_t, cfg.correction_level)
-            capped += int(((rho_t > cfg.correction_cap) & mask_t).sum())
-            tokens += int(mask_t.sum())
+        weight_t, n_capped = offpolicy_weights(policy, batch, logp_old_t, cfg, bias)
+        capped, tokens = capped + n_capped, tokens + int(mask_t.sum())
         logp_ref_t = (
             group_log_probs(reference, batch.prompts, batch.tokens, G) if cfg.beta > 0 else None
         )
@@ -260,6 +249,22 @@ def group_log_probs(
     under the perturbed sampler), constants (no gradient), grouped as ``(B, G, MAX_LEN)`` (rows
     prompt-major, ``G = group_size``)."""
     return policy.teacher(prompts, tokens, logit_bias)[0].view(-1, group_size, MAX_LEN)
+
+
+def offpolicy_weights(policy: Policy, batch, logp_old_t: torch.Tensor, cfg: GRPOConfig, bias):
+    """Chapter 17's weight of each answer token, ``(B, G, MAX_LEN)``, a constant: the
+    correction ``cfg.correction`` (:func:`rlviz.fn.offpolicy.correction_weights`) of
+    :math:`\\pi_{\theta_\text{old}}/\\mu`, with the learner's ``logp_old_t`` and the sampler's
+    log-probabilities (the learner with ``bias`` added to its logits); and how many answer
+    tokens' weights the cap changed. ``(None, 0)`` when ``cfg.correction`` is ``"none"``."""
+    if cfg.correction == "none":
+        return None, 0
+    mask_t = batch.mask.view(logp_old_t.shape)
+    logp_mu_t = group_log_probs(policy, batch.prompts, batch.tokens, cfg.group_size, bias)
+    level, cap = cfg.correction_level, cfg.correction_cap
+    weight_t = correction_weights(logp_old_t, logp_mu_t, mask_t, cfg.correction, level, cap)
+    rho_t = importance_weights(logp_old_t, logp_mu_t, mask_t, level)
+    return weight_t, int(((rho_t > cap) & mask_t).sum())
 
 
 def sampler_bias(delta: float, seed: int = 0) -> torch.Tensor:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from rlviz import _validate as validate
+
 __all__ = [
     "clipped_surrogate",
     "policy_gradient_surrogate",
@@ -26,23 +28,6 @@ __all__ = [
     "approx_kl",
     "clip_fraction",
 ]
-
-
-def _same_shape(**tensors) -> torch.Size:
-    names = list(tensors)
-    for n in names:
-        if not isinstance(tensors[n], torch.Tensor):
-            raise ValueError(f"{n} must be a torch.Tensor, got {type(tensors[n]).__name__}")
-        if not tensors[n].is_floating_point():
-            raise ValueError(f"{n} must be a floating-point tensor, got dtype {tensors[n].dtype}")
-    shape = tensors[names[0]].shape
-    for n in names[1:]:
-        if tensors[n].shape != shape:
-            raise ValueError(
-                f"{n} must have the shape of {names[0]} {tuple(shape)}, got "
-                f"{tuple(tensors[n].shape)} (no silent broadcasting)"
-            )
-    return shape
 
 
 def _positive(name: str, value, shape: torch.Size):
@@ -73,7 +58,7 @@ def policy_gradient_surrogate(ratio: torch.Tensor, adv: torch.Tensor) -> torch.T
     Its mean is :math:`L^{PG}` (the notes' :math:`L^{PG}`, Schulman et al. 2017's
     :math:`L^{CPI}`). Shapes: ``ratio`` and ``adv`` alike; result the same shape.
     """
-    _same_shape(ratio=ratio, adv=adv)
+    validate.same_shape_tensors(ratio=ratio, adv=adv)
     return ratio * adv
 
 
@@ -88,7 +73,7 @@ def clipped_surrogate(ratio: torch.Tensor, adv: torch.Tensor, epsilon) -> torch.
     ``adv`` alike (e.g. ``(B,)`` or ``(K, B)``); ``epsilon`` > 0 a number or a tensor that
     broadcasts (``(K, 1)``: one per setting). Result: the shape of ``ratio``.
     """
-    shape = _same_shape(ratio=ratio, adv=adv)
+    shape = validate.same_shape_tensors(ratio=ratio, adv=adv)
     eps = _positive("epsilon", epsilon, shape)
     return torch.minimum(ratio * adv, torch.clamp(ratio, 1 - eps, 1 + eps) * adv)
 
@@ -109,9 +94,13 @@ def value_loss(
     :math:`c_1` multiplies this). Shapes: all alike; ``clip`` a number or broadcasting tensor.
     """
     if clip is None:
-        _same_shape(v=v, v_target=v_target)
+        validate.same_shape_tensors(v=v, v_target=v_target)
         return torch.square(v - v_target)
-    shape = _same_shape(v=v, v_target=v_target, v_old=v_old) if v_old is not None else None
+    shape = (
+        validate.same_shape_tensors(v=v, v_target=v_target, v_old=v_old)
+        if v_old is not None
+        else None
+    )
     if shape is None:
         raise ValueError("v_old must be given when clip is set (the clip is around the old values)")
     c = _positive("clip", clip, shape)
@@ -151,7 +140,7 @@ def normalize_advantages(adv: torch.Tensor, *, dim: int = -1, eps: float = 1e-8)
     batch: the PPO trainer normalises each *minibatch*, so with several minibatches per epoch the
     advantages of the whole rollout are not standardised as one set. Shape kept.
     """
-    _same_shape(adv=adv)
+    validate.same_shape_tensors(adv=adv)
     if adv.ndim == 0 or adv.shape[dim] < 2:
         raise ValueError(
             f"adv needs at least 2 samples along dim {dim} to be normalised, "
@@ -168,7 +157,7 @@ def categorical_kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
     Shapes: ``logp`` and ``logq`` ``(..., A)`` alike (normalised log-probabilities, e.g. from
     ``log_softmax``); result ``(...)``. Differentiable in both.
     """
-    _same_shape(logp=logp, logq=logq)
+    validate.same_shape_tensors(logp=logp, logq=logq)
     return (logp.exp() * (logp - logq)).sum(-1)
 
 
@@ -181,7 +170,7 @@ def k3(log_rho: torch.Tensor) -> torch.Tensor:
     near :math:`\rho = 1`). Any shape, elementwise. The one copy behind PPO's logged
     approximate KL (:func:`approx_kl`) and GRPO's KL penalty (:func:`rlviz.fn.grpo_loss.kl_k3`).
     """
-    _same_shape(log_rho=log_rho)
+    validate.same_shape_tensors(log_rho=log_rho)
     return torch.expm1(log_rho) - log_rho
 
 
@@ -198,6 +187,6 @@ def approx_kl(logratio: torch.Tensor) -> torch.Tensor:
 
 def clip_fraction(ratio: torch.Tensor, epsilon) -> torch.Tensor:
     r"""The indicator :math:`|r_t - 1| > \epsilon` as floats (its mean is the logged clip fraction)."""
-    shape = _same_shape(ratio=ratio)
+    shape = validate.same_shape_tensors(ratio=ratio)
     eps = _positive("epsilon", epsilon, shape)
     return ((ratio - 1).abs() > eps).to(ratio.dtype)

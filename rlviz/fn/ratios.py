@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from rlviz import _validate as validate
 from rlviz.fn.grpo_loss import sequence_log_prob
 
 __all__ = [
@@ -48,20 +49,6 @@ def _clip_widths(eps_low, eps_high) -> tuple[float, float]:
     return float(eps_low), float(eps_high)
 
 
-def _alike(**tensors) -> None:
-    names = list(tensors)
-    for n in names:
-        if not isinstance(tensors[n], torch.Tensor) or not tensors[n].is_floating_point():
-            raise ValueError(f"{n} must be a floating-point torch.Tensor, got {type(tensors[n])}")
-    shape = tensors[names[0]].shape
-    for n in names[1:]:
-        if tensors[n].shape != shape:
-            raise ValueError(
-                f"{n} must have the shape of {names[0]} {tuple(shape)}, got "
-                f"{tuple(tensors[n].shape)} (no silent broadcasting)"
-            )
-
-
 def asymmetric_clipped_surrogate(
     ratio: torch.Tensor, adv: torch.Tensor, eps_low, eps_high
 ) -> torch.Tensor:
@@ -73,7 +60,7 @@ def asymmetric_clipped_surrogate(
     ``eps_low = eps_high = eps`` is PPO's :func:`rlviz.fn.ppo_loss.clipped_surrogate`. To be
     maximised. Shapes: ``ratio`` and ``adv`` alike, any shape; result the same shape.
     """
-    _alike(ratio=ratio, adv=adv)
+    validate.same_shape_tensors(ratio=ratio, adv=adv)
     lo, hi = _clip_widths(eps_low, eps_high)
     return torch.minimum(ratio * adv, torch.clamp(ratio, 1 - lo, 1 + hi) * adv)
 
@@ -89,7 +76,7 @@ def clip_stops_gradient(ratio: torch.Tensor, adv: torch.Tensor, eps_low, eps_hig
     a bad one above :math:`1+\epsilon_\text{high}` keeps its gradient (the min picks the
     unclipped term). At the clip points themselves torch's ``clamp`` passes the gradient.
     """
-    _alike(ratio=ratio, adv=adv)
+    validate.same_shape_tensors(ratio=ratio, adv=adv)
     lo, hi = _clip_widths(eps_low, eps_high)
     return ((adv > 0) & (ratio > 1 + hi)) | ((adv < 0) & (ratio < 1 - lo)) | (adv == 0)
 
@@ -120,7 +107,7 @@ def cispo_surrogate(
     every token keeps the gradient :math:`\operatorname{clip}(\rho_t)\,A_t\nabla\log\pi_\theta`.
     At :math:`\theta = \theta_\text{old}` the weight is 1 and the gradient is REINFORCE's.
     Shapes: all three alike, any shape (mask the padding when aggregating)."""
-    _alike(logp_t=logp_t, logp_old_t=logp_old_t, adv_t=adv_t)
+    validate.same_shape_tensors(logp_t=logp_t, logp_old_t=logp_old_t, adv_t=adv_t)
     lo, hi = _clip_widths(eps_low, eps_high)
     w = torch.clamp(torch.exp(logp_t - logp_old_t), 1 - lo, 1 + hi).detach()
     return w * adv_t * logp_t
@@ -134,7 +121,7 @@ def covariance_scores(logp: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
 
     the batch's estimate of each token's share in :math:`\operatorname{Cov}(\log\pi, A)`, the
     driver of the entropy change. Shapes: ``logp`` and ``adv`` ``(N,)`` alike."""
-    _alike(logp=logp, adv=adv)
+    validate.same_shape_tensors(logp=logp, adv=adv)
     if logp.ndim != 1:
         raise ValueError(f"logp must have shape (N,), got {tuple(logp.shape)}")
     return (logp - logp.mean()) * (adv - adv.mean())

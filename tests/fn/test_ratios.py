@@ -98,8 +98,10 @@ def test_bad_widths_raise(kwargs, message):
 def test_shapes_are_not_broadcast():
     with pytest.raises(ValueError, match="no silent broadcasting"):
         asymmetric_clipped_surrogate(torch.ones(3, 1), torch.ones(3), 0.2, 0.2)
-    with pytest.raises(ValueError, match="must be a floating-point"):
+    with pytest.raises(ValueError, match="ratio must be a torch.Tensor"):
         clip_stops_gradient(np.ones(3), torch.ones(3), 0.2, 0.2)
+    with pytest.raises(ValueError, match="adv must be a floating-point tensor"):
+        asymmetric_clipped_surrogate(torch.ones(3), torch.ones(3, dtype=torch.long), 0.2, 0.2)
 
 
 def test_covariance_scores_sum_to_n_times_the_covariance():
