@@ -48,6 +48,7 @@ from rlviz.tabular.entropy_dynamics import (
 __all__ = [
     "TRAINED_VARIANTS",
     "TRAINED_STEPS",
+    "TRAINED_INNER_STEPS",
     "CLIP_VOCAB",
     "CLIP_GROUP",
     "EPS_LOW",
@@ -321,17 +322,19 @@ def ratio_variances_mc(max_len: int, delta: float, n: int = 400, seed: int = 0) 
 # ---------------------------------------------------------------- trained on the addition task
 # the ratios and clips, trained from chapter 14's reference on the addition task over
 # chapter 14's five splits x three seeds (name -> (trainer, change of GRPOConfig); run by
-# rlviz.experiments.ch14.run_variant_spread)
+# rlviz.experiments.ch14.run_variant_spread): with chapter 14's two gradient steps per batch,
+# and with eight, where the ratios move further from 1 within a batch and the clips act
+_TOKEN = {"ratio": "token", "loss_agg": "token-mean"}
+_CLIP_HIGHER = {**_TOKEN, "eps_high": 0.28}
+_GSPO = {"ratio": "gspo", "loss_agg": "seq-mean-token-mean"}
+_CISPO = {"ratio": "cispo", "loss_agg": "token-mean", "eps_high": 0.28}
+TRAINED_INNER_STEPS = (2, 8)
 TRAINED_VARIANTS = {
-    "token ratio, clip 0.2 / 0.2": ("grpo", {"ratio": "token", "loss_agg": "token-mean"}),
-    "clip-higher 0.2 / 0.28 (DAPO)": (
-        "grpo",
-        {"ratio": "token", "loss_agg": "token-mean", "eps_high": 0.28},
-    ),
-    "GSPO (sequence ratio ^ 1/|y|)": ("grpo", {"ratio": "gspo", "loss_agg": "seq-mean-token-mean"}),
-    "CISPO (weight clip 0.2 / 0.28)": (
-        "grpo",
-        {"ratio": "cispo", "loss_agg": "token-mean", "eps_high": 0.28},
-    ),
+    "token clip 0.2/0.2, 2 inner steps": ("grpo", {**_TOKEN, "updates_per_batch": 2}),
+    "CISPO 0.2/0.28, 2 inner steps": ("grpo", {**_CISPO, "updates_per_batch": 2}),
+    "token clip 0.2/0.2, 8 inner steps": ("grpo", {**_TOKEN, "updates_per_batch": 8}),
+    "clip-higher 0.2/0.28, 8 inner steps": ("grpo", {**_CLIP_HIGHER, "updates_per_batch": 8}),
+    "GSPO (ratio^(1/|y|)), 8 inner steps": ("grpo", {**_GSPO, "updates_per_batch": 8}),
+    "CISPO 0.2/0.28, 8 inner steps": ("grpo", {**_CISPO, "updates_per_batch": 8}),
 }
 TRAINED_STEPS = 30

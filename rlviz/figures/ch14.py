@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from rlviz.agents.grpo import GRPOConfig
 from rlviz.experiments.ch14 import (
     BETAS,
     EPSILONS,
@@ -294,22 +295,27 @@ def live_variant_figure(
     variant: str,
     split: int = 0,
     seed: int = 0,
+    inner_steps: int | None = None,
     steps: int = 30,
     progress=None,
 ) -> go.Figure:
     """Train one variant of ``variants`` (name -> (trainer, GRPOConfig changes), e.g.
     :data:`rlviz.experiments.ch15.TRAINED_VARIANTS`) live on split ``split`` with ``seed``
     (:func:`rlviz.experiments.ch14.live_variant_run`) and plot its held-out success (the live
-    widgets of chapters 15-16); ``progress(fraction)`` after each update."""
+    widgets of chapters 15-16); ``inner_steps``, if given, replaces the variant's gradient steps
+    per batch (``updates_per_batch``); ``progress(fraction)`` after each update."""
     if variant not in variants:
         raise ValueError(f"variant must be one of {list(variants)}, got {variant!r}")
     trainer, change = variants[variant]
     if trainer != "grpo":
         raise ValueError(f"live_variant_figure trains GRPO variants, {variant!r} is {trainer!r}")
+    if inner_steps is not None:
+        change = {**change, "updates_per_batch": inner_steps}
     callback = None if progress is None else (lambda step, total: progress(step / total))
     log = live_variant_run(change, steps, split, seed, callback=callback)
+    inner = change.get("updates_per_batch", GRPOConfig().updates_per_batch)
     return curves_figure(
-        {f"{variant}, split {split}, seed {seed}": log},
+        {f"{variant}, split {split}, seed {seed}, {inner} inner steps": log},
         f"Held-out success {log.held_out[-1]:.3f} and held-out entropy {log.entropy[-1]:.3f} "
         f"after {steps} updates",
     )
