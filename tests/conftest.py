@@ -7,13 +7,18 @@ import os
 import numpy as np
 import pytest
 import torch
-from hypothesis import settings
+
+try:  # not in the conformance venv (scripts/conformance.sh), which has no property tests
+    from hypothesis import settings
+except ImportError:
+    settings = None
 
 # Property tests draw the same examples on every run (the test command is reproducible, a red
 # CI is never a fresh draw); HYPOTHESIS_PROFILE=explore draws new ones, to hunt for cases.
-settings.register_profile("repeatable", derandomize=True)
-settings.register_profile("explore", derandomize=False)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+if settings is not None:
+    settings.register_profile("repeatable", derandomize=True)
+    settings.register_profile("explore", derandomize=False)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def random_rollout(

@@ -71,6 +71,23 @@ def grad(loss: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return g
 
 
+def verl_policy_loss(fn, b, adv_t, mode: str, cfg, logp_old_t=None, **kwargs):
+    """verl's policy loss ``fn`` (``compute_policy_loss_*``) on ``b``'s flattened tensors, its
+    current log-probabilities a fresh leaf: ``(loss, that leaf, a leaf of the same values in
+    rlviz's (B, G, L) shape)``. ``logp_old_t``: the old log-probabilities (``b.logp_old_t``)."""
+    x_theirs, x_ours = leaf(b.flat(b.logp_t)), leaf(b.logp_t)
+    old = b.logp_old_t if logp_old_t is None else logp_old_t
+    mask = b.flat(b.mask_t).double()
+    loss, _ = fn(b.flat(old), x_theirs, b.flat(adv_t), mask, mode, cfg, **kwargs)
+    return loss, x_theirs, x_ours
+
+
+def assert_grads_close(assert_close, b, name, case, ours, x_ours, theirs, x_theirs, tol=None):
+    """The gradients of both losses with respect to their own leaf, in verl's flat shape."""
+    extra = () if tol is None else (tol,)
+    assert_close(LIB, name, case, b.flat(grad(ours, x_ours)), grad(theirs, x_theirs), *extra)
+
+
 # ---------------------------------------------------------------- aggregation
 @pytest.mark.parametrize("mode", MODES)
 def test_agg_loss(batch, mode, assert_close):
@@ -149,14 +166,8 @@ def _adv_t(b) -> torch.Tensor:
 def test_vanilla_policy_loss(batch, mode, eps, assert_close):
     lo, hi = eps
     adv_t = _adv_t(batch)
-    x_theirs, x_ours = leaf(batch.flat(batch.logp_t)), leaf(batch.logp_t)
-    theirs, _ = ca.compute_policy_loss_vanilla(
-        batch.flat(batch.logp_old_t),
-        x_theirs,
-        batch.flat(adv_t),
-        batch.flat(batch.mask_t).double(),
-        mode,
-        config(lo, hi),
+    theirs, x_theirs, x_ours = verl_policy_loss(
+        ca.compute_policy_loss_vanilla, batch, adv_t, mode, config(lo, hi)
     )
     rho_t = gl.token_ratios(x_ours, batch.logp_old_t, batch.mask_t)
     per_tok = rt.asymmetric_clipped_surrogate(rho_t, adv_t, lo, hi)
@@ -169,12 +180,15 @@ def test_vanilla_policy_loss(batch, mode, eps, assert_close):
         ours,
         theirs,
     )
-    assert_close(
-        LIB,
+    assert_grads_close(
+        assert_close,
+        batch,
         "grad compute_policy_loss_vanilla ~ grad rlviz",
         case,
-        batch.flat(grad(ours, x_ours)),
-        grad(theirs, x_theirs),
+        ours,
+        x_ours,
+        theirs,
+        x_theirs,
     )
 
 
@@ -185,9 +199,8 @@ def test_vanilla_policy_loss_vs_grpo_objective(mode, assert_close, make_batch):
     b = make_batch(6, B=3 if mode == "seq-mean-token-mean" else 1)
     adv = gl.group_advantages(b.r, "std")
     adv_t = adv[..., None].expand(b.mask_t.shape)
-    x_theirs, x_ours = leaf(b.flat(b.logp_t)), leaf(b.logp_t)
-    theirs, _ = ca.compute_policy_loss_vanilla(
-        b.flat(b.logp_old_t), x_theirs, b.flat(adv_t), b.flat(b.mask_t).double(), mode, config()
+    theirs, x_theirs, x_ours = verl_policy_loss(
+        ca.compute_policy_loss_vanilla, b, adv_t, mode, config()
     )
     # verl's 1e-8 (seq-mean-token-mean) enters through A: the clipped surrogate is linear in
     # a positive scale of A
@@ -201,12 +214,15 @@ def test_vanilla_policy_loss_vs_grpo_objective(mode, assert_close, make_batch):
     assert_close(
         LIB, "compute_policy_loss_vanilla ~ grpo_objective(token)", mode, ours, theirs, tol
     )
-    assert_close(
-        LIB,
+    assert_grads_close(
+        assert_close,
+        b,
         "grad compute_policy_loss_vanilla ~ grad grpo_objective(token)",
         mode,
-        b.flat(grad(ours, x_ours)),
-        grad(theirs, x_theirs),
+        ours,
+        x_ours,
+        theirs,
+        x_theirs,
         tol,
     )
 
@@ -219,14 +235,7 @@ def test_vanilla_dual_clip_pinned(assert_close, make_batch):
     rho_t = gl.token_ratios(b.logp_t, b.logp_old_t, b.mask_t)
     assert bool(((rho_t > 3) & (adv_t < 0) & b.mask_t).any())  # the cap binds somewhere
     mode = "token-mean"
-    theirs, _ = ca.compute_policy_loss_vanilla(
-        b.flat(b.logp_old_t),
-        b.flat(b.logp_t),
-        b.flat(adv_t),
-        b.flat(b.mask_t).double(),
-        mode,
-        config(),
-    )
+    theirs, _, _ = verl_policy_loss(ca.compute_policy_loss_vanilla, b, adv_t, mode, config())
     surr = rt.asymmetric_clipped_surrogate(rho_t, adv_t, 0.2, 0.2)
     dual = torch.where(adv_t < 0, torch.maximum(3.0 * adv_t, surr), surr)
     assert_close(
@@ -249,14 +258,8 @@ def test_gspo_policy_loss(batch, mode, eps, assert_close):
     lo, hi = eps
     adv = gl.group_advantages(batch.r, "std")
     adv_t = adv[..., None].expand(batch.mask_t.shape)
-    x_theirs, x_ours = leaf(batch.flat(batch.logp_t)), leaf(batch.logp_t)
-    theirs, _ = ca.compute_policy_loss_gspo(
-        batch.flat(batch.logp_old_t),
-        x_theirs,
-        batch.flat(adv_t),
-        batch.flat(batch.mask_t).double(),
-        mode,
-        config(lo, hi),
+    theirs, x_theirs, x_ours = verl_policy_loss(
+        ca.compute_policy_loss_gspo, batch, adv_t, mode, config(lo, hi)
     )
     s = rt.gspo_ratios(x_ours, batch.logp_old_t, batch.mask_t)  # (B, G)
     per_seq = rt.asymmetric_clipped_surrogate(s, adv, lo, hi)
@@ -273,12 +276,15 @@ def test_gspo_policy_loss(batch, mode, eps, assert_close):
     )
     if mode == "seq-mean-token-mean":
         ours_seq = -(per_seq * f[..., 0]).mean()
-        assert_close(
-            LIB,
+        assert_grads_close(
+            assert_close,
+            batch,
             "grad compute_policy_loss_gspo ~ grad rlviz (per answer)",
             case,
-            batch.flat(grad(ours_seq, x_ours)),
-            grad(theirs, x_theirs),
+            ours_seq,
+            x_ours,
+            theirs,
+            x_theirs,
         )
 
 
@@ -287,25 +293,22 @@ def test_gspo_policy_loss(batch, mode, eps, assert_close):
 def test_cispo_policy_loss(batch, mode, eps, assert_close):
     lo, hi = eps
     adv_t = _adv_t(batch)
-    x_theirs, x_ours = leaf(batch.flat(batch.logp_t)), leaf(batch.logp_t)
-    theirs, _ = ca.compute_policy_loss_cispo(
-        batch.flat(batch.logp_old_t),
-        x_theirs,
-        batch.flat(adv_t),
-        batch.flat(batch.mask_t).double(),
-        mode,
-        config(lo, hi),
+    theirs, x_theirs, x_ours = verl_policy_loss(
+        ca.compute_policy_loss_cispo, batch, adv_t, mode, config(lo, hi)
     )
     per_tok = rt.cispo_surrogate(x_ours, batch.logp_old_t, adv_t, lo, hi)
     ours = -agg.aggregate(per_tok * verl_seq_factor(batch, mode), batch.mask_t, mode)
     case = f"{mode}, eps=({lo}, {hi})"
     assert_close(LIB, "compute_policy_loss_cispo ~ cispo_surrogate+aggregate", case, ours, theirs)
-    assert_close(
-        LIB,
+    assert_grads_close(
+        assert_close,
+        batch,
         "grad compute_policy_loss_cispo ~ grad rlviz",
         case,
-        batch.flat(grad(ours, x_ours)),
-        grad(theirs, x_theirs),
+        ours,
+        x_ours,
+        theirs,
+        x_theirs,
     )
 
 
@@ -480,23 +483,25 @@ def test_corrected_policy_gradient(batch, level, assert_close):
     w_theirs, _ = rc.compute_rollout_correction_weights(
         batch.flat(batch.logp_t - mu), batch.flat(batch.mask_t).double(), level, 2.0
     )
-    x_theirs, x_ours = leaf(batch.flat(batch.logp_t)), leaf(batch.logp_t)
-    theirs, _ = ca.compute_policy_loss_vanilla(
-        batch.flat(batch.logp_t),
-        x_theirs,
-        batch.flat(adv[..., None].expand(batch.mask_t.shape)),
-        batch.flat(batch.mask_t).double(),
+    theirs, x_theirs, x_ours = verl_policy_loss(
+        ca.compute_policy_loss_vanilla,
+        batch,
+        adv[..., None].expand(batch.mask_t.shape),
         "seq-mean-token-sum",
         config(),
+        logp_old_t=batch.logp_t,  # at theta = theta_old
         rollout_is_weights=w_theirs,
     )
     ours = -op.corrected_pg_objective(x_ours, w, adv, batch.mask_t).mean()
-    assert_close(
-        LIB,
+    assert_grads_close(
+        assert_close,
+        batch,
         "grad vanilla(rollout_is_weights) ~ grad corrected_pg_objective",
         f"tis, {level}",
-        batch.flat(grad(ours, x_ours)),
-        grad(theirs, x_theirs),
+        ours,
+        x_ours,
+        theirs,
+        x_theirs,
     )
 
 
@@ -508,14 +513,8 @@ def test_negative_control_dropped_token_normaliser(batch, monkeypatch):
     mode, adv_t = "seq-mean-token-mean", _adv_t(batch)
 
     def both():
-        x_t, x_o = leaf(batch.flat(batch.logp_t)), leaf(batch.logp_t)
-        theirs, _ = ca.compute_policy_loss_vanilla(
-            batch.flat(batch.logp_old_t),
-            x_t,
-            batch.flat(adv_t),
-            batch.flat(batch.mask_t).double(),
-            mode,
-            config(),
+        theirs, x_t, x_o = verl_policy_loss(
+            ca.compute_policy_loss_vanilla, batch, adv_t, mode, config()
         )
         rho_t = gl.token_ratios(x_o, batch.logp_old_t, batch.mask_t)
         per_tok = rt.asymmetric_clipped_surrogate(rho_t, adv_t, 0.2, 0.2)
@@ -570,14 +569,8 @@ def test_clip_cov_policy_loss(batch, mode, assert_close):
             loss_mode="clip_cov", clip_cov_ratio=1.0, clip_cov_lb=0.0, clip_cov_ub=1e9
         ),
     )
-    x_theirs, x_ours = leaf(batch.flat(batch.logp_t)), leaf(batch.logp_t)
-    theirs, _ = ca.compute_policy_loss_clip_cov(
-        batch.flat(batch.logp_old_t),
-        x_theirs,
-        batch.flat(adv_t),
-        batch.flat(batch.mask_t).double(),
-        mode,
-        cfg,
+    theirs, x_theirs, x_ours = verl_policy_loss(
+        ca.compute_policy_loss_clip_cov, batch, adv_t, mode, cfg
     )
     rho_t = gl.token_ratios(x_ours, batch.logp_old_t, batch.mask_t)
     m = batch.mask_t
@@ -595,10 +588,13 @@ def test_clip_cov_policy_loss(batch, mode, assert_close):
     assert_close(
         LIB, "compute_policy_loss_clip_cov ~ covariance_scores+clip_cov_mask", case, ours, theirs
     )
-    assert_close(
-        LIB,
+    assert_grads_close(
+        assert_close,
+        batch,
         "grad compute_policy_loss_clip_cov ~ grad rlviz",
         case,
-        batch.flat(grad(ours, x_ours)),
-        grad(theirs, x_theirs),
+        ours,
+        x_ours,
+        theirs,
+        x_theirs,
     )
