@@ -505,6 +505,56 @@ def test_corrected_policy_gradient(batch, level, assert_close):
     )
 
 
+@pytest.mark.parametrize("level", op.IS_LEVELS)
+@pytest.mark.parametrize("correction", ["tis", "mis"])
+@pytest.mark.parametrize("mode", ["token-mean", "seq-mean-token-mean"])
+def test_trainer_objective_with_rollout_weights(batch, level, correction, mode, assert_close):
+    """The objective train_grpo optimises with chapter 17's correction
+    (rlviz.agents.grpo.practice_objective with the weight of offpolicy_weights: pi_old / mu,
+    truncated or masked at C = 2, times each token's clipped term) is verl's vanilla loss with
+    rollout_is_weights, at any theta (not only theta_old): value and gradient."""
+    from rlviz.agents.grpo import GRPOConfig, practice_objective
+
+    mu = _sampler(batch)
+    adv = gl.group_advantages(batch.r, "std")
+    adv_t = adv[..., None].expand(batch.mask_t.shape)
+    w = op.correction_weights(batch.logp_old_t, mu, batch.mask_t, correction, level, 2.0)
+    threshold = 2.0 if correction == "tis" else "1e-9_2.0"  # verl's MIS: an interval
+    w_theirs, _ = rc.compute_rollout_correction_weights(
+        batch.flat(batch.logp_old_t - mu), batch.flat(batch.mask_t).double(), level, threshold
+    )
+    theirs, x_theirs, x_ours = verl_policy_loss(
+        ca.compute_policy_loss_vanilla,
+        batch,
+        adv_t,
+        mode,
+        config(0.2, 0.28),
+        rollout_is_weights=w_theirs,
+    )
+    cfg = GRPOConfig(
+        ratio="token",
+        loss_agg=mode,
+        eps_high=0.28,
+        correction=correction,
+        correction_level=level,
+        correction_cap=2.0,
+    )
+    f = verl_seq_factor(batch, mode)[..., 0]  # verl's 1e-8, through A (linear in A > 0 scale)
+    ours = -practice_objective(x_ours, batch.logp_old_t, adv * f, batch.mask_t, cfg, weight_t=w)
+    case = f"{correction}, {level}, {mode}"
+    assert_close(LIB, "vanilla(rollout_is_weights) ~ train_grpo's objective", case, ours, theirs)
+    assert_grads_close(
+        assert_close,
+        batch,
+        "grad vanilla(rollout_is_weights) ~ grad train_grpo's objective",
+        case,
+        ours,
+        x_ours,
+        theirs,
+        x_theirs,
+    )
+
+
 # ---------------------------------------------------------------- negative controls
 def test_negative_control_dropped_token_normaliser(batch, monkeypatch):
     """The comparison sees a perturbed rlviz loss: with the aggregation's seq-mean-token-mean
