@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from rlviz.experiments.ch10 import book_old, gradient_gaps, variance_study
-from rlviz.figures.common import rounded, slider_steps
+from rlviz.figures.common import legend_below, rounded, slider_steps
 from rlviz.tabular.policy_gradient import exact_gradient
 from rlviz.tabular.surrogate import line_profile, policy_directions
 
@@ -125,7 +125,7 @@ def gap_figure(gaps: dict | None = None) -> go.Figure:
         yaxis={"title": "gap", "type": "log"},
         height=520,
     )
-    return fig
+    return legend_below(fig, len(fig.data))
 
 
 def variance_figure(study: dict | None = None) -> go.Figure:
@@ -176,4 +176,4 @@ def variance_figure(study: dict | None = None) -> go.Figure:
         yaxis_title="variance of one sample",
         height=480,
     )
-    return fig
+    return legend_below(fig, len(fig.data))

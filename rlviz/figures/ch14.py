@@ -20,7 +20,7 @@ from rlviz.experiments.ch14 import (
     prompt_gain,
     variance_along,
 )
-from rlviz.figures.common import rounded, slider_steps
+from rlviz.figures.common import legend_below, rounded, slider_steps
 
 GAIN_GROUP_SIZES = (2, 4, 8, 12)
 P_GRID = tuple(np.round(np.linspace(0.05, 0.95, 13), 3))
@@ -328,13 +328,27 @@ METRICS = {
 }
 
 
+_YTITLES = {
+    "held-out success": "held-out success (exact P[right])",
+    "training success": "training success (exact P[right])",
+    "held-out entropy": "held-out entropy (nats)",
+}
+_SHORT = {
+    "held-out success": "held-out",
+    "training success": "training",
+    "held-out entropy": "entropy",
+    "samples": "answers",
+    "seconds": "seconds",
+}
+
+
 def metric_slider_figure(groups: dict, title: str) -> go.Figure:
     """:func:`band_figure` of every group (name -> logs) for each metric of :data:`METRICS`
     against each x axis of :data:`X_AXES`; the slider picks the metric (held-out success,
     training success, held-out entropy) and the axis (answers sampled, training seconds)."""
     fig = go.Figure()
     per = 2 * len(groups)
-    labels, xtitles = [], []
+    labels, xtitles, ytitles = [], [], []
     for metric, (key, ytitle) in METRICS.items():
         for x, xtitle in X_AXES.items():
             bands = [(n, logs, key) for n, logs in groups.items()]
@@ -342,21 +356,26 @@ def metric_slider_figure(groups: dict, title: str) -> go.Figure:
             for tr in part.data:
                 tr.visible = not labels
                 fig.add_trace(tr)
-            labels.append(f"{metric} vs {x}")
+            labels.append(f"{_SHORT[metric]} / {_SHORT[x]}")
             xtitles.append(xtitle)
-    slider = slider_steps(labels, per, prefix="showing: ")
-    for step, xtitle in zip(slider["steps"], xtitles, strict=True):
-        step["args"].append({"xaxis.title.text": xtitle})
+            ytitles.append(_YTITLES[metric])
+    slider = slider_steps(labels, per, prefix="showing (metric / x axis): ")
+    for step, xtitle, ytitle in zip(slider["steps"], xtitles, ytitles, strict=True):
+        step["args"].append({"xaxis.title.text": xtitle, "yaxis.title.text": ytitle})
+    # many groups with long names: the legend goes below the slider (above the plot it would
+    # grow into the title), anchored to the figure's bottom edge
+    slider.update(x=0.05, len=0.9, pad={"t": 55})
     fig.update_layout(
         title=f"{title}<br><sup>median over runs (line) and their range (shaded); the slider "
         f"picks the metric and the x axis</sup>",
         xaxis_title=xtitles[0],
-        yaxis_title="success or entropy",
+        yaxis_title=ytitles[0],
         sliders=[slider],
-        height=540,
-        margin={"b": 110},
+        height=440,
+        margin={"b": 50},
     )
-    return fig
+    # many groups with long names: the legend goes below the slider
+    return legend_below(fig, len(groups), above=150)
 
 
 __all__ = [

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-__all__ = ["show", "mime_bundle", "slider_steps", "rounded", "figure_html"]
+__all__ = ["show", "mime_bundle", "slider_steps", "rounded", "figure_html", "legend_below"]
 
 CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -88,3 +89,23 @@ def slider_steps(labels, traces_per_step: int, *, prefix: str = "") -> dict:
         for k, label in enumerate(labels)
     ]
     return {"active": 0, "steps": steps, "currentvalue": {"prefix": prefix}, "pad": {"t": 40}}
+
+
+LEGEND_ROW = 22  # px a legend row takes
+
+
+def legend_below(fig: go.Figure, entries: int, above: int = 70, per_row: int = 2) -> go.Figure:
+    """Move the legend of ``fig`` to the figure's bottom edge, for figures with many or long
+    legend entries: above the plot (the template's place) they would wrap into rows that grow
+    into the title. ``above``: the px between the plot and the legend (the x axis, and a slider
+    if any); the bottom margin and the height grow by room for ``ceil(entries / per_row)`` rows
+    (two entries a row: long names on a narrow page). Returns ``fig``."""
+    rows = math.ceil(int(entries) / per_row)
+    bottom = above + LEGEND_ROW * rows + 20
+    height = (fig.layout.height or 450) + bottom - (fig.layout.margin.b or 50)
+    fig.update_layout(
+        legend={"yref": "container", "y": 0, "yanchor": "bottom", "x": 0, "xanchor": "left"},
+        margin={"b": bottom, "t": 110},
+        height=height,
+    )
+    return fig

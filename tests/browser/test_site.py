@@ -97,6 +97,22 @@ JS_PLOTS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map
     state: JSON.stringify((gd.data || []).map(t => [t.visible, t.x, t.y, t.z])),
 }))"""
 
+# Where plotly put each figure's legend, title and plot areas: a legend drawn over the title or
+# over a plot area (many long entries wrap into rows that grow into the title) is a problem.
+JS_LAYOUT = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => {
+    const box = el => el ? el.getBoundingClientRect() : null;
+    const title = box(gd.querySelector('.g-gtitle .gtitle'));
+    const legend = box(gd.querySelector('.legend .bg'));
+    const areas = Array.from(gd.querySelectorAll('.draglayer .nsewdrag')).map(box);
+    const meet = (a, b) => !!(a && b && a.width > 0 && a.height > 0 && b.width > 0 &&
+        b.height > 0 && a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 &&
+        b.top < a.bottom - 1);
+    const out = [];
+    if (meet(legend, title)) out.push('its legend is drawn over its title');
+    if (areas.some(a => meet(legend, a))) out.push('its legend is drawn over a plot area');
+    return {id: gd.id, overlaps: out};
+})"""
+
 JS_MATH = """() => {
     const art = document.querySelector('article') || document.body;
     const math = Array.from(document.querySelectorAll('.math'));
@@ -175,6 +191,8 @@ def check_page(browser, url: str, shot: Path | None = None) -> list[str]:
             problems.append("no plotly figure on the page")
         if any(not p["drawn"] for p in plots):
             problems.append("a plotly figure was not drawn")
+        for fig in page.evaluate(JS_LAYOUT):
+            problems += [f"figure {fig['id']}: {o}" for o in fig["overlaps"]]
         if shot is not None:  # the top of the page, before any slider moves
             shot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shot), full_page=False)
@@ -357,6 +375,11 @@ CONTROLS = {
     "raw MyST option": (
         lambda h: h.replace("</article>", "<p>:label: thm-raw</p></article>", 1),
         "raw MyST in the page text",
+    ),
+    # every figure's legend moved to the middle of its plot (the template's y = 1.07 above it)
+    "legend over the plot": (
+        lambda h: h.replace('"y":1.07,"yanchor":"bottom"', '"y":0.5,"yanchor":"bottom"'),
+        "legend is drawn over",
     ),
     "external asset": (
         lambda h: h.replace("</body>", '<img src="https://example.com/x.png"></body>'),

@@ -166,7 +166,12 @@ def test_metric_slider_figure_one_block_per_metric():
     groups = {"a": [log([0.5, 0.9])], "b": [log([0.5, 0.8])]}
     fig = ch14.metric_slider_figure(groups, "t")
     steps = fig.layout.sliders[0].steps
-    assert [s.label for s in steps] == [f"{m} vs {x}" for m in ch14.METRICS for x in ch14.X_AXES]
+    assert [s.label for s in steps] == [
+        f"{m} / {x}" for m in ("held-out", "training", "entropy") for x in ("answers", "seconds")
+    ]
+    assert steps[4].args[1]["yaxis.title.text"] == "held-out entropy (nats)"
+    # the legend sits at the figure's bottom edge, below the slider, not over the title
+    assert fig.layout.legend.yref == "container" and fig.layout.legend.y == 0
     assert len(fig.data) == 3 * 2 * 4
     # step 4: entropy against samples; step 5: entropy against seconds
     for k, xs in ((4, [0, 10]), (5, [0, 1])):
