@@ -4,7 +4,10 @@
 #   rlviz_root            print the repository root (found from this file's location)
 #   rlviz_venv            create the venv if needed, install the lock into it when
 #                         requirements.txt (or pyproject.toml) changed, then activate it
-#   rlviz_fresh_cache     clear the book's execution cache when rlviz's source changed
+#   rlviz_fresh_cache     clear the book's execution cache (and the results cache,
+#                         rlviz/_cache.py) when rlviz's source changed
+#   rlviz_results_cache   export RLVIZ_CACHE_DIR=<root>/_build/.rlviz-results (unless set):
+#                         the chapters' trained spreads are computed once per rlviz source
 #   rlviz_as_root CMD...  run CMD as root (directly when root, else with sudo)
 # The venv is $RLVIZ_VENV if set (e.g. a throwaway one in /tmp), else <root>/.venv.
 # Works on a fresh Debian machine with Python 3.11 (installs python3-venv if it is missing);
@@ -76,11 +79,17 @@ rlviz_fresh_cache() {
     build="$(rlviz_root)/_build"
     stamp="$build/.rlviz-source-hash"
     hash=$(rlviz_source_hash) || return 1
-    if [ -d "$build/.jupyter_cache" ] || [ -d "$build/.doctrees" ]; then
+    if [ -d "$build/.jupyter_cache" ] || [ -d "$build/.doctrees" ] || [ -d "$build/.rlviz-results" ]; then
         if [ "$(cat "$stamp" 2>/dev/null)" != "$hash" ]; then
-            echo "== rlviz's source changed since the last build: clearing _build/.jupyter_cache and _build/.doctrees"
-            rm -rf "$build/.jupyter_cache" "$build/.doctrees"
+            echo "== rlviz's source changed since the last build: clearing _build/.jupyter_cache, _build/.doctrees and _build/.rlviz-results"
+            rm -rf "$build/.jupyter_cache" "$build/.doctrees" "$build/.rlviz-results"
         fi
     fi
     mkdir -p "$build" && echo "$hash" > "$stamp"
+}
+
+# rlviz.experiments' trained spreads (rlviz/_cache.py) are stored here and reused by the book
+# build, nbval and the lab test while rlviz's source is unchanged (the key holds its hash).
+rlviz_results_cache() {
+    export RLVIZ_CACHE_DIR="${RLVIZ_CACHE_DIR:-$(rlviz_root)/_build/.rlviz-results}"
 }

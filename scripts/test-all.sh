@@ -50,6 +50,11 @@ conformance() {
     fi
 }
 stage "conformance against TRL and verl (and its negative control)" conformance
+# From here on the chapters' trained spreads are stored in _build/.rlviz-results and reused
+# (rlviz/_cache.py, keyed on rlviz's source): the book build, nbval and the lab test each
+# execute every chapter, and train each spread once between them. The unit tests above ran
+# without it.
+rlviz_results_cache
 # The two heavy stages execute every chapter; they run side by side, one per core (the
 # chapters' training code uses one torch thread), with their logs printed when both end.
 notebooks_and_build() {

@@ -27,7 +27,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "rlviz"
 
-BOTTOM = {"rlviz._validate", "rlviz._threads"}  # helpers every layer may use
+BOTTOM = {"rlviz._validate", "rlviz._threads", "rlviz._cache"}  # helpers every layer may use
 # layer -> the rlviz layers it may import (besides itself and BOTTOM)
 ALLOWED = {
     "fn": set(),
@@ -42,6 +42,7 @@ ALLOWED = {
     "__init__": {"fn"},  # re-exports the pure functions
     "_validate": set(),
     "_threads": set(),
+    "_cache": set(),
 }
 # third-party packages the pure-function layer may import
 FN_THIRD_PARTY = {"numpy", "torch"}

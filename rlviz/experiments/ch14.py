@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from rlviz import _validate as validate
+from rlviz._cache import disk_cached
 from rlviz._threads import torch_threads
 from rlviz.agents.addition_task import AdditionTask, TrainLog, pretrain_reference
 from rlviz.agents.grpo import GRPOConfig, train_grpo
@@ -243,6 +244,7 @@ def _train(trainer: str, task, ref, **cfg) -> TrainLog:
     raise ValueError(f"trainer must be 'grpo' or 'ppo', got {trainer!r}")
 
 
+@disk_cached
 def run_spread(
     steps: int = 80, splits=SPLITS, seeds=SPREAD_SEEDS, trainer: str = "grpo", **change
 ) -> dict[tuple, TrainLog]:
@@ -337,6 +339,7 @@ def spread_summary(logs, target: float = 0.95) -> dict:
     }
 
 
+@disk_cached
 def run_grid(
     epsilons=EPSILONS, betas=BETAS, group_sizes=GROUP_SIZES, steps: int = 60, seed: int = 0
 ) -> dict[tuple, TrainLog]:

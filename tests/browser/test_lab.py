@@ -205,8 +205,13 @@ def _label(e: dict) -> str | None:
     return m["label"] if m else None
 
 
+# the status label is "name=value, name=value": split at a comma only where a name and "="
+# follow, so a dropdown value may hold ", " ("token clip 0.2/0.2, 2 inner steps")
+_LABEL_SEP = re.compile(r", (?=[A-Za-z_]\w*=)")
+
+
 def _values(label: str) -> dict:
-    return dict(part.split("=", 1) for part in label.split(", "))
+    return dict(part.split("=", 1) for part in _LABEL_SEP.split(label))
 
 
 def _explorers(page):
@@ -293,6 +298,7 @@ def check_chapter(
             controls = [("slider", j) for j in range(e["sliders"])] + [
                 ("select", j) for j in range(e["selects"])
             ]
+            slider_names = {}  # slider j -> the draw argument it sets (seen when it moves)
             for kind, j in controls:
                 before = _explorer(page, i)
                 if kind == "slider":
@@ -300,9 +306,10 @@ def check_chapter(
                 else:
                     sel = _explorers(page).nth(i).locator("select").nth(j)
                     sel.scroll_into_view_if_needed()
-                    options = sel.locator("option").all_text_contents()
+                    # by value: ipywidgets writes an option's text with non-breaking spaces
+                    options = sel.evaluate("s => Array.from(s.options).map(o => o.value)")
                     current = sel.input_value()
-                    sel.select_option(next(o for o in options if o != current))
+                    sel.select_option(value=next(o for o in options if o != current))
                 after = _wait_status(page, i, _label(before), 90)
                 what = f"explorer {i}, {kind} {j}"
                 if ERROR_MARK in after["status"]:
@@ -317,6 +324,11 @@ def check_chapter(
                         "(traces, shapes, annotations, title) did not change"
                     )
                 else:
+                    if kind == "slider":
+                        old_v, new_v = _values(_label(before)), _values(_label(after))
+                        moved = [k for k, v in new_v.items() if old_v.get(k) != v]
+                        if len(moved) == 1:
+                            slider_names[j] = moved[0]
                     seconds = float(STATUS_DONE.match(after["status"].strip())["seconds"])
                     partial = {p for p in after["seen"]["progress"] if 0 < p < 100}
                     if seconds > SLOW_S and not (after["seen"]["computing"] and partial):
@@ -335,7 +347,8 @@ def check_chapter(
                 final = _wait_status(page, i, _label(before), 90)
                 wanted = _explorer(page, i)["readouts"][0]
                 label = _label(final)
-                shown = list(_values(label).values())[0] if label else None
+                values = _values(label) if label else {}
+                shown = values.get(slider_names.get(0, next(iter(values), None)))
                 if shown is None or not _same_value(shown, wanted):
                     problems.append(
                         f"explorer {i}: after quick moves the slider shows {wanted} "
