@@ -75,3 +75,7 @@ def disk_cached(fn):
 
     wrapper.uncached = fn
     return wrapper
+
+
+if __name__ == "__main__":  # scripts/_env.sh: rlviz_source_hash
+    print(source_hash())

@@ -63,11 +63,11 @@ rlviz_venv() {
     . "$venv/bin/activate"
 }
 
-# A hash of rlviz's source: every *.py under rlviz/, sorted by path, paths and contents.
+# A hash of rlviz's source: every *.py under rlviz/, paths and contents. The one definition is
+# rlviz._cache.source_hash (the results cache's key holds it too); the file runs as a script
+# with the standard library alone, so no venv or import of rlviz is needed.
 rlviz_source_hash() {
-    (cd "$(rlviz_root)" &&
-        find rlviz -type f -name '*.py' -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum) |
-        sha256sum | cut -d' ' -f1
+    "${PYTHON:-python3}" "$(rlviz_root)/rlviz/_cache.py"
 }
 
 # jupyter-book's execution cache (_build/.jupyter_cache) is keyed on a chapter's cells, not

@@ -41,7 +41,7 @@ from rlviz.fn.grpo_loss import (
     sequence_log_prob,
     token_ratios,
 )
-from rlviz.fn.offpolicy import CORRECTIONS, IS_LEVELS, correction_weights, importance_weights
+from rlviz.fn.offpolicy import CORRECTIONS, IS_LEVELS, capped_weights, importance_weights
 from rlviz.fn.ratios import asymmetric_clipped_surrogate, cispo_surrogate, gspo_ratios
 
 __all__ = [
@@ -95,6 +95,8 @@ class GRPOConfig(RunConfig):
             ("advantage", ADVANTAGES),
             ("ratio", RATIOS + PRACTICE_RATIOS[1:]),
             ("kl", KL_ESTIMATORS),
+            ("correction", CORRECTIONS),
+            ("correction_level", IS_LEVELS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -137,9 +139,6 @@ class GRPOConfig(RunConfig):
             raise ValueError(
                 f"sampler_delta must be a finite number >= 0, got {self.sampler_delta!r}"
             )
-        for name, allowed in (("correction", CORRECTIONS), ("correction_level", IS_LEVELS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if isinstance(self.correction_cap, bool) or not (
             isinstance(self.correction_cap, (int, float)) and self.correction_cap > 0
         ):
@@ -253,7 +252,7 @@ def group_log_probs(
 
 def offpolicy_weights(policy: Policy, batch, logp_old_t: torch.Tensor, cfg: GRPOConfig, bias):
     """Chapter 17's weight of each answer token, ``(B, G, MAX_LEN)``, a constant: the
-    correction ``cfg.correction`` (:func:`rlviz.fn.offpolicy.correction_weights`) of
+    correction ``cfg.correction`` (:func:`rlviz.fn.offpolicy.capped_weights`) of
     :math:`\\pi_{\theta_\text{old}}/\\mu`, with the learner's ``logp_old_t`` and the sampler's
     log-probabilities (the learner with ``bias`` added to its logits); and how many answer
     tokens' weights the cap changed. ``(None, 0)`` when ``cfg.correction`` is ``"none"``."""
@@ -261,10 +260,9 @@ def offpolicy_weights(policy: Policy, batch, logp_old_t: torch.Tensor, cfg: GRPO
         return None, 0
     mask_t = batch.mask.view(logp_old_t.shape)
     logp_mu_t = group_log_probs(policy, batch.prompts, batch.tokens, cfg.group_size, bias)
-    level, cap = cfg.correction_level, cfg.correction_cap
-    weight_t = correction_weights(logp_old_t, logp_mu_t, mask_t, cfg.correction, level, cap)
-    rho_t = importance_weights(logp_old_t, logp_mu_t, mask_t, level)
-    return weight_t, int(((rho_t > cap) & mask_t).sum())
+    rho_t = importance_weights(logp_old_t, logp_mu_t, mask_t, cfg.correction_level)
+    weight_t = capped_weights(rho_t, mask_t, cfg.correction, cfg.correction_cap)
+    return weight_t, int(((weight_t != rho_t) & mask_t).sum())
 
 
 def sampler_bias(delta: float, seed: int = 0) -> torch.Tensor:

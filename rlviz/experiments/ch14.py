@@ -312,7 +312,8 @@ def spread_summary(logs, target: float = 0.95) -> dict:
     success at the end and at its best evaluation, the final training success (median), how
     many runs reached ``target`` held-out success, and the median update and answers sampled
     when they first did (None if none did); the median held-out entropy at the end (None if the
-    logs have none)."""
+    logs have none); the median fraction of tokens whose off-policy weight the cap changed
+    (``TrainLog.capped``, chapter 17; None if no run has one)."""
     logs = list(logs.values()) if isinstance(logs, dict) else list(logs)
     if not logs:
         raise ValueError("logs must hold at least one TrainLog")
@@ -325,9 +326,11 @@ def spread_summary(logs, target: float = 0.95) -> dict:
         if i is not None
     ]
     entropy = [log.entropy[-1] for log in logs if len(log.entropy) == len(log.step)]
+    capped = [log.capped for log in logs if log.capped is not None]
     return {
         "runs": len(logs),
         "entropy_final_median": float(np.median(entropy)) if entropy else None,
+        "capped_median": float(np.median(capped)) if capped else None,
         "final_median": float(np.median(final)),
         "final_worst": float(final.min()),
         "peak_median": float(np.median(peak)),
@@ -377,18 +380,11 @@ def live_run(
     seed: int = 0,
     callback=None,
 ) -> TrainLog:
-    """One GRPO run from the book's reference with these settings, ``steps`` updates, no early
-    stop (the chapter's live widget); ``callback(step, max_steps)`` after each update."""
-    task, ref = book_task()
-    cfg = GRPOConfig(
-        epsilon=epsilon,
-        beta=beta,
-        group_size=group_size,
-        max_steps=steps,
-        stop_at_target=False,
-        seed=seed,
-    )
-    return train_grpo(task, ref, cfg, callback=callback)[1]
+    """One GRPO run from the book's reference on the book's split with these settings, ``steps``
+    updates, no early stop (the chapter's live widget; :func:`live_variant_run`);
+    ``callback(step, max_steps)`` after each update."""
+    change = {"epsilon": epsilon, "beta": beta, "group_size": group_size}
+    return live_variant_run(change, steps, 0, seed, callback=callback)
 
 
 def live_variant_run(
@@ -410,8 +406,8 @@ def spread_table(groups: dict, target: float = 0.95, capped: bool = False) -> st
     success at the end (median, worst), training success (median), held-out entropy at the end
     (median), runs reaching ``target``; two decimals, so that the notebook tests compare it.
     ``capped``: one more column, the median over runs of the fraction of answer tokens whose
-    off-policy weight the cap changed (``TrainLog.capped``, chapter 17; "-" without a
-    correction)."""
+    off-policy weight the cap changed (:func:`spread_summary`'s ``capped_median``; "-" without
+    a correction)."""
     head = (
         f"{'':40} {'runs':>4} {'held-out: median':>16} {'worst':>6} {'training':>9} "
         f"{'entropy':>8} {'reach ' + format(target, '.2f'):>11}"
@@ -425,8 +421,7 @@ def spread_table(groups: dict, target: float = 0.95, capped: bool = False) -> st
             f"{s['train_final_median']:9.2f} {ent:>8} {s['reached']:>7d} of {s['runs']}"
         )
         if capped:
-            runs = list(logs.values()) if isinstance(logs, dict) else list(logs)
-            fractions = [log.capped for log in runs if log.capped is not None]
-            line += f" {format(float(np.median(fractions)), '.3f') if fractions else '-':>7}"
+            c = s["capped_median"]
+            line += f" {'-' if c is None else format(c, '.3f'):>7}"
         lines.append(line)
     return "\n".join(lines)

@@ -147,10 +147,12 @@ TRAINED_STEPS = 30
 _PRACTICE = {"ratio": "token", "loss_agg": "token-mean"}
 
 
-def _off(correction: str = "none", level: str = "token", cap: float = math.inf) -> dict:
+def _off(
+    correction: str = "none", level: str = "token", cap: float = math.inf, delta=TRAINED_DELTA
+) -> dict:
     return dict(
         _PRACTICE,
-        sampler_delta=TRAINED_DELTA,
+        sampler_delta=float(delta),
         correction=correction,
         correction_level=level,
         correction_cap=cap,
@@ -191,6 +193,7 @@ def live_trained_run(
     logs = []
     for k, corr in enumerate((correction, "none")):
         cb = None if callback is None else functools.partial(_half, callback, k)
-        change = {**_off(corr, level, cap), "sampler_delta": float(delta)}
-        logs.append(live_variant_run(change, steps, split, seed, callback=cb))
+        logs.append(
+            live_variant_run(_off(corr, level, cap, delta), steps, split, seed, callback=cb)
+        )
     return logs[0], logs[1]

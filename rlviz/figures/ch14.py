@@ -180,6 +180,8 @@ def band_figure(
     ``"held_out"`` or ``"train"`` (success on the held-out or the training prompts) or
     ``"entropy"`` (:func:`rlviz.agents.addition_task.held_out_entropy`); ``target`` draws a
     dotted line (None: none)."""
+    if x not in X_AXES:
+        raise ValueError(f"x must be one of {tuple(X_AXES)}, got {x!r}")
     fig = go.Figure()
     for i, (name, logs, key) in enumerate(bands):
         logs = list(logs.values()) if isinstance(logs, dict) else list(logs)
@@ -187,8 +189,6 @@ def band_figure(
             raise ValueError(f"key must be 'held_out', 'train' or 'entropy', got {key!r}")
         if len({tuple(log.step) for log in logs}) != 1:
             raise ValueError(f"the runs of {name!r} must be evaluated at the same updates")
-        if x not in X_AXES:
-            raise ValueError(f"x must be one of {tuple(X_AXES)}, got {x!r}")
         xs = (
             [int(v) for v in logs[0].samples]
             if x == "samples"
@@ -362,8 +362,6 @@ def metric_slider_figure(groups: dict, title: str) -> go.Figure:
     slider = slider_steps(labels, per, prefix="showing (metric / x axis): ")
     for step, xtitle, ytitle in zip(slider["steps"], xtitles, ytitles, strict=True):
         step["args"].append({"xaxis.title.text": xtitle, "yaxis.title.text": ytitle})
-    # many groups with long names: the legend goes below the slider (above the plot it would
-    # grow into the title), anchored to the figure's bottom edge
     slider.update(x=0.05, len=0.9, pad={"t": 55})
     fig.update_layout(
         title=f"{title}<br><sup>median over runs (line) and their range (shaded); the slider "

@@ -40,6 +40,7 @@ __all__ = [
     "truncated_weights",
     "masked_weights",
     "correction_weights",
+    "capped_weights",
     "corrected_pg_objective",
 ]
 
@@ -116,6 +117,14 @@ def correction_weights(
         _choice("level", level, IS_LEVELS)
         return torch.ones_like(logp_t)
     rho = importance_weights(logp_t, logp_mu_t, mask_t, level)
+    return capped_weights(rho, mask_t, correction, cap)
+
+
+def capped_weights(rho: torch.Tensor, mask_t, correction: str, cap: float) -> torch.Tensor:
+    r"""The weight of :func:`correction_weights` from importance weights ``rho`` already
+    computed (:func:`importance_weights`): ``rho`` itself (``"is"``), truncated at ``cap``
+    (``"tis"``) or masked above it (``"mis"``); 1 on padding. ``(B, G, L)``."""
+    _choice("correction", correction, CORRECTIONS[1:])
     if correction == "tis":
         rho = truncated_weights(rho, cap)
     elif correction == "mis":

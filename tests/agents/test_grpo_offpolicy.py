@@ -119,6 +119,11 @@ def test_a_perturbed_sampler_changes_the_run_and_the_cap_binds(setup):
     )
     _, none = train_grpo(task, ref, dataclasses.replace(naive, correction="tis"))
     assert tiny.capped == 1.0 and none.capped == 0.0
+    # plain IS has no cap to act: a finite correction_cap changes no weight
+    _, plain_is = train_grpo(
+        task, ref, dataclasses.replace(naive, correction="is", correction_cap=1e-9)
+    )
+    assert plain_is.capped == 0.0
     # seeded: the same config gives the same run
     _, again = train_grpo(task, ref, naive)
     assert again.held_out == off.held_out

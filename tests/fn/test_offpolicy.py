@@ -9,6 +9,7 @@ import torch
 from rlviz.fn.offpolicy import (
     CORRECTIONS,
     IS_LEVELS,
+    capped_weights,
     corrected_pg_objective,
     correction_weights,
     importance_weights,
@@ -92,6 +93,18 @@ def test_corrected_objective_gradient_is_weighted_score():
     obj.sum().backward()
     want = torch.where(mask, w.detach() * adv[..., None], torch.zeros_like(logp))
     torch.testing.assert_close(theta.grad, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("correction", CORRECTIONS[1:])
+@pytest.mark.parametrize("level", IS_LEVELS)
+def test_capped_weights_of_precomputed_ratios_match_the_loop(correction, level):
+    logp, logp_mu, mask, _ = _batch(1)
+    rho = importance_weights(logp, logp_mu, mask, level)
+    got = capped_weights(rho, mask, correction, 1.2)
+    want = _reference_weight(logp, logp_mu, mask, correction, level, 1.2)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="correction must be one of 'is', 'tis', 'mis'"):
+        capped_weights(rho, mask, "none", 1.2)
 
 
 def test_bad_inputs_raise():
