@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from rlviz.fn.returns import gae, gae_reference
+from rlviz.fn.returns import Transitions, gae, gae_reference
 
 T, N = 2048, 64
 GAMMA, LAM = 0.99, 0.95
@@ -65,28 +65,25 @@ def rollout(rng, dtype):
 def main() -> None:
     rng = np.random.default_rng(0)
     r, v, v_final, v_T, term, trunc = rollout(rng, np.float32)
-    kw = dict(
-        v_T=v_T, terminated_t=term, truncated_t=trunc, v_final_t=v_final, gamma=GAMMA, lam=LAM
-    )
+    tr = Transitions(r_t=r, v_t=v, v_T=v_T, terminated_t=term, truncated_t=trunc, v_final_t=v_final)
     # SB3's convention: one `dones` array, truncation bootstrap added to the reward
     dones = (term | trunc).astype(np.float32)
     r_sb3 = r + GAMMA * np.where(trunc, v_final, 0).astype(np.float32)
 
     # same answer first (float64 against the reference loop; float32 against SB3's loop)
-    ours = gae(r, v, **kw)
+    ours = gae(tr, gamma=GAMMA, lam=LAM)
     theirs = sb3_style_loop(r_sb3, v, dones, v_T, GAMMA, LAM)
-    f64 = [a.astype(np.float64) for a in (r, v, v_final, v_T)]
     sub = slice(0, 8)
-    kw64 = dict(
-        kw,
-        v_T=f64[3][sub],
-        v_final_t=f64[2][:, sub],
+    tr64 = Transitions(
+        r_t=r[:, sub].astype(np.float64),
+        v_t=v[:, sub].astype(np.float64),
+        v_T=v_T[sub].astype(np.float64),
         terminated_t=term[:, sub],
         truncated_t=trunc[:, sub],
+        v_final_t=v_final[:, sub].astype(np.float64),
     )
     err64 = np.abs(
-        gae(f64[0][:, sub], f64[1][:, sub], **kw64)
-        - gae_reference(f64[0][:, sub], f64[1][:, sub], **kw64)
+        gae(tr64, gamma=GAMMA, lam=LAM) - gae_reference(tr64, gamma=GAMMA, lam=LAM)
     ).max()
     print(f"rollout T={T}, N={N}, float32, gamma={GAMMA}, lambda={LAM}")
     print(
@@ -96,7 +93,7 @@ def main() -> None:
 
     out = np.empty_like(r)
     t_loop = median_ms(lambda: sb3_style_loop(r_sb3, v, dones, v_T, GAMMA, LAM), 30)
-    t_ours = median_ms(lambda: gae(r, v, **kw), 200)
+    t_ours = median_ms(lambda: gae(tr, gamma=GAMMA, lam=LAM), 200)
     t_mem = median_ms(lambda: np.add(r, v, out=out), 500)
     print(f"(a) plain loop over rows (SB3 style): {t_loop:8.3f} ms (median)")
     print(f"    rlviz.fn.returns.gae:             {t_ours:8.3f} ms")

@@ -7,6 +7,7 @@ and what is allowed (STYLE.md, habit 3). Deep code trusts its inputs.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,21 +31,64 @@ def unit_interval(name: str, value, *, open_right: bool = False, open_left: bool
     return v
 
 
-def positive(name: str, value, *, integer: bool = False) -> float | int:
-    """Check ``value > 0`` (and integrality if asked)."""
+def _is_integer(value) -> bool:
+    """A Python or numpy integer; not a bool (``True`` is not a count)."""
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
+def positive(name: str, value, *, integer: bool = False, inf_ok: bool = False) -> float | int:
+    """Check ``value > 0`` (and integrality if asked); ``inf_ok``: ``inf`` is allowed (no limit)."""
     if integer:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if value <= 0:
+        if not _is_integer(value) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
         return int(value)
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a positive number, got {value!r}") from None
-    if not v > 0 or math.isinf(v):
+    if inf_ok:
+        if not v > 0:
+            raise ValueError(f"{name} must be a number > 0 or inf (no limit), got {value!r}")
+    elif not v > 0 or math.isinf(v):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return v
+
+
+def integer(name: str, value, *, minimum: int | None = None) -> int:
+    """Check that ``value`` is an integer (Python or numpy, not a bool) ``>= minimum`` if given;
+    return it as an ``int``: ``seed must be an integer >= 0, got -1``."""
+    if not _is_integer(value) or (minimum is not None and value < minimum):
+        allowed = "an integer" if minimum is None else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return int(value)
+
+
+def real(name: str, value) -> float:
+    """Check that ``value`` is a real number (Python or numpy; not a bool, a string or an array)
+    and return it as a float. The range is for :func:`positive`, :func:`non_negative` or
+    :func:`unit_interval`, which convert whatever ``float()`` accepts."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def boolean(name: str, value) -> bool:
+    """Check that ``value`` is True or False (a Python or numpy bool, not 0, 1 or a string)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def choice(name: str, value, allowed):
+    """Check that ``value`` is one of ``allowed`` (any container of names: a tuple, a dict, a
+    registry) and return it: ``level must be one of 'token', 'sequence', got 'word'``."""
+    try:
+        ok = value in allowed
+    except TypeError:  # an unhashable value is in no dict
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
 
 
 def non_negative(name: str, value) -> float:

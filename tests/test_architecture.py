@@ -5,20 +5,26 @@
     agents/      trainers on CartPole and the addition task: imports fn, never tabular
     experiments/ the book's settings and runs: may import fn, tabular, agents
     identities/  registered checks: may import all of the above and verify, never figures
-    figures/     data in, plotly figure out: never identities (data comes from experiments)
+    figures/     data in, plotly figure out: fn, tabular and experiments only, never agents
+                 (a trained run comes from experiments) nor identities
     jupyter/     widgets, notebooks, the Sphinx extension: nothing below imports it
 
-No module imports another module's private (``_underscore``) name, no chapter module of
-identities imports another chapter's checks (what chapters share lives in experiments/; a
-later chapter's experiments may reuse an earlier chapter's settings), and nothing imports
-``book``. The test parses every module (``ast``), so a violation is reported
-with its file, line and the rule it breaks; ``test_contract_catches_wrong_imports`` shows the
-checker failing on a tree with deliberately wrong imports.
+A chapter module (``experiments/chNN.py``, ``figures/chNN.py``, ``identities/chNN.py``)
+imports no module of another chapter (``rlviz.<any layer>.chMM``, MM != NN); it may import
+its own chapter's modules of the other layers (``figures/ch05`` -> ``experiments/ch05``). What
+several chapters share lives in a module named for what it is (``experiments/corridor_settings``,
+``experiments/old_policies``, ``figures/gradient_estimates``, ...); ``experiments/errata.py``
+is not a chapter module. No module imports another module's private (``_underscore``) name,
+and nothing imports ``book``. The test parses every module (``ast``), so a violation is
+reported with its file, line and the rule it breaks; ``test_contract_catches_wrong_imports``
+shows the checker failing on a tree with deliberately wrong imports, and
+``test_contract_allows_own_chapter_and_errata`` passing the imports it allows.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -27,7 +33,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "rlviz"
 
-BOTTOM = {"rlviz._validate", "rlviz._threads", "rlviz._cache"}  # helpers every layer may use
+# helpers every layer may use
+BOTTOM = {"rlviz._validate", "rlviz._threads", "rlviz._cache", "rlviz._progress"}
 # layer -> the rlviz layers it may import (besides itself and BOTTOM)
 ALLOWED = {
     "fn": set(),
@@ -35,7 +42,7 @@ ALLOWED = {
     "agents": {"fn"},
     "experiments": {"fn", "tabular", "agents"},
     "identities": {"fn", "tabular", "agents", "experiments", "verify"},
-    "figures": {"fn", "tabular", "agents", "experiments"},
+    "figures": {"fn", "tabular", "experiments"},
     "jupyter": {"fn", "tabular", "agents", "experiments", "figures", "identities", "verify"},
     "verify": set(),
     "__main__": {"identities", "verify"},
@@ -43,14 +50,30 @@ ALLOWED = {
     "_validate": set(),
     "_threads": set(),
     "_cache": set(),
+    "_progress": set(),
 }
 # third-party packages the pure-function layer may import
 FN_THIRD_PARTY = {"numpy", "torch"}
+# the chapter modules: rlviz.<layer>.chNN (the importer's layer must be one of CHAPTER_LAYERS)
+CHAPTER = re.compile(r"rlviz\.(\w+)\.ch(\d+)")
+CHAPTER_LAYERS = {"experiments", "figures", "identities"}
 
 
 def layer_of(module: str) -> str:
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "__init__"
+
+
+def chapter_of(module: str) -> str | None:
+    """The chapter number ``NN`` of a module ``rlviz.<layer>.chNN``, else None."""
+    m = CHAPTER.fullmatch(module)
+    return m.group(2) if m else None
+
+
+def is_module(module: str, root: Path) -> bool:
+    """Whether ``module`` (``rlviz....``) is a module or package of the tree at ``root``."""
+    path = root.parent.joinpath(*module.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -101,9 +124,10 @@ def violations(root: Path = ROOT) -> list[str]:
                         f"standard library, not {target}"
                     )
                 continue
-            # "from rlviz import verify" imports the module rlviz.verify
-            full = [f"rlviz.{n}" for n in names] if target == "rlviz" else [target]
-            for imported in set(full):
+            # "from rlviz import verify" and "from rlviz.experiments import ch03" import the
+            # modules rlviz.verify and rlviz.experiments.ch03; other names come from target
+            full = {f"{target}.{n}" if is_module(f"{target}.{n}", root) else target for n in names}
+            for imported in full or {target}:
                 if imported == "rlviz":
                     continue
                 if imported in BOTTOM:
@@ -111,18 +135,11 @@ def violations(root: Path = ROOT) -> list[str]:
                 other = layer_of(imported)
                 if other != layer and other not in ALLOWED[layer]:
                     out.append(f"{where}:{line}: {layer}/ may not import {other} ({imported})")
-                if (
-                    other == layer
-                    and layer == "identities"
-                    and imported.count(".") == 2
-                    and module.count(".") == 2
-                    and imported.rsplit(".", 1)[1].startswith("ch")
-                    and module.rsplit(".", 1)[1].startswith("ch")
-                    and imported != module
-                ):
+                mine, theirs = chapter_of(module), chapter_of(imported)
+                if layer in CHAPTER_LAYERS and mine and theirs and theirs != mine:
                     out.append(
-                        f"{where}:{line}: {module} imports its sibling chapter "
-                        f"{imported} (shared settings belong in experiments/)"
+                        f"{where}:{line}: chapter {mine} imports another chapter's module "
+                        f"{imported} (what chapters share lives in a module named for it)"
                     )
             if target != module and target.startswith("rlviz"):
                 private = [
@@ -175,7 +192,22 @@ def test_every_layer_is_a_folder_in_the_tree():
         (
             "identities/ch04.py",
             "from rlviz.identities.ch03 import monte_carlo_rate",
-            "imports its sibling chapter",
+            "imports another chapter's module rlviz.identities.ch03",
+        ),
+        (
+            "figures/ch05.py",
+            "from rlviz.experiments.ch03 import mc_estimates",
+            "imports another chapter's module rlviz.experiments.ch03",
+        ),
+        (
+            "experiments/ch11.py",
+            "from rlviz.experiments import ch10",
+            "imports another chapter's module rlviz.experiments.ch10",
+        ),
+        (
+            "figures/ch12.py",
+            "from rlviz.agents.ppo import train",
+            "figures/ may not import agents",
         ),
         (
             "experiments/ch03.py",
@@ -194,3 +226,23 @@ def test_contract_catches_wrong_imports(tmp_path, module, line, expected):
     target.write_text(target.read_text() + f"\n{line}\n")
     new = set(violations(copy)) - before
     assert any(expected in v and module in v for v in new), new
+
+
+@pytest.mark.parametrize(
+    "module, line",
+    [
+        ("figures/ch05.py", "from rlviz.experiments.ch05 import variance_table"),
+        ("identities/ch03.py", "from rlviz.experiments import ch03"),
+        ("experiments/errata.py", "from rlviz.experiments.ch11 import cg_report"),
+        ("experiments/ch11.py", "from rlviz.experiments.old_policies import book_old"),
+    ],
+)
+def test_contract_allows_own_chapter_and_errata(tmp_path, module, line):
+    """Positive control: a chapter's own modules in other layers, the errata appendix's
+    imports of chapters, and the shared named modules break no rule."""
+    copy = tmp_path / "rlviz"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = set(violations(copy))
+    target = copy / module
+    target.write_text(target.read_text() + f"\n{line}\n")
+    assert set(violations(copy)) == before

@@ -66,8 +66,9 @@ def test_source_hash_covers_the_package():
     assert len(h) == 64 and h == _cache.source_hash()
 
 
-@pytest.mark.parametrize("name", ["run_spread", "run_grid"])
-def test_the_trained_spreads_are_cached(name):
-    from rlviz.experiments import ch14
+@pytest.mark.parametrize("module, name", [("addition_runs", "run_config"), ("ch14", "run_grid")])
+def test_the_trained_spreads_are_cached(module, name):
+    import importlib
 
-    assert getattr(ch14, name).uncached.__name__ == name
+    mod = importlib.import_module(f"rlviz.experiments.{module}")
+    assert getattr(mod, name).uncached.__name__ == name

@@ -18,7 +18,6 @@ parts:
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass, field
 
@@ -27,7 +26,7 @@ import torch
 
 from rlviz import _validate as validate
 from rlviz.agents.cartpole import BatchedCartPole
-from rlviz.fn.returns import gae
+from rlviz.fn.returns import Transitions, gae
 
 __all__ = [
     "OBS",
@@ -42,9 +41,6 @@ __all__ = [
     "TrainResult",
     "progress_range",
     "check_callback",
-    "check_real",
-    "check_flag",
-    "check_seed",
     "evaluate",
 ]
 
@@ -278,17 +274,15 @@ def rollout_advantages(agent: ActorCritic, runner: Runner, n_steps: int, gamma, 
     """
     ro = collect(agent, runner, n_steps)
     logp_t, v_t, v_T, v_final_t = rollout_values(agent, ro)
-    adv = gae(
-        ro.rewards,
-        v_t,
+    tr = Transitions(
+        r_t=ro.rewards,
+        v_t=v_t,
         v_T=v_T,
         terminated_t=ro.terminated,
         truncated_t=ro.truncated,
         v_final_t=v_final_t,
-        gamma=gamma,
-        lam=lam,
     )
-    return ro, logp_t, v_t, adv
+    return ro, logp_t, v_t, gae(tr, gamma=gamma, lam=lam)
 
 
 def by_setting(a: np.ndarray, n_settings: int) -> torch.Tensor:
@@ -348,30 +342,13 @@ def progress_range(n: int, show: bool, desc: str):
     return tqdm(range(n), desc=desc, unit="update")
 
 
-# ---------------------------------------------------------------- checks of config fields
-
-
-def check_real(name: str, value) -> None:
-    """Raise ``ValueError`` unless ``value`` is a real number (not a bool or a string); the
-    range is then checked by :mod:`rlviz._validate`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-
-
-def check_flag(name: str, value) -> None:
-    """Raise ``ValueError`` unless ``value`` is True or False."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-
-
-def check_seed(name: str, value) -> None:
-    """Raise ``ValueError`` unless ``value`` is an integer >= 0 (numpy's seeds)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+# ---------------------------------------------------------------- the trainers' callback
 
 
 def check_callback(callback) -> None:
-    """Raise ``ValueError`` unless ``callback`` is None or callable."""
+    """Raise ``ValueError`` unless ``callback`` is None or callable as the trainers call it,
+    ``callback(update, steps, agent)`` (:meth:`TrainResult.record`). The general checks of
+    config fields are in :mod:`rlviz._validate`."""
     if callback is not None and not callable(callback):
         raise ValueError(
             f"callback must be None or callable (update, steps, agent), got "
@@ -408,7 +385,7 @@ def evaluate(
         )
     episodes = validate.positive("episodes", episodes, integer=True)
     max_episode_steps = validate.positive("max_episode_steps", max_episode_steps, integer=True)
-    check_seed("seed", seed)
+    validate.integer("seed", seed, minimum=0)
     rng = np.random.default_rng([seed, 3])
     env = CartPoleVectorEnv(num_envs=episodes, max_episode_steps=max_episode_steps)
     obs, _ = env.reset(seed=seed)
@@ -447,7 +424,7 @@ def evaluate_settings(
         raise ValueError(f"rows must be setting indices in [0, {agent.n_settings}), got {rows!r}")
     episodes = validate.positive("episodes", episodes, integer=True)
     max_episode_steps = validate.positive("max_episode_steps", max_episode_steps, integer=True)
-    check_seed("seed", seed)
+    validate.integer("seed", seed, minimum=0)
     rngs = [np.random.default_rng([seed, 3]) for _ in rows]
     envs = [CartPoleVectorEnv(num_envs=episodes, max_episode_steps=max_episode_steps) for _ in rows]
     obs = np.zeros((agent.n_settings, episodes, OBS), np.float32)

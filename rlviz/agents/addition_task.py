@@ -27,7 +27,6 @@ the evaluation log (:class:`TrainLog`).
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -318,12 +317,6 @@ def gradient_step(
     optimizer.step()
 
 
-def _integer(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """What both trainers share: optimiser, budget, stopping rule, evaluation, seed.
@@ -341,22 +334,14 @@ class RunConfig:
 
     def __post_init__(self):
         validate.positive("lr", self.lr)
-        _integer("updates_per_batch", self.updates_per_batch, 1)
-        _integer("max_steps", self.max_steps, 1)
-        if (
-            not isinstance(self.max_seconds, (int, float))
-            or isinstance(self.max_seconds, bool)
-            or math.isnan(self.max_seconds)
-            or not self.max_seconds > 0
-        ):
-            raise ValueError(
-                f"max_seconds must be a number > 0 (inf: no limit), got {self.max_seconds!r}"
-            )
+        validate.integer("updates_per_batch", self.updates_per_batch, minimum=1)
+        validate.integer("max_steps", self.max_steps, minimum=1)
+        validate.real("max_seconds", self.max_seconds)
+        validate.positive("max_seconds", self.max_seconds, inf_ok=True)
         validate.unit_interval("target", self.target)
-        if not isinstance(self.stop_at_target, bool):
-            raise ValueError(f"stop_at_target must be True or False, got {self.stop_at_target!r}")
-        _integer("eval_every", self.eval_every, 1)
-        _integer("seed", self.seed, 0)
+        validate.boolean("stop_at_target", self.stop_at_target)
+        validate.integer("eval_every", self.eval_every, minimum=1)
+        validate.integer("seed", self.seed, minimum=0)
 
 
 @dataclass

@@ -50,9 +50,6 @@ from rlviz.agents.actor_critic import (
     TrainResult,
     by_setting,
     check_callback,
-    check_flag,
-    check_real,
-    check_seed,
     log_prob,
     progress_range,
     rollout_advantages,
@@ -109,7 +106,7 @@ class PPOConfig:
         for name in SHARED:
             validate.positive(name, getattr(self, name), integer=True)
         for name in ("lr", "clip_eps", "gamma", "lam", "vf_coef", "ent_coef"):
-            check_real(name, getattr(self, name))
+            validate.real(name, getattr(self, name))
         for name in ("lr", "clip_eps"):
             validate.positive(name, getattr(self, name))
         for name in ("gamma", "lam"):
@@ -118,11 +115,11 @@ class PPOConfig:
             validate.non_negative(name, getattr(self, name))
         for name in ("clip_value", "max_grad_norm"):  # None = off
             if getattr(self, name) is not None:
-                check_real(name, getattr(self, name))
+                validate.real(name, getattr(self, name))
                 validate.positive(name, getattr(self, name))
         for name in ("anneal_lr", "anneal_clip", "norm_adv"):
-            check_flag(name, getattr(self, name))
-        check_seed("seed", self.seed)
+            validate.boolean(name, getattr(self, name))
+        validate.integer("seed", self.seed, minimum=0)
         batch = self.n_envs * self.n_steps
         if batch % self.minibatches or batch // self.minibatches < 2:
             raise ValueError(

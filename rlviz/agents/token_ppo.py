@@ -29,7 +29,7 @@ from rlviz.agents.addition_task import (
     sample_answers,
 )
 from rlviz.fn.ppo_loss import clipped_surrogate, normalize_advantages, value_loss
-from rlviz.fn.returns import gae
+from rlviz.fn.returns import Transitions, gae
 
 __all__ = ["PPOConfig", "train_ppo", "token_advantages", "normalize_over_tokens", "token_ppo_loss"]
 
@@ -120,15 +120,14 @@ def token_advantages(
     last = torch.nn.functional.one_hot(mask.sum(-1) - 1, MAX_LEN).bool()
     r_t = (last * rewards[:, None]).T.numpy().astype(np.float64)
     terminated_t = (last | ~mask).T.numpy()
-    a_t = gae(
-        r_t,
-        v_old.T.numpy().astype(np.float64),
+    tr = Transitions(
+        r_t=r_t,
+        v_t=v_old.T.numpy().astype(np.float64),
         v_T=np.zeros(n),
         terminated_t=terminated_t,
         truncated_t=np.zeros_like(terminated_t),
-        gamma=gamma,
-        lam=lam,
     )
+    a_t = gae(tr, gamma=gamma, lam=lam)
     return torch.as_tensor(a_t.T, dtype=torch.float32)
 
 

@@ -39,8 +39,6 @@ from rlviz.agents.actor_critic import (
     TrainResult,
     by_setting,
     check_callback,
-    check_real,
-    check_seed,
     log_prob,
     progress_range,
     rollout_advantages,
@@ -91,13 +89,13 @@ class TRPOConfig:
         ):
             validate.positive(name, getattr(self, name), integer=True)
         for name in ("delta", "damping", "gamma", "lam", "vf_lr"):
-            check_real(name, getattr(self, name))
+            validate.real(name, getattr(self, name))
         for name in ("delta", "vf_lr"):
             validate.positive(name, getattr(self, name))
         validate.non_negative("damping", self.damping)
         for name in ("gamma", "lam"):
             validate.unit_interval(name, getattr(self, name))
-        check_seed("seed", self.seed)
+        validate.integer("seed", self.seed, minimum=0)
         if self.n_envs * self.n_steps < 2:
             raise ValueError(
                 f"n_envs * n_steps must be at least 2 (advantages are standardised "

@@ -1,55 +1,16 @@
-"""The settings and runs of chapter 3 that its identities, figures and notebook share."""
+"""The runs of chapter 3 that its identities, figures and notebook share: Monte-Carlo estimates
+of the gradient on the corridor (:func:`rlviz.experiments.corridor_settings.book_setting`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from rlviz.tabular.episodic import corridor, random_episodic_mdp
+from rlviz.experiments.corridor_settings import book_setting
 from rlviz.tabular.pg_estimators import reward_to_go_estimates, total_return_estimates
-from rlviz.tabular.policy_gradient import exact_gradient, softmax_policy
-from rlviz.tabular.trajectories import enumerate_trajectories, sample_trajectories
-
-THETA = np.array([[0.3, -0.2], [-0.4, 0.5], [0.2, 0.1], [0.0, 0.0]])
-
-
-HORIZON = 6
-
-
-GAMMAS = (0.5, 0.9, 1.0)
-
+from rlviz.tabular.policy_gradient import exact_gradient
+from rlviz.tabular.trajectories import sample_trajectories
 
 MC_NS = (10, 30, 100, 300, 1000, 3000, 10000)
-
-
-def book_setting(gamma: float = 0.9):
-    """The chapters' setting: (corridor MDP, logits theta, policy pi, horizon H)."""
-    mdp = corridor(gamma)
-    return mdp, THETA, softmax_policy(THETA), HORIZON
-
-
-def random_settings(n: int = 5, seed: int = 0, horizon: int = 3):
-    """``n`` random episodic MDPs (S=4, A=3) with random logits, for the identity rows."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        mdp = random_episodic_mdp(rng, 4, 3, float(rng.choice([0.5, 0.9, 1.0])))
-        theta = rng.normal(size=(4, 3))
-        out.append((mdp, theta, softmax_policy(theta), horizon))
-    return out
-
-
-def settings():
-    return [book_setting(g) for g in GAMMAS] + random_settings()
-
-
-def enumerated_settings():
-    """Each setting of :func:`settings` with its enumerated trajectories and exact grad J_H:
-    yields ``(mdp, theta, pi, H, tr, grad)``."""
-    for mdp, theta, pi, H in settings():
-        yield mdp, theta, pi, H, enumerate_trajectories(mdp, pi, H), exact_gradient(mdp, theta, H)
-
-
-SETTINGS_DETAIL = "corridor H=6, gamma in {0.5, 0.9, 1} + 5 random MDPs (S=4, A=3, H=3)"
 
 
 def mc_estimates(n: int = 4000, seed: int = 0, gamma: float = 0.9) -> dict:

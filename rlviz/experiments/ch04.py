@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlviz.experiments.ch03 import THETA
+from rlviz.experiments.corridor_settings import THETA
 from rlviz.fn.stats import angle_and_norm_ratio
 from rlviz.tabular.episodic import corridor, random_episodic_mdp
 from rlviz.tabular.policy_gradient import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlviz.experiments.ch03 import book_setting
+from rlviz.experiments.corridor_settings import book_setting
 from rlviz.tabular.mdp import finite_horizon_objective
 from rlviz.tabular.pg_estimators import (
     optimal_baseline,

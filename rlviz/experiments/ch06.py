@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rlviz.experiments.ch03 import book_setting
+from rlviz.experiments.corridor_settings import book_setting
 from rlviz.tabular.pg_estimators import (
     advantage_estimate_moments,
     advantage_estimates,

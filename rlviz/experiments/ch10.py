@@ -1,4 +1,6 @@
-"""The settings and runs of chapter 10 that its identities, figures and notebook share."""
+"""The runs of chapter 10 that its identities, figures and notebook share: how the surrogate and
+its estimate part from J along a direction, on an old policy of
+:mod:`rlviz.experiments.old_policies` (default :func:`~rlviz.experiments.old_policies.book_old`)."""
 
 from __future__ import annotations
 
@@ -6,46 +8,21 @@ import numpy as np
 import torch
 
 from rlviz._threads import torch_threads
-from rlviz.experiments.ch03 import THETA
+from rlviz.experiments.old_policies import book_old
 from rlviz.fn.stats import sample_variance_se
-from rlviz.tabular.episodic import corridor
-from rlviz.tabular.examples import random_mdp
 from rlviz.tabular.policy_gradient import DTYPE, objective_torch
 from rlviz.tabular.surrogate import (
     line_profile,
-    old_policy,
     policy_directions,
     surrogate_estimate_variance,
     surrogate_sample_estimates,
     surrogate_torch,
 )
 
-GAMMA = 0.9
-
-
 VARIANCE_STEPS = (0.0, 1.0, 2.0, 4.0, 6.0, 8.0)  # steps t along a direction for the variance study
 
 
 MC_N = 20_000
-
-
-def book_old(gamma: float = GAMMA):
-    """The chapter's old policy: the corridor (discounted) with the chapter-3 logits."""
-    return old_policy(corridor(gamma), THETA)
-
-
-RANDOM_GAMMAS = (0.5, 0.9, 0.95)
-
-
-def random_olds(n: int = 5, seed: int = 10, gammas=RANDOM_GAMMAS):
-    rng = np.random.default_rng(seed)
-    return [
-        old_policy(random_mdp(rng, 5, 3, float(rng.choice(gammas))), rng.normal(size=15))
-        for _ in range(n)
-    ]
-
-
-DETAIL = "corridor (gamma 0.9) + 5 random MDPs (S=5, A=3, gamma in {0.5, 0.9, 0.95})"
 
 
 def autograd_gradient(fn, theta: np.ndarray) -> np.ndarray:

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from rlviz._threads import torch_threads
-from rlviz.experiments.ch03 import THETA
-from rlviz.experiments.ch10 import book_old, random_olds
+from rlviz.experiments.corridor_settings import THETA
+from rlviz.experiments.old_policies import book_old, random_olds
 from rlviz.fn.trust_region import conjugate_gradient, fisher_vector_product
 from rlviz.tabular.policy_gradient import DTYPE
 from rlviz.tabular.surrogate import (

@@ -23,7 +23,7 @@ import torch
 
 from rlviz._threads import torch_threads
 from rlviz.agents.actor_critic import ActorCritic, TrainResult
-from rlviz.experiments.ch10 import book_old
+from rlviz.experiments.old_policies import book_old
 from rlviz.fn.ppo_loss import (
     categorical_kl,
     clip_fraction,
@@ -157,8 +157,8 @@ def wrong_values(old=None, scale: float = V_ERROR, seed: int = 0) -> np.ndarray:
 def surrogate_gap_table(old=None, v_hat=None, lams=GAP_LAMBDAS) -> list[dict]:
     r"""The gradient at :math:`\theta_{\text{old}}` of each version of the surrogate against :math:`\nabla J`.
 
-    On ``old`` (default: the corridor of chapter 10, :func:`rlviz.experiments.ch10.book_old`) with
-    the value estimate ``v_hat`` (default :func:`wrong_values`), from
+    On ``old`` (default: the corridor, :func:`rlviz.experiments.old_policies.book_old`) with the
+    value estimate ``v_hat`` (default :func:`wrong_values`), from
     :func:`rlviz.tabular.surrogate.sample_surrogate_gradients`. One row per version, in the
     order practice departs from the exact surrogate: ``exact`` (discounted visitation, true
     :math:`A`), ``undiscounted`` (time-step average, true :math:`A`), then for each

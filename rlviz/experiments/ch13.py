@@ -8,7 +8,8 @@ changed alone from the book's setting and each implementation detail of :data:`A
 :func:`grid_configs` is the whole gamma x lambda x epsilon grid (one seed; the benchmark and
 the live widget) and :func:`ablation_configs` the ablations alone. All are passed whole to
 :func:`rlviz.agents.ppo.train`, which trains the settings as a batch dimension of one
-computation.
+computation. :func:`live_run` trains one setting (the chapter's live widget), and
+:func:`book_value` is the book's value of one coefficient (the figures' labels).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import dataclasses
 
 import numpy as np
 
-from rlviz.agents.ppo import PPOConfig
+from rlviz._progress import progress_callback
+from rlviz.agents.actor_critic import TrainResult
+from rlviz.agents.ppo import PPOConfig, train
 
 __all__ = [
     "BOOK_SEEDS",
@@ -33,6 +36,8 @@ __all__ = [
     "grid_configs",
     "ablation_configs",
     "first_sustained",
+    "book_value",
+    "live_run",
 ]
 
 GAMMAS = (0.9, 0.98, 0.995)
@@ -153,3 +158,31 @@ def first_sustained(values, steps, threshold: float = 475.0) -> float:
     if len(below) == 0:
         return float(steps[0])
     return float(steps[below[-1] + 1]) if below[-1] + 1 < len(steps) else float("inf")
+
+
+def book_value(field: str):
+    """The book's value of one :class:`rlviz.agents.ppo.PPOConfig` field: its default (e.g.
+    ``book_value("lam") == 0.8``)."""
+    names = [f.name for f in dataclasses.fields(PPOConfig)]
+    if field not in names:
+        raise ValueError(f"field must be one of {names}, got {field!r}")
+    return getattr(PPOConfig(), field)
+
+
+def live_run(
+    gamma: float = 0.98,
+    lam: float = 0.8,
+    epsilon: float = 0.2,
+    seed: int = 0,
+    total_steps: int = 12_000,
+    progress=None,
+) -> TrainResult:
+    """Train PPO on CartPole with these settings, the others the book's (the chapter's live
+    widget); ``progress(fraction)``, if given, is called after each update (the widget's
+    progress bar)."""
+    cfg = PPOConfig(gamma=gamma, lam=lam, clip_eps=epsilon, seed=seed, total_steps=total_steps)
+    report = progress_callback(progress)  # report(step, total)
+    callback = (
+        None if report is None else (lambda update, steps, agent: report(update, cfg.updates))
+    )
+    return train(cfg, callback=callback)

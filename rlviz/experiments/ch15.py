@@ -19,20 +19,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rlviz.experiments.ch14 import TREE_WORDS, book_tree, tree_setting
+from rlviz.experiments.addition_runs import variant, variant_table
+from rlviz.experiments.answer_trees import answer_words, book_tree, tree_setting
 from rlviz.fn.grpo_aggregation import AGG_MODES
 from rlviz.fn.stats import angle_and_norm_ratio
 from rlviz.tabular.answer_tree import (
     answer_probs,
     enumerate_answers,
     exact_gradient,
+    expected_group_gradient,
     forward_kl_gradient,
 )
 from rlviz.tabular.grpo_exact import (
     aggregation_objective,
     batch_gradient,
     expected_batch_gradient,
-    expected_gradient,
     kl_gradient,
     mean_length_gradient,
 )
@@ -62,10 +63,6 @@ AGG_GROUP_SIZES = (2, 3)
 RIGHT_STOP_LOGIT = 2.0  # end-token logit after "a": right answers are mostly "aE"
 
 
-def _words(ans) -> list[str]:
-    return ["".join(TREE_WORDS[t] for t in ans.tokens[k, : ans.length[k]]) for k in range(ans.n)]
-
-
 def length_setting(wrong_stop_logit: float = 0.0):
     r"""(answers, logits ``(1, 15, 3)``, rewards ``(1, 31)``, wrong ``(1, 31)`` bool): one
     prompt, answers of at most 4 tokens over ``a``, ``b``, ``E``; reward 1 for answers starting
@@ -81,7 +78,7 @@ def length_setting(wrong_stop_logit: float = 0.0):
                 theta[0, ans.node[k, t], 2] = RIGHT_STOP_LOGIT
             elif first == 1:
                 theta[0, ans.node[k, t], 2] = wrong_stop_logit
-    words = _words(ans)
+    words = answer_words(ans)
     r = np.array([[float(w.startswith("a")) for w in words]])
     wrong = np.array([[w.startswith("b") for w in words]])
     return ans, theta, r, wrong
@@ -108,7 +105,7 @@ def aggregation_table(wrong_stop_logit: float = 0.0, group_size: int = 2, modes=
     drift = mean_length_gradient(theta, ans, wrong)
     out = {}
     for mode in modes:
-        e = expected_gradient(theta, ans, r, group_size, aggregation_objective(mode))
+        e = expected_group_gradient(theta, ans, r, group_size, aggregation_objective(mode))
         angle, ratio = angle_and_norm_ratio(e, g)
         out[mode] = (angle, ratio, float(drift @ e / np.linalg.norm(e)))
     return out
@@ -154,7 +151,7 @@ def accumulation_gaps(seed: int = 0, splits=ACCUMULATION_SPLITS, global_counts=F
 
 
 # ---------------------------------------------------------------- advantage normalisation
-ADVANTAGE_KINDS = ("none", "group", "batch")
+ADVANTAGE_KINDS = ("mean", "std", "batch-std")  # names of rlviz.fn.grpo_loss.ADVANTAGES
 
 
 def advantage_table(mode: str = "seq-mean-token-sum", group_size: int = 2) -> dict:
@@ -210,30 +207,28 @@ def kl_table(seed: int = 0, steps=(0.0, 0.3)) -> dict:
 
 # ---------------------------------------------------------------- trained on the addition task
 # the loss aggregation modes, dynamic sampling and the KL's placement, trained from chapter
-# 14's reference on the addition task over chapter 14's five splits x three seeds
-# (name -> (trainer, change of GRPOConfig); the chapter runs them with
-# rlviz.experiments.ch14.run_variant_spread)
-TRAINED_VARIANTS = {
-    "seq-mean-token-mean (GRPO paper)": (
-        "grpo",
-        {"ratio": "token", "loss_agg": "seq-mean-token-mean"},
+# 14's reference on the addition task over five splits x three seeds (id -> Variant; run by
+# rlviz.experiments.addition_runs.run_variants)
+_PRACTICE = {"term": "token", "loss_agg": "token-mean"}
+TRAINED_VARIANTS = variant_table(
+    variant(
+        "smtm", "seq-mean-token-mean (GRPO paper)", term="token", loss_agg="seq-mean-token-mean"
     ),
-    "token-mean (DAPO)": ("grpo", {"ratio": "token", "loss_agg": "token-mean"}),
-    "seq-mean-token-sum-norm (Dr. GRPO)": (
-        "grpo",
-        {"ratio": "token", "loss_agg": "seq-mean-token-sum-norm"},
+    variant("token-mean", "token-mean (DAPO)", **_PRACTICE),
+    variant(
+        "drgrpo",
+        "seq-mean-token-sum-norm (Dr. GRPO)",
+        term="token",
+        loss_agg="seq-mean-token-sum-norm",
     ),
-    "token-mean + dynamic sampling": (
-        "grpo",
-        {"ratio": "token", "loss_agg": "token-mean", "dynamic_sampling": True},
+    variant("dynamic", "token-mean + dynamic sampling", **_PRACTICE, dynamic_sampling=True),
+    variant("kl-loss", "KL in the loss (k3, beta = 0.04)", **_PRACTICE, beta=0.04),
+    variant(
+        "kl-reward",
+        "KL in the reward (k1, beta = 0.04)",
+        **_PRACTICE,
+        beta=0.04,
+        kl_placement="reward",
     ),
-    "KL in the loss (k3, beta = 0.04)": (
-        "grpo",
-        {"ratio": "token", "loss_agg": "token-mean", "beta": 0.04},
-    ),
-    "KL in the reward (k1, beta = 0.04)": (
-        "grpo",
-        {"ratio": "token", "loss_agg": "token-mean", "beta": 0.04, "kl_in_reward": True},
-    ),
-}
+)
 TRAINED_STEPS = 30

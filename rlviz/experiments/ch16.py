@@ -24,11 +24,12 @@ import numpy as np
 import torch
 
 from rlviz import _validate as validate
-from rlviz.experiments.ch14 import tree_setting
+from rlviz.experiments.addition_runs import variant, variant_table
+from rlviz.experiments.answer_trees import tree_setting
 from rlviz.fn.grpo_loss import group_advantages, sequence_ratios, token_ratios
 from rlviz.fn.ratios import (
+    POLICY_TERMS,
     asymmetric_clipped_surrogate,
-    cispo_surrogate,
     clip_cov_mask,
     covariance_scores,
     gspo_ratios,
@@ -202,25 +203,26 @@ def entropy_directions(seed: int = 0) -> tuple[Answers, np.ndarray, dict]:
 
 # ---------------------------------------------------------------- ratio granularity
 RATIO_KINDS = ("token", "sequence", "sequence (unclipped)", "GSPO", "CISPO")
+# the per-answer objectives on the tree: display name -> (the term of
+# rlviz.fn.ratios.POLICY_TERMS, how an answer's token terms combine: summed, or averaged for
+# the terms that are one number per answer); "sequence (unclipped)" is rho A, no term
+RATIO_TERMS = {
+    "token": ("token", "sum"),
+    "sequence": ("sequence", "mean"),
+    "GSPO": ("gspo", "mean"),
+    "CISPO": ("cispo", "sum"),
+}
 
 
 def _per_answer_objective(kind, logp_t, logp_old_t, adv, mask_t, eps) -> torch.Tensor:
-    """Per-answer objective ``(P, n)`` of ``kind``; ``adv`` ``(P, n)``; tokens summed."""
+    """Per-answer objective ``(P, n)`` of ``kind``; ``adv`` ``(P, n)``."""
+    if kind == "sequence (unclipped)":  # the plain importance-weighted objective
+        return sequence_ratios(logp_t, logp_old_t, mask_t) * adv
+    term, tokens = RATIO_TERMS[kind]
     m = mask_t.to(logp_t.dtype)
-    if kind == "token":
-        rho_t = token_ratios(logp_t, logp_old_t, mask_t)
-        a_t = adv[..., None].expand_as(rho_t)
-        return (asymmetric_clipped_surrogate(rho_t, a_t, eps, eps) * m).sum(-1)
-    if kind == "CISPO":
-        a_t = adv[..., None].expand_as(logp_t)
-        return (cispo_surrogate(logp_t, logp_old_t, a_t, eps, eps) * m).sum(-1)
-    if kind == "GSPO":
-        rho = gspo_ratios(logp_t, logp_old_t, mask_t)
-    else:
-        rho = sequence_ratios(logp_t, logp_old_t, mask_t)
-    if kind == "sequence (unclipped)":
-        return rho * adv
-    return asymmetric_clipped_surrogate(rho, adv, eps, eps)
+    a_t = adv[..., None].expand_as(logp_t)
+    x_t = POLICY_TERMS[term].fn(logp_t, logp_old_t, a_t, mask_t, eps, eps) * m
+    return x_t.sum(-1) if tokens == "sum" else x_t.sum(-1) / m.sum(-1)
 
 
 def expected_ratio_gradient(kind: str, theta, theta_old, ans: Answers, r, eps=0.2) -> np.ndarray:
@@ -320,21 +322,23 @@ def ratio_variances_mc(max_len: int, delta: float, n: int = 400, seed: int = 0) 
 
 
 # ---------------------------------------------------------------- trained on the addition task
-# the ratios and clips, trained from chapter 14's reference on the addition task over
-# chapter 14's five splits x three seeds (name -> (trainer, change of GRPOConfig); run by
-# rlviz.experiments.ch14.run_variant_spread): with chapter 14's two gradient steps per batch,
-# and with eight, where the ratios move further from 1 within a batch and the clips act
-_TOKEN = {"ratio": "token", "loss_agg": "token-mean"}
+# the ratios and clips, trained from chapter 14's reference on the addition task over five
+# splits x three seeds (id -> Variant; run by rlviz.experiments.addition_runs.run_variants):
+# with chapter 14's two gradient steps per batch, and with eight, where the ratios move further
+# from 1 within a batch and the clips act
+_TOKEN = {"term": "token", "loss_agg": "token-mean"}
 _CLIP_HIGHER = {**_TOKEN, "eps_high": 0.28}
-_GSPO = {"ratio": "gspo", "loss_agg": "seq-mean-token-mean"}
-_CISPO = {"ratio": "cispo", "loss_agg": "token-mean", "eps_high": 0.28}
+_GSPO = {"term": "gspo", "loss_agg": "seq-mean-token-mean"}
+_CISPO = {"term": "cispo", "loss_agg": "token-mean", "eps_high": 0.28}
 TRAINED_INNER_STEPS = (2, 8)
-TRAINED_VARIANTS = {
-    "token clip 0.2/0.2, 2 inner steps": ("grpo", {**_TOKEN, "updates_per_batch": 2}),
-    "CISPO 0.2/0.28, 2 inner steps": ("grpo", {**_CISPO, "updates_per_batch": 2}),
-    "token clip 0.2/0.2, 8 inner steps": ("grpo", {**_TOKEN, "updates_per_batch": 8}),
-    "clip-higher 0.2/0.28, 8 inner steps": ("grpo", {**_CLIP_HIGHER, "updates_per_batch": 8}),
-    "GSPO (ratio^(1/|y|)), 8 inner steps": ("grpo", {**_GSPO, "updates_per_batch": 8}),
-    "CISPO 0.2/0.28, 8 inner steps": ("grpo", {**_CISPO, "updates_per_batch": 8}),
-}
+TRAINED_VARIANTS = variant_table(
+    variant("token-2", "token clip 0.2/0.2, 2 inner steps", **_TOKEN, updates_per_batch=2),
+    variant("cispo-2", "CISPO 0.2/0.28, 2 inner steps", **_CISPO, updates_per_batch=2),
+    variant("token-8", "token clip 0.2/0.2, 8 inner steps", **_TOKEN, updates_per_batch=8),
+    variant(
+        "clip-higher-8", "clip-higher 0.2/0.28, 8 inner steps", **_CLIP_HIGHER, updates_per_batch=8
+    ),
+    variant("gspo-8", "GSPO (ratio^(1/|y|)), 8 inner steps", **_GSPO, updates_per_batch=8),
+    variant("cispo-8", "CISPO 0.2/0.28, 8 inner steps", **_CISPO, updates_per_batch=8),
+)
 TRAINED_STEPS = 30

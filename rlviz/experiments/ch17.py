@@ -1,7 +1,7 @@
 r"""The settings of chapter 17 (a sampler that is not the learner), shared by its identity
 checks, its figures and the chapter itself.
 
-The learner is chapter 14's random tree (:func:`rlviz.experiments.ch14.tree_setting`: two
+The learner is chapter 14's random tree (:func:`rlviz.experiments.answer_trees.tree_setting`: two
 prompts, answers of 1 to 3 tokens over ``a``, ``b`` and an end token, binary rewards); the
 sampler has the learner's logits moved by ``delta`` along a fixed random direction
 (:func:`mismatch_setting`): ``delta = 0`` is on-policy, a small ``delta`` mimics another
@@ -11,13 +11,18 @@ engine's numerics, a large one stale weights. Everything is exact
 
 from __future__ import annotations
 
-import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
 
+from rlviz._progress import stage_callback
 from rlviz._threads import torch_threads
-from rlviz.experiments.ch14 import live_variant_run, tree_setting
+from rlviz.agents.addition_task import TrainLog
+from rlviz.agents.grpo import GRPOConfig
+from rlviz.experiments.addition_runs import live_variant_run, variant, variant_table
+from rlviz.experiments.answer_trees import tree_setting
+from rlviz.fn.offpolicy import OffPolicy
 from rlviz.tabular.sampler_mismatch import estimator_moments, max_weights
 
 __all__ = [
@@ -35,6 +40,7 @@ __all__ = [
     "TRAINED_DELTA",
     "TRAINED_STEPS",
     "TRAINED_VARIANTS",
+    "LiveRuns",
     "live_trained_run",
 ]
 
@@ -144,7 +150,7 @@ def mis_vs_tis(sweeps, level: str = "sequence") -> dict:
 # ---------------------------------------------------------------- in training
 TRAINED_DELTA = 3.0  # the sampler's logit perturbation in the trained runs (GRPOConfig)
 TRAINED_STEPS = 30
-_PRACTICE = {"ratio": "token", "loss_agg": "token-mean"}
+_PRACTICE = {"term": "token", "loss_agg": "token-mean"}
 
 
 def _off(
@@ -153,26 +159,27 @@ def _off(
     return dict(
         _PRACTICE,
         sampler_delta=float(delta),
-        correction=correction,
-        correction_level=level,
-        correction_cap=cap,
+        off_policy=OffPolicy(correction=correction, level=level, cap=cap),
     )
 
 
-# name -> (trainer, GRPOConfig changes), for rlviz.experiments.ch14.run_variant_spread
-TRAINED_VARIANTS = {
-    "on-policy (the learner samples)": ("grpo", dict(_PRACTICE)),
-    "naive (no weight)": ("grpo", _off()),
-    "IS, sequence, no cap": ("grpo", _off("is", "sequence")),
-    "TIS, sequence, C = 1": ("grpo", _off("tis", "sequence", 1.0)),
-    "TIS, sequence, C = 2": ("grpo", _off("tis", "sequence", 2.0)),
-    "MIS, sequence, C = 2": ("grpo", _off("mis", "sequence", 2.0)),
-    "TIS, token, C = 2": ("grpo", _off("tis", "token", 2.0)),
-}
+# id -> Variant, for rlviz.experiments.addition_runs.run_variants
+TRAINED_VARIANTS = variant_table(
+    variant("on-policy", "on-policy (the learner samples)", **_PRACTICE),
+    variant("naive", "naive (no weight)", **_off()),
+    variant("is-seq", "IS, sequence, no cap", **_off("is", "sequence")),
+    variant("tis-seq-1", "TIS, sequence, C = 1", **_off("tis", "sequence", 1.0)),
+    variant("tis-seq-2", "TIS, sequence, C = 2", **_off("tis", "sequence", 2.0)),
+    variant("mis-seq-2", "MIS, sequence, C = 2", **_off("mis", "sequence", 2.0)),
+    variant("tis-token-2", "TIS, token, C = 2", **_off("tis", "token", 2.0)),
+)
 
 
-def _half(callback, k: int, step: int, total: int) -> None:
-    callback(k * total + step, 2 * total)  # run k of two: its steps are the k-th half
+class LiveRuns(NamedTuple):
+    """The two runs of chapter 17's live widget."""
+
+    corrected: TrainLog
+    naive: TrainLog
 
 
 def live_trained_run(
@@ -184,16 +191,18 @@ def live_trained_run(
     split: int = 0,
     seed: int = 0,
     callback=None,
-):
+) -> LiveRuns:
     """Two GRPO runs from the book's reference on split ``split`` with a sampler perturbed by
     ``delta`` (the chapter's live widget): with the off-policy ``correction`` at ``level`` and
-    ``cap``, and naive (no weight). Returns their two TrainLogs
-    (:func:`rlviz.experiments.ch14.live_variant_run`); ``callback(step, max_steps)`` after each
-    update of either (the first run counts as the first half)."""
+    ``cap`` (``cap`` is ignored for ``"is"``, which has none, and both for ``"none"``), and naive (no weight)
+    (:func:`rlviz.experiments.addition_runs.live_variant_run`); ``callback(step, max_steps)``
+    after each update of either (the first run counts as the first half)."""
+    if correction == "none":  # the naive loss twice: no level, no cap
+        level, cap = "token", math.inf
+    cap = math.inf if correction == "is" else cap
     logs = []
-    for k, corr in enumerate((correction, "none")):
-        cb = None if callback is None else functools.partial(_half, callback, k)
-        logs.append(
-            live_variant_run(_off(corr, level, cap, delta), steps, split, seed, callback=cb)
-        )
-    return logs[0], logs[1]
+    for k, (corr, lvl, c) in enumerate(((correction, level, cap), ("none", "token", math.inf))):
+        cfg = GRPOConfig(**_off(corr, lvl, c, delta))
+        cb = stage_callback(callback, k, 2)
+        logs.append(live_variant_run(cfg, steps, split, seed, callback=cb))
+    return LiveRuns(*logs)

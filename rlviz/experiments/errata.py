@@ -25,9 +25,9 @@ import dataclasses
 import numpy as np
 
 from rlviz.agents.ppo import PPOConfig, train
-from rlviz.experiments.ch03 import book_setting
-from rlviz.experiments.ch10 import book_old
 from rlviz.experiments.ch12 import interpolation_curves, ratio_spread
+from rlviz.experiments.corridor_settings import book_setting
+from rlviz.experiments.old_policies import book_old
 from rlviz.tabular.advantage_moments import (
     gae_moments,
     kstep_moments,
@@ -123,8 +123,8 @@ def kstep_extremes(gamma: float = 0.9, error: float = 0.2, ks=range(1, 21), pair
 
 
 def bound_step_vs_trpo_step(delta: float = 0.01) -> dict:
-    r"""On the corridor (chapter 11's ``book_old``), along the gradient: the step :math:`t` that
-    maximises Schulman's bound :math:`L - C\,D^{\max}_{\mathrm{KL}}` (grid of 201 steps in
+    r"""On the corridor (:func:`~rlviz.experiments.old_policies.book_old`), along the gradient:
+    the step :math:`t` that maximises Schulman's bound :math:`L - C\,D^{\max}_{\mathrm{KL}}` (grid of 201 steps in
     [0, 0.02]), the gain in :math:`J` it guarantees, and the length and gain of one exact TRPO
     step with limit ``delta`` (:func:`~rlviz.tabular.surrogate.tabular_trpo_step`).
     Keys: ``C``, ``t_bound``, ``guaranteed_gain``, ``actual_gain_bound``, ``trpo_length``,

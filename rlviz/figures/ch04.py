@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from rlviz.experiments.ch03 import THETA
-from rlviz.figures.ch03 import live_parameters
+from rlviz.experiments.corridor_settings import THETA
 from rlviz.figures.common import rounded, slider_steps
+from rlviz.figures.gradient_estimates import live_parameters
 from rlviz.tabular.episodic import corridor
 from rlviz.tabular.mdp import discounted_state_distribution, state_visitation
 from rlviz.tabular.policy_gradient import softmax_policy

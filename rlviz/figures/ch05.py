@@ -5,8 +5,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from rlviz.experiments.ch05 import BASELINES, baseline_estimates, variance_table
-from rlviz.figures.ch03 import estimates_figure
 from rlviz.figures.common import slider_steps
+from rlviz.figures.gradient_estimates import estimates_figure
 
 GAMMAS = (0.5, 0.8, 0.9, 0.95, 1.0)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from rlviz.experiments.ch10 import book_old, gradient_gaps, variance_study
+from rlviz.experiments.ch10 import gradient_gaps, variance_study
+from rlviz.experiments.old_policies import book_old
 from rlviz.figures.common import legend_below, rounded, slider_steps
 from rlviz.tabular.policy_gradient import exact_gradient
 from rlviz.tabular.surrogate import line_profile, policy_directions

@@ -7,8 +7,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from rlviz.experiments.ch10 import book_old, random_olds
 from rlviz.experiments.ch11 import DELTAS, bound_profiles, cg_report, trpo_runs
+from rlviz.experiments.old_policies import book_old, random_olds
 from rlviz.figures.common import rounded, slider_steps
 from rlviz.tabular.mdp import value_iteration
 from rlviz.tabular.surrogate import fisher_matrix, kl_hessian, schulman_constant

@@ -1,14 +1,16 @@
 """Figures of chapter 13: learning curves of groups of seeds (median and range) from
 :func:`rlviz.experiments.ch13.study` (the sensitivity to gamma, lambda and epsilon, with a
-slider, and the ablations), and a single run (the live widget)."""
+slider, and the ablations), and a single run (the live widget, trained by
+:func:`rlviz.experiments.ch13.live_run`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 
-from rlviz.experiments.ch13 import SEEDS, SENSITIVITY
+from rlviz.experiments.ch13 import SEEDS, SENSITIVITY, book_value, live_run
 from rlviz.figures.common import rounded, slider_steps
+from rlviz.figures.training_curves import COLORS, band_traces
 
 NAMES = {"gamma": "gamma", "lam": "lambda", "clip_eps": "epsilon"}
 
@@ -16,14 +18,6 @@ NAMES = {"gamma": "gamma", "lam": "lambda", "clip_eps": "epsilon"}
 def _curve(result, k):
     steps = [int(s) for s in result.log("steps")]
     return steps, rounded(np.nan_to_num(result.log("return")[:, k]), 1)
-
-
-COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
-
-
-def _rgba(hex_color: str, alpha: float) -> str:
-    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
 
 
 def band_figure(result, study, names, *, seeds=SEEDS, title: str) -> go.Figure:
@@ -36,31 +30,18 @@ def band_figure(result, study, names, *, seeds=SEEDS, title: str) -> go.Figure:
     R = np.nan_to_num(result.log("return"))
     fig = go.Figure()
     for i, name in enumerate(names):
-        rows = study.rows(name, seeds)
-        color = COLORS[i % len(COLORS)]
-        lo, hi = R[:, rows].min(1), R[:, rows].max(1)
-        fig.add_trace(
-            go.Scatter(
-                x=steps + steps[::-1],
-                y=rounded(np.concatenate([hi, lo[::-1]]), 1),
-                fill="toself",
-                fillcolor=_rgba(color, 0.15),
-                line={"width": 0},
-                hoverinfo="skip",
-                showlegend=False,
-                legendgroup=name,
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=steps,
-                y=rounded(np.median(R[:, rows], 1), 1),
-                mode="lines",
-                name=name,
-                legendgroup=name,
-                line={"color": color, "width": 2.5},
-            )
-        )
+        runs = R[:, study.rows(name, seeds)]
+        for tr in band_traces(
+            steps,
+            runs.min(1),
+            np.median(runs, 1),
+            runs.max(1),
+            name=name,
+            color=COLORS[i % len(COLORS)],
+            digits=1,
+            mode="lines",
+        ):
+            fig.add_trace(tr)
     fig.update_layout(
         title=f"{title}<br><sup>median of {len(seeds)} seeds (line) and their range "
         f"(shaded); all runs of the chapter are one batched computation</sup>",
@@ -82,7 +63,7 @@ def sensitivity_figure(result, study, *, seeds=SEEDS) -> go.Figure:
         part = band_figure(result, study, names, seeds=seeds, title="")
         for tr in part.data:
             if tr.name == "book setting":
-                tr.name = f"{NAMES[coef]} = {_book(coef)} (book setting)"
+                tr.name = f"{NAMES[coef]} = {book_value(coef)} (book setting)"
             tr.visible = coef == "gamma"
             fig.add_trace(tr)
     per = len(fig.data) // len(SENSITIVITY)
@@ -101,14 +82,9 @@ def sensitivity_figure(result, study, *, seeds=SEEDS) -> go.Figure:
     return fig
 
 
-def _book(name):
-    from rlviz.agents.ppo import PPOConfig
-
-    return getattr(PPOConfig(), name)
-
-
 def run_figure(result, k: int = 0) -> go.Figure:
-    """One setting's learning curve with its post-update KL (the live widget's figure)."""
+    """One setting's learning curve: the episode return against the steps (the live widget's
+    figure)."""
     x, y = _curve(result, k)
     fig = go.Figure(go.Scatter(x=x, y=y, mode="lines", name="episode return"))
     fig.update_layout(
@@ -129,14 +105,9 @@ def live_run_figure(
     total_steps: int = 12_000,
     progress=None,
 ) -> go.Figure:
-    """Retrain PPO on CartPole with these settings and plot the run (the live widget).
+    """Retrain PPO on CartPole with these settings (:func:`rlviz.experiments.ch13.live_run`)
+    and plot the run (the live widget).
 
     ``progress(fraction)``, if given, is called after each update (the widget's progress bar).
     """
-    from rlviz.agents.ppo import PPOConfig, train
-
-    cfg = PPOConfig(gamma=gamma, lam=lam, clip_eps=epsilon, seed=seed, total_steps=total_steps)
-    callback = (
-        None if progress is None else (lambda update, steps, agent: progress(update / cfg.updates))
-    )
-    return run_figure(train(cfg, callback=callback))
+    return run_figure(live_run(gamma, lam, epsilon, seed, total_steps, progress))

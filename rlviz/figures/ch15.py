@@ -16,20 +16,13 @@ from rlviz.experiments.ch15 import (
     wrong_answer_length,
 )
 from rlviz.figures.common import rounded, slider_steps
-from rlviz.fn.grpo_aggregation import AGG_MODES, zero_variance_probability
+from rlviz.fn.grpo_aggregation import AGG_MODES, AGGREGATIONS, zero_variance_probability
 
 __all__ = ["length_bias_figure", "length_bias_live", "zero_variance_figure"]
 
-_LABELS = {
-    "seq-mean-token-mean": "seq-mean-token-mean (GRPO paper)",
-    "token-mean": "token-mean (DAPO)",
-    "seq-mean-token-sum-norm": "seq-mean-token-sum-norm (Dr. GRPO)",
-    "seq-mean-token-sum": "seq-mean-token-sum",
-}
-
 
 def _bars(fig, table, visible):
-    names = [_LABELS[m] for m in AGG_MODES]
+    names = [AGGREGATIONS.label(m) for m in AGG_MODES]
     fig.add_trace(
         go.Bar(
             x=names,

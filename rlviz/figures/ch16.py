@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from rlviz.experiments.ch14 import tree_setting
+from rlviz.experiments.answer_trees import tree_setting
 from rlviz.experiments.ch16 import (
     CLIP_COV_KS,
     DELTAS,

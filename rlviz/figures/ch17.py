@@ -9,6 +9,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from rlviz._progress import progress_callback
 from rlviz.experiments.ch17 import (
     CAPPED,
     CAPS,
@@ -17,8 +18,8 @@ from rlviz.experiments.ch17 import (
     live_trained_run,
     mean_squared_error,
 )
-from rlviz.figures.ch14 import curves_figure
 from rlviz.figures.common import rounded, slider_steps
+from rlviz.figures.training_curves import curves_figure
 
 LABELS = {
     "tis token": "TIS, token",
@@ -165,15 +166,14 @@ def live_trained_figure(
     ``correction`` at ``level`` and ``cap`` and once naive
     (:func:`rlviz.experiments.ch17.live_trained_run`), and plot both runs' held-out success
     (the chapter's live widget); ``progress(fraction)`` after each update."""
-    callback = None if progress is None else (lambda step, total: progress(step / total))
-    fixed, naive = live_trained_run(
-        delta, correction, level, cap, split=split, seed=seed, callback=callback
+    runs = live_trained_run(
+        delta, correction, level, cap, split=split, seed=seed, callback=progress_callback(progress)
     )
     name = f"{correction.upper()}, {level}" + (
         f", C = {round(cap, 6):g}" if correction in ("tis", "mis") else ""
     )
     return curves_figure(
-        {name: fixed, "naive (no weight)": naive},
-        f"Sampler delta = {round(delta, 6):g}: held-out success {fixed.held_out[-1]:.3f} with "
-        f"the weight, {naive.held_out[-1]:.3f} without",
+        {name: runs.corrected, "naive (no weight)": runs.naive},
+        f"Sampler delta = {round(delta, 6):g}: held-out success {runs.corrected.held_out[-1]:.3f} "
+        f"with the weight, {runs.naive.held_out[-1]:.3f} without",
     )

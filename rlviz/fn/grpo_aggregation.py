@@ -28,25 +28,87 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rlviz.fn.registry import NotInLibrary, Registry
+
 __all__ = [
+    "AGGREGATIONS",
     "AGG_MODES",
-    "NORMALISATIONS",
     "aggregate",
     "group_aggregate",
     "accumulated",
-    "normalised_advantages",
     "rloo_advantages_reference",
     "zero_variance_probability",
 ]
 
-AGG_MODES = ("seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm", "seq-mean-token-sum")
-NORMALISATIONS = ("none", "group", "batch")
+AGGREGATIONS = Registry("loss_agg")
+r"""The aggregation modes: name -> :class:`rlviz.fn.registry.Entry` whose ``fn(x_t, m, dims,
+n_seqs, n_tokens, norm)`` reduces the per-token terms ``x_t`` (already 0 on padding) with the
+float mask ``m`` over the axes ``dims`` (``(0, 1, 2)``: the batch; ``(1, 2)``: each group), where
+``n_seqs`` is the number of answers summed over, ``n_tokens`` None (the tokens counted by ``m``)
+or a global count, ``norm`` None (the padded length) or Dr. GRPO's constant. ``params`` lists
+which of ``n_tokens`` / ``norm`` a mode reads."""
 
 
-def _choice(name: str, value, allowed) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-    return value
+@AGGREGATIONS.register(
+    "seq-mean-token-mean",
+    label="seq-mean-token-mean (GRPO paper)",
+    paper="DeepSeekMath (Shao et al. 2024), eq. 3",
+    trl='loss_type="grpo"',
+    verl='loss_agg_mode="seq-mean-token-mean"',
+    params=("n_seqs",),
+)
+def _seq_mean_token_mean(x_t, m, dims, n_seqs, n_tokens, norm):
+    return (x_t.sum(dim=-1) / m.sum(dim=-1)).sum(dim=dims[:-1]) / n_seqs
+
+
+@AGGREGATIONS.register(
+    "token-mean",
+    label="token-mean (DAPO)",
+    paper="DAPO (Yu et al. 2025)",
+    trl='loss_type="dapo" (or "bnpo")',
+    verl='loss_agg_mode="token-mean"',
+    params=("n_tokens",),
+)
+def _token_mean(x_t, m, dims, n_seqs, n_tokens, norm):
+    return x_t.sum(dim=dims) / (m.sum(dim=dims) if n_tokens is None else n_tokens)
+
+
+@AGGREGATIONS.register(
+    "seq-mean-token-sum-norm",
+    label="seq-mean-token-sum-norm (Dr. GRPO)",
+    paper="Dr. GRPO (Liu et al. 2025)",
+    trl='loss_type="dr_grpo" (C = max_completion_length)',
+    verl='loss_agg_mode="seq-mean-token-sum-norm" (C = loss_scale_factor)',
+    params=("n_seqs", "norm"),
+)
+def _seq_mean_token_sum_norm(x_t, m, dims, n_seqs, n_tokens, norm):
+    return (x_t.sum(dim=-1) / (x_t.shape[-1] if norm is None else norm)).sum(dim=dims[:-1]) / n_seqs
+
+
+@AGGREGATIONS.register(
+    "seq-mean-token-sum",
+    label="seq-mean-token-sum",
+    paper="(token sums averaged over answers; LUSPO's aggregation)",
+    trl='loss_type="luspo"',
+    verl='loss_agg_mode="seq-mean-token-sum"',
+    params=("n_seqs",),
+)
+def _seq_mean_token_sum(x_t, m, dims, n_seqs, n_tokens, norm):
+    return x_t.sum(dim=-1).sum(dim=dims[:-1]) / n_seqs
+
+
+@AGGREGATIONS.register(
+    "token-sum",
+    label="token-sum (no normaliser)",
+    paper="(the plain sum; verl's token-sum)",
+    trl=NotInLibrary("TRL 1.16's loss types all divide by a count or a constant"),
+    verl='loss_agg_mode="token-sum"',
+)
+def _token_sum(x_t, m, dims, n_seqs, n_tokens, norm):
+    return x_t.sum(dim=dims)
+
+
+AGG_MODES = AGGREGATIONS.names()
 
 
 def _check(x_t, mask_t) -> torch.Tensor:
@@ -65,25 +127,28 @@ def _check(x_t, mask_t) -> torch.Tensor:
     return mask_t
 
 
-def _positive_or_none(name: str, value):
-    if value is not None and not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return value
+def _counts(mode: str, n_seqs, n_tokens, norm) -> None:
+    """Each count > 0, and only the counts ``mode`` reads (a count the mode ignores is refused:
+    it would silently do nothing)."""
+    reads = AGGREGATIONS[mode].params
+    for name, v in (("n_seqs", n_seqs), ("n_tokens", n_tokens), ("norm", norm)):
+        if v is None:
+            continue
+        if not v > 0:
+            raise ValueError(f"{name} must be > 0, got {v!r}")
+        if name not in reads:
+            raise ValueError(
+                f"{name} is not read by mode {mode!r} (it reads {', '.join(reads) or 'none'}), "
+                f"got {name}={v!r}"
+            )
 
 
 def _reduce(x_t, mask_t, mode, dims, n_seqs, n_tokens, norm):
-    """The four modes, summing over ``dims`` (all three axes, or the group's two)."""
+    """The registered mode ``mode``, summing over ``dims`` (all three axes, or the group's two)."""
     m = mask_t.to(x_t.dtype)
     summed_t = torch.where(mask_t, x_t, torch.zeros_like(x_t))
     n_seqs = float(np.prod([x_t.shape[d] for d in dims[:-1]])) if n_seqs is None else n_seqs
-    if mode == "token-mean":
-        return summed_t.sum(dim=dims) / (m.sum(dim=dims) if n_tokens is None else n_tokens)
-    seq = summed_t.sum(dim=-1)  # (B, G): token sums
-    if mode == "seq-mean-token-mean":
-        seq = seq / m.sum(dim=-1)
-    elif mode == "seq-mean-token-sum-norm":
-        seq = seq / (x_t.shape[-1] if norm is None else norm)
-    return seq.sum(dim=dims[:-1]) / n_seqs
+    return AGGREGATIONS[mode].fn(summed_t, m, dims, n_seqs, n_tokens, norm)
 
 
 def aggregate(
@@ -92,20 +157,20 @@ def aggregate(
     r"""One scalar from the per-token terms ``x_t`` ``(B, G, L)`` of a batch (see the module
     docstring for the four ``mode``\ s). ``n_seqs`` and ``n_tokens`` replace the batch's own
     :math:`N` and :math:`T` (pass the whole batch's counts to every micro-batch);
-    ``norm`` is Dr. GRPO's constant :math:`C` (default ``L``). Padding never enters."""
-    mode = _choice("mode", mode, AGG_MODES)
+    ``norm`` is Dr. GRPO's constant :math:`C` (default ``L``); a count that ``mode`` does not
+    read is refused (:data:`AGGREGATIONS`' ``params``). Padding never enters."""
+    mode = AGGREGATIONS.check(mode, "mode")
     mask_t = _check(x_t, mask_t)
-    for name, v in (("n_seqs", n_seqs), ("n_tokens", n_tokens), ("norm", norm)):
-        _positive_or_none(name, v)
+    _counts(mode, n_seqs, n_tokens, norm)
     return _reduce(x_t, mask_t, mode, (0, 1, 2), n_seqs, n_tokens, norm)
 
 
 def group_aggregate(x_t: torch.Tensor, mask_t, mode: str = "token-mean", *, norm=None):
     """:func:`aggregate` of each group on its own, shape ``(B,)``: entry ``b`` equals
     ``aggregate(x_t[b:b+1], mask_t[b:b+1], mode)`` (one group per batch)."""
-    mode = _choice("mode", mode, AGG_MODES)
+    mode = AGGREGATIONS.check(mode, "mode")
     mask_t = _check(x_t, mask_t)
-    _positive_or_none("norm", norm)
+    _counts(mode, None, None, norm)
     return _reduce(x_t, mask_t, mode, (1, 2), None, None, norm)
 
 
@@ -122,16 +187,18 @@ def accumulated(
       micro-batch normalised by the whole batch's :math:`N` answers and :math:`T` tokens:
       equal to :func:`aggregate` of the whole batch in every mode.
     """
-    mode = _choice("mode", mode, AGG_MODES)
+    mode = AGGREGATIONS.check(mode, "mode")
     mask_t = _check(x_t, mask_t)
+    _counts(mode, None, None, norm)
     sizes = [int(s) for s in sizes]
     if any(s < 1 for s in sizes) or sum(sizes) != x_t.shape[0]:
         raise ValueError(
             f"sizes must be positive and sum to B = {x_t.shape[0]}, got {sizes} (sum {sum(sizes)})"
         )
     counts = {}
-    if global_counts:
-        counts = {"n_seqs": float(mask_t.shape[0] * mask_t.shape[1]), "n_tokens": mask_t.sum()}
+    if global_counts:  # the whole batch's counts, those the mode reads
+        whole = {"n_seqs": float(mask_t.shape[0] * mask_t.shape[1]), "n_tokens": mask_t.sum()}
+        counts = {k: v for k, v in whole.items() if k in AGGREGATIONS[mode].params}
     losses = [
         aggregate(x, m, mode, norm=norm, **counts)
         for x, m in zip(torch.split(x_t, sizes), torch.split(mask_t, sizes))
@@ -141,33 +208,6 @@ def accumulated(
 
 
 # ---------------------------------------------------------------- advantages
-def normalised_advantages(r, kind: str = "group", *, std_eps: float = 1e-4) -> torch.Tensor:
-    r"""Group-centred advantages :math:`r_i - \bar r` of rewards ``r`` ``(B, G)`` (or
-    ``(..., B, G)``: leading axes index independent batches), divided by
-
-    * ``"none"``: nothing (the notes; Dr. GRPO);
-    * ``"group"``: the group's standard deviation + :math:`\varepsilon` (DeepSeekMath; the
-      ``"std"`` of :func:`rlviz.fn.grpo_loss.group_advantages`);
-    * ``"batch"``: the standard deviation of all :math:`BG` rewards of the batch +
-      :math:`\varepsilon` (one scale for every group; REINFORCE++'s global normalisation
-      applied to group-centred rewards).
-
-    Standard deviations with Bessel's correction (``torch.std``), ``std_eps`` = :math:`\varepsilon`.
-    """
-    kind = _choice("kind", kind, NORMALISATIONS)
-    r = torch.as_tensor(r, dtype=torch.float64) if not isinstance(r, torch.Tensor) else r
-    if r.ndim < 2 or r.shape[-1] < 2:
-        raise ValueError(f"r must have shape (..., B, G) with G >= 2, got {tuple(r.shape)}")
-    if not std_eps > 0:
-        raise ValueError(f"std_eps must be > 0, got {std_eps!r}")
-    centred = r - r.mean(dim=-1, keepdim=True)
-    if kind == "none":
-        return centred
-    if kind == "group":
-        return centred / (r.std(dim=-1, keepdim=True) + std_eps)
-    return centred / (r.flatten(-2).std(dim=-1)[..., None, None] + std_eps)
-
-
 def rloo_advantages_reference(r) -> np.ndarray:
     r"""RLOO (Kool et al. 2019; Ahmadian et al. 2024), the obvious loop:
     :math:`A_i = r_i - \frac{1}{G-1}\sum_{j\ne i} r_j`, ``(B, G)`` -> ``(B, G)``."""

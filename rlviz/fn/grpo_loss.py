@@ -26,13 +26,17 @@ import torch
 
 from rlviz import _validate as validate
 from rlviz.fn.ppo_loss import clipped_surrogate, k3
+from rlviz.fn.registry import NotInLibrary, Registry
 
 __all__ = [
     "ADVANTAGES",
     "RATIOS",
     "LENGTH_NORMS",
     "KL_ESTIMATORS",
+    "KL_PLACEMENTS",
     "group_advantages",
+    "kl_reward_penalty",
+    "mixed_groups",
     "sequence_log_prob",
     "token_ratios",
     "sequence_ratios",
@@ -44,10 +48,8 @@ __all__ = [
     "grpo_objective",
 ]
 
-ADVANTAGES = ("mean", "std", "loo")
-RATIOS = ("sequence", "token")
+RATIOS = ("sequence", "token")  # chapter 14's objective (grpo_objective)
 LENGTH_NORMS = ("sequence", "group", "constant")
-KL_ESTIMATORS = ("k1", "k2", "k3")
 
 
 # ---------------------------------------------------------------- checks at the door
@@ -68,10 +70,14 @@ def _tensor(name: str, x, ndim: int) -> torch.Tensor:
 
 
 def _rewards(r, min_group: int = 1) -> torch.Tensor:
-    r = _tensor("r", r, 2)
-    if r.shape[1] < min_group:
+    r = torch.as_tensor(r, dtype=torch.float64) if not isinstance(r, torch.Tensor) else r
+    if not r.is_floating_point():
+        r = r.to(torch.float64)
+    if r.ndim < 2:
+        raise ValueError(f"r must have shape (B, G) (or (..., B, G)), got {tuple(r.shape)}")
+    if r.shape[-1] < min_group:
         raise ValueError(
-            f"r must have G >= {min_group} answers per prompt (axis 1), got G = {r.shape[1]}"
+            f"r must have G >= {min_group} answers per prompt (last axis), got G = {r.shape[-1]}"
         )
     bad = ~torch.isfinite(r)
     if bool(bad.any()):
@@ -103,43 +109,100 @@ def _token_tensors(mask_t, **tensors) -> torch.Tensor:
     return mask_t
 
 
-def _choice(name: str, value, allowed) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-    return value
-
-
 def _masked(x_t: torch.Tensor, mask_t: torch.Tensor) -> torch.Tensor:
     """``x_t`` on the answers' tokens, 0 on padding (``where``, so no NaN leaks from padding)."""
     return torch.where(mask_t, x_t, torch.zeros_like(x_t))
 
 
 # ---------------------------------------------------------------- group advantages
-def group_advantages(r, kind: str = "mean", *, std_eps: float = 1e-4) -> torch.Tensor:
-    r"""Group-relative advantages, shape ``(B, G)`` like the rewards ``r`` (G = group size).
+ADVANTAGES = Registry("advantage")
+r"""The advantage estimators: name -> entry whose ``fn(r, std_eps)`` maps rewards ``(..., B,
+G)`` to advantages of the same shape (``G >= 2``; leading axes index independent batches)."""
 
-    * ``"mean"`` (the notes, section 14): :math:`A_i = r_i - \bar r`,
+
+def _centred(r: torch.Tensor) -> torch.Tensor:
+    return r - r.mean(dim=-1, keepdim=True)
+
+
+@ADVANTAGES.register(
+    "mean",
+    label="group mean (notes; Dr. GRPO)",
+    paper="the notes, section 14; Dr. GRPO (Liu et al. 2025)",
+    trl='scale_rewards="none"',
+    verl='adv_estimator="grpo", norm_adv_by_std_in_grpo=False',
+)
+def _adv_mean(r, std_eps):
+    return _centred(r)
+
+
+@ADVANTAGES.register(
+    "std",
+    label="group mean / std (DeepSeekMath)",
+    paper="DeepSeekMath (Shao et al. 2024), sec. 4.1.2",
+    trl='scale_rewards="group" (the default)',
+    verl='adv_estimator="grpo" (norm_adv_by_std_in_grpo=True, the default)',
+)
+def _adv_std(r, std_eps):
+    return _centred(r) / (r.std(dim=-1, keepdim=True) + std_eps)
+
+
+@ADVANTAGES.register(
+    "batch-std",
+    label="group mean / batch std",
+    paper="REINFORCE++'s global normalisation applied to group-centred rewards (Hu 2025)",
+    trl='scale_rewards="batch"',
+    verl=NotInLibrary(
+        "verl 0.9.1's grpo estimators divide by each group's std; reinforce_plus_plus_baseline "
+        "whitens token advantages, a different estimator"
+    ),
+)
+def _adv_batch_std(r, std_eps):
+    return _centred(r) / (r.flatten(-2).std(dim=-1)[..., None, None] + std_eps)
+
+
+@ADVANTAGES.register(
+    "loo",
+    label="leave-one-out (RLOO)",
+    paper="Kool et al. 2019; Ahmadian et al. 2024",
+    trl=NotInLibrary("TRL 1.16's GRPOTrainer has no leave-one-out baseline (RLOOTrainer does)"),
+    verl='adv_estimator="rloo"',
+)
+def _adv_loo(r, std_eps):
+    G = r.shape[-1]
+    return _centred(r) * (G / (G - 1))
+
+
+def group_advantages(r, kind: str = "mean", *, std_eps: float = 1e-4) -> torch.Tensor:
+    r"""Group-relative advantages of rewards ``r`` ``(B, G)`` (or ``(..., B, G)``: leading axes
+    index independent batches), the same shape; ``kind`` a name of :data:`ADVANTAGES`:
+
+    * ``"mean"`` (the notes, section 14; Dr. GRPO): :math:`A_i = r_i - \bar r`,
       :math:`\bar r = \frac1G \sum_{j=1}^G r_j` (the mean includes :math:`r_i` itself);
     * ``"std"`` (DeepSeekMath, Shao et al. 2024, sec. 4.1.2):
-      :math:`A_i = (r_i - \bar r) / (\operatorname{std}(r) + \varepsilon)`, the standard
-      deviation with Bessel's correction (``torch.std``, as TRL computes it) and
-      :math:`\varepsilon` = ``std_eps``;
+      :math:`A_i = (r_i - \bar r) / (\operatorname{std}(r) + \varepsilon)`, the group's
+      standard deviation;
+    * ``"batch-std"``: :math:`(r_i - \bar r) / (\operatorname{std}_\text{batch} + \varepsilon)`,
+      the standard deviation of all :math:`BG` rewards of the batch (one scale for every group;
+      TRL's ``scale_rewards="batch"``);
     * ``"loo"`` (leave-one-out, Kool et al. 2019):
       :math:`A_i = r_i - \frac{1}{G-1}\sum_{j \ne i} r_j = \frac{G}{G-1}(r_i - \bar r)`.
 
-    ``"mean"`` needs G >= 1; ``"std"`` and ``"loo"`` need G >= 2. NaN or inf rewards raise.
+    Standard deviations with Bessel's correction (``torch.std``, as TRL computes them),
+    :math:`\varepsilon` = ``std_eps`` > 0. G >= 2 (with one answer per group every advantage is
+    0 or undefined). NaN or inf rewards raise.
     """
-    kind = _choice("kind", kind, ADVANTAGES)
-    r = _rewards(r, min_group=1 if kind == "mean" else 2)
-    centred = r - r.mean(dim=1, keepdim=True)
-    if kind == "mean":
-        return centred
-    G = r.shape[1]
-    if kind == "loo":
-        return centred * (G / (G - 1))
+    entry = ADVANTAGES.get(kind, "kind")
+    r = _rewards(r, min_group=2)
     if not std_eps > 0:
         raise ValueError(f"std_eps must be > 0, got {std_eps!r}")
-    return centred / (r.std(dim=1, keepdim=True) + std_eps)
+    return entry.fn(r, std_eps)
+
+
+def mixed_groups(r: torch.Tensor) -> torch.Tensor:
+    """``(..., B)`` booleans from rewards ``(..., B, G)``: the groups whose rewards are not all
+    equal (DAPO's dynamic sampling keeps these; the others have zero advantages and no
+    gradient, chapter 15)."""
+    return r.max(dim=-1).values > r.min(dim=-1).values
 
 
 # ---------------------------------------------------------------- ratios
@@ -200,10 +263,65 @@ def kl_k3(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
     return k3(_log_ratio(logp, logp_ref))
 
 
+KL_ESTIMATORS = Registry("kl")
+"""The per-token KL estimators: name -> entry whose ``fn(logp, logp_ref)`` is elementwise."""
+KL_ESTIMATORS.register(
+    "k1",
+    label="k1 = log pi - log pi_ref",
+    paper="Schulman 2020",
+    trl=NotInLibrary("TRL 1.16's GRPOTrainer estimates the KL with k3 only"),
+    verl='kl_loss_type="k1" (or "kl")',
+)(kl_k1)
+KL_ESTIMATORS.register(
+    "k2",
+    label="k2 = (log pi - log pi_ref)^2 / 2",
+    paper="Schulman 2020",
+    trl=NotInLibrary("TRL 1.16's GRPOTrainer estimates the KL with k3 only"),
+    verl='kl_loss_type="k2" (or "mse")',
+)(kl_k2)
+KL_ESTIMATORS.register(
+    "k3",
+    label="k3 = rho - 1 - log rho",
+    paper="Schulman 2020; DeepSeekMath eq. 4",
+    trl="beta > 0 (use_bias_correction_kl=False; True multiplies by the ratio)",
+    verl='kl_loss_type="k3" (or "low_var_kl"; verl clamps to [-10, 10])',
+)(kl_k3)
+
+
 def kl_estimate(name: str, logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
-    """The estimator ``name`` in ``("k1", "k2", "k3")`` applied elementwise."""
-    fn = {"k1": kl_k1, "k2": kl_k2, "k3": kl_k3}[_choice("kl", name, KL_ESTIMATORS)]
-    return fn(logp, logp_ref)
+    """The estimator ``name`` of :data:`KL_ESTIMATORS` applied elementwise."""
+    return KL_ESTIMATORS.get(name, "kl").fn(logp, logp_ref)
+
+
+KL_PLACEMENTS = Registry("kl_placement")
+"""Where the KL to the reference enters: ``"loss"`` (each token's term minus beta k-hat) or
+``"reward"`` (the answer's reward minus beta times its summed k1, fixed at rollout)."""
+
+
+@KL_PLACEMENTS.register(
+    "loss",
+    label="KL in the loss",
+    paper="DeepSeekMath (Shao et al. 2024)",
+    trl="beta > 0",
+    verl="actor.use_kl_loss=True",
+)
+def kl_loss_penalty(per_tok: torch.Tensor, k_t: torch.Tensor, beta: float) -> torch.Tensor:
+    r"""Each token's term minus :math:`\beta\,\hat k_t` (``per_tok``, ``k_t`` alike)."""
+    return per_tok - beta * k_t
+
+
+@KL_PLACEMENTS.register(
+    "reward",
+    label="KL in the reward",
+    paper="InstructGPT (Ouyang et al. 2022); the notes, section 14",
+    trl=NotInLibrary("TRL 1.16's GRPOTrainer puts the KL in the loss only"),
+    verl="algorithm.use_kl_in_reward=True (kl_penalty k1)",
+)
+def kl_reward_penalty(r, logp_old_t, logp_ref_t, mask_t, beta: float) -> torch.Tensor:
+    r"""Rewards ``(B, G)`` minus :math:`\beta\sum_t k_1` of each answer under the sampling
+    policy, a constant of the rollout: :math:`r_i - \beta \sum_t (\log\pi_\text{old}
+    - \log\pi_\text{ref})(y_{i,t})`."""
+    return r - beta * sequence_log_prob(kl_k1(logp_old_t, logp_ref_t), mask_t).double()
 
 
 # ---------------------------------------------------------------- length normalisation
@@ -216,7 +334,7 @@ def length_normalised(x_t: torch.Tensor, mask_t, norm: str) -> torch.Tensor:
     * ``"constant"`` (Dr. GRPO, Liu et al. 2025): :math:`\frac{1}{G L}\sum_{i,t} x_{i,t}`,
       :math:`L` the maximum length (the last axis), the same for every group.
     """
-    norm = _choice("norm", norm, LENGTH_NORMS)
+    norm = validate.choice("norm", norm, LENGTH_NORMS)
     mask_t = _token_tensors(mask_t, x_t=x_t)
     m = mask_t.to(x_t.dtype)
     summed = (x_t * m).sum(dim=-1)  # (B, G)
@@ -264,7 +382,7 @@ def grpo_objective(
     advantages (:func:`group_advantages`), constants. ``epsilon`` > 0 (the clip of
     :func:`rlviz.fn.ppo_loss.clipped_surrogate`).
     """
-    ratio = _choice("ratio", ratio, RATIOS)
+    ratio = validate.choice("ratio", ratio, RATIOS)
     beta = validate.non_negative("beta", beta)
     mask_t = _token_tensors(mask_t, logp_t=logp_t, logp_old_t=logp_old_t)
     if not isinstance(adv, torch.Tensor) or adv.shape != mask_t.shape[:2]:

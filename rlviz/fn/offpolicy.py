@@ -28,14 +28,19 @@ gradient is :math:`\hat g`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
+from rlviz import _validate as validate
 from rlviz.fn.grpo_loss import sequence_log_prob, sequence_ratios, token_ratios
+from rlviz.fn.registry import NotInLibrary, Registry
 
 __all__ = [
     "IS_LEVELS",
     "CORRECTIONS",
+    "OffPolicy",
     "importance_weights",
     "truncated_weights",
     "masked_weights",
@@ -45,16 +50,12 @@ __all__ = [
 ]
 
 IS_LEVELS = ("token", "sequence")
-CORRECTIONS = ("none", "is", "tis", "mis")
-
-
-def _choice(name: str, value, allowed) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-    return value
+Level = Literal["token", "sequence"]
 
 
 def _cap(cap) -> float:
+    if isinstance(cap, bool):
+        raise ValueError(f"cap must be a number > 0 (math.inf allowed), got {cap!r}")
     try:
         c = float(cap)
     except (TypeError, ValueError):
@@ -79,7 +80,7 @@ def importance_weights(
     :func:`rlviz.fn.grpo_loss.token_ratios` and :func:`rlviz.fn.grpo_loss.sequence_ratios`
     with the sampler in the place of the old policy.
     """
-    _choice("level", level, IS_LEVELS)
+    validate.choice("level", level, IS_LEVELS)
     if level == "token":
         return token_ratios(logp_t, logp_mu_t, mask_t)
     rho = sequence_ratios(logp_t, logp_mu_t, mask_t)  # (B, G), checks the shapes
@@ -99,6 +100,81 @@ def masked_weights(rho: torch.Tensor, cap) -> torch.Tensor:
     return torch.where(rho <= _cap(cap), rho, torch.zeros_like(rho))
 
 
+CORRECTIONS = Registry("correction")
+"""The off-policy corrections: name -> entry whose ``fn(rho, cap)`` maps importance weights
+to the weight of each token (``"none"``: no weight at all, ``fn`` is None)."""
+CORRECTIONS.register(
+    "none",
+    label="naive (no weight)",
+    paper="(the gradient as if the sampler were the learner)",
+    trl="vllm_importance_sampling_correction=False",
+    verl="rollout_is=None",
+)(None)
+CORRECTIONS.register(
+    "is",
+    label="IS",
+    paper="importance sampling",
+    trl=NotInLibrary("TRL 1.16 always caps the vLLM importance weight (truncate or mask)"),
+    verl="rollout_is with rollout_is_threshold=inf",
+)(lambda rho, cap: rho)
+CORRECTIONS.register(
+    "tis",
+    label="TIS",
+    paper="Ionides 2008; Yao et al. 2025",
+    trl='vllm_importance_sampling_mode="token_truncate" / "sequence_truncate"',
+    verl='rollout_is="token" / "sequence" (truncate at rollout_is_threshold)',
+)(truncated_weights)
+CORRECTIONS.register(
+    "mis",
+    label="MIS",
+    paper="IcePop; Yao et al. 2025",
+    trl='vllm_importance_sampling_mode="token_mask" / "sequence_mask"',
+    verl='rollout_is="token" / "sequence" with threshold "lower_upper" (IcePop masking)',
+)(masked_weights)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OffPolicy:
+    """Chapter 17's off-policy weight as one value: ``correction`` (a name of
+    :data:`CORRECTIONS`), its ``level`` (``"token"`` or ``"sequence"``) and its ``cap`` C > 0
+    (``math.inf``: none). Checked when made: a cap or a level set for ``"none"``, or a finite
+    cap for ``"is"``, would do nothing and is refused."""
+
+    correction: Literal["none", "is", "tis", "mis"] = "none"
+    level: Level = "token"
+    cap: float = math.inf
+
+    def __post_init__(self):
+        CORRECTIONS.check(self.correction)
+        validate.choice("level", self.level, IS_LEVELS)
+        cap = _cap(self.cap)
+        if self.correction == "none" and (self.level != "token" or cap != math.inf):
+            raise ValueError(
+                "correction 'none' takes no level and no cap (they would do nothing), got "
+                f"level={self.level!r}, cap={self.cap!r}"
+            )
+        if self.correction == "is" and cap != math.inf:
+            raise ValueError(
+                f"correction 'is' is not capped (use 'tis' or 'mis'), got cap={self.cap!r}"
+            )
+        if self.correction in ("tis", "mis") and cap == math.inf:
+            raise ValueError(
+                f"correction {self.correction!r} needs a finite cap (inf: use 'is'), got "
+                f"cap={self.cap!r}"
+            )
+
+    @property
+    def active(self) -> bool:
+        return self.correction != "none"
+
+    @property
+    def label(self) -> str:
+        if not self.active:
+            return CORRECTIONS.label("none")
+        cap = "" if self.cap == math.inf else f", C = {self.cap:g}"
+        return f"{CORRECTIONS.label(self.correction)}, {self.level}{cap}"
+
+
 def correction_weights(
     logp_t: torch.Tensor,
     logp_mu_t: torch.Tensor,
@@ -111,10 +187,10 @@ def correction_weights(
     weight :func:`importance_weights` at ``level`` (``"is"``), truncated at ``cap``
     (``"tis"``, :func:`truncated_weights`) or masked above it (``"mis"``,
     :func:`masked_weights`). 1 on padding."""
-    _choice("correction", correction, CORRECTIONS)
+    CORRECTIONS.check(correction)
     _cap(cap)
     if correction == "none":
-        _choice("level", level, IS_LEVELS)
+        validate.choice("level", level, IS_LEVELS)
         return torch.ones_like(logp_t)
     rho = importance_weights(logp_t, logp_mu_t, mask_t, level)
     return capped_weights(rho, mask_t, correction, cap)
@@ -124,11 +200,10 @@ def capped_weights(rho: torch.Tensor, mask_t, correction: str, cap: float) -> to
     r"""The weight of :func:`correction_weights` from importance weights ``rho`` already
     computed (:func:`importance_weights`): ``rho`` itself (``"is"``), truncated at ``cap``
     (``"tis"``) or masked above it (``"mis"``); 1 on padding. ``(B, G, L)``."""
-    _choice("correction", correction, CORRECTIONS[1:])
-    if correction == "tis":
-        rho = truncated_weights(rho, cap)
-    elif correction == "mis":
-        rho = masked_weights(rho, cap)
+    fn = CORRECTIONS[correction].fn
+    if fn is None:
+        raise ValueError("correction must be one of 'is', 'tis', 'mis' here, got 'none'")
+    rho = fn(rho, cap)
     return torch.where(torch.as_tensor(mask_t).bool(), rho, torch.ones_like(rho))
 
 

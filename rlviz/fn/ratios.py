@@ -11,12 +11,20 @@ What the methods that followed GRPO change in its per-token term
 * CISPO (MiniMax 2025): the clipped ratio used as a constant weight of
   :math:`A \log\pi_\theta`, so no token loses its gradient (:func:`cispo_surrogate`).
 
+* the dual clip (Ye et al. 2020; verl's ``clip_ratio_c``): for :math:`A < 0` the term is
+  bounded below by :math:`cA`, so a bad token whose ratio ran above :math:`c` loses its
+  gradient too (:func:`dual_clipped_surrogate`);
 * Clip-Cov (Cui et al. 2025): the tokens whose log-probability and advantage covary most lose
   their gradient (:func:`covariance_scores`, :func:`clip_cov_mask`).
 
 Shapes as in :mod:`rlviz.fn.grpo_loss`: token tensors ``(B, G, L)`` with a mask ``mask_t``,
 per-answer tensors ``(B, G)``. The token ratio and the sequence ratio (their product) are
 :func:`rlviz.fn.grpo_loss.token_ratios` and :func:`rlviz.fn.grpo_loss.sequence_ratios`.
+
+:data:`POLICY_TERMS` registers each per-token policy term (the small term, not a loss with a
+config): ``fn(logp_t, logp_old_t, adv_t, mask_t, eps_low, eps_high, clip_c)`` -> the
+``(B, G, L)`` terms to aggregate (:mod:`rlviz.fn.grpo_aggregation`); ``params`` says whether a
+term reads ``clip_c``.
 """
 
 from __future__ import annotations
@@ -24,10 +32,13 @@ from __future__ import annotations
 import torch
 
 from rlviz import _validate as validate
-from rlviz.fn.grpo_loss import sequence_log_prob
+from rlviz.fn.grpo_loss import sequence_log_prob, sequence_ratios, token_ratios
+from rlviz.fn.registry import NotInLibrary, Registry
 
 __all__ = [
+    "POLICY_TERMS",
     "asymmetric_clipped_surrogate",
+    "dual_clipped_surrogate",
     "clip_stops_gradient",
     "gspo_ratios",
     "cispo_surrogate",
@@ -63,6 +74,28 @@ def asymmetric_clipped_surrogate(
     validate.same_shape_tensors(ratio=ratio, adv=adv)
     lo, hi = _clip_widths(eps_low, eps_high)
     return torch.minimum(ratio * adv, torch.clamp(ratio, 1 - lo, 1 + hi) * adv)
+
+
+def dual_clipped_surrogate(
+    ratio: torch.Tensor, adv: torch.Tensor, eps_low, eps_high, clip_c
+) -> torch.Tensor:
+    r"""The clipped surrogate with the dual clip (Ye et al. 2020, "Mastering complex control in
+    MOBA games"; verl's ``compute_policy_loss_vanilla`` with ``clip_ratio_c``):
+
+    .. math:: \ell = \begin{cases} \max\bigl(\min(\rho A,\ \operatorname{clip}(\rho,
+              1-\epsilon_\text{low}, 1+\epsilon_\text{high})\,A),\ cA\bigr) & A < 0 \\
+              \min(\rho A,\ \operatorname{clip}(\rho, 1-\epsilon_\text{low},
+              1+\epsilon_\text{high})\,A) & A \ge 0, \end{cases}
+
+    ``clip_c`` :math:`c > 1`. For :math:`A < 0` and :math:`\rho > c` the term is the constant
+    :math:`cA`: a bad token whose ratio ran above :math:`c` loses its gradient, which the plain
+    clip keeps (its min picks the unclipped :math:`\rho A`). To be maximised; shapes as
+    :func:`asymmetric_clipped_surrogate`."""
+    surr = asymmetric_clipped_surrogate(ratio, adv, eps_low, eps_high)
+    c = validate.positive("clip_c", clip_c)
+    if not c > 1:
+        raise ValueError(f"clip_c must be > 1 (the dual clip caps ratios above 1), got {clip_c!r}")
+    return torch.where(adv < 0, torch.maximum(c * adv, surr), surr)
 
 
 def clip_stops_gradient(ratio: torch.Tensor, adv: torch.Tensor, eps_low, eps_high) -> torch.Tensor:
@@ -138,3 +171,81 @@ def clip_cov_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     mask = torch.zeros(scores.shape, dtype=torch.bool)
     mask[order[:k]] = True
     return mask & (scores > 0)
+
+
+# ---------------------------------------------------------------- the registry of policy terms
+POLICY_TERMS = Registry("term")
+
+
+def _broadcast(rho: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return rho[..., None].expand_as(like)
+
+
+@POLICY_TERMS.register(
+    "token",
+    label="token ratio, clipped",
+    paper="PPO (Schulman et al. 2017); DeepSeekMath eq. 3; DAPO's clip-higher",
+    trl='importance_sampling_level="token" (loss_type grpo, bnpo, dr_grpo, dapo)',
+    verl='policy_loss.loss_mode="vanilla" (clip_ratio_c above every ratio)',
+)
+def token_term(logp_t, logp_old_t, adv_t, mask_t, eps_low, eps_high, clip_c=None):
+    r""":math:`\min(\rho_t A, \operatorname{clip}(\rho_t, 1-\epsilon_\text{low},
+    1+\epsilon_\text{high})A)` with the token ratio :math:`\rho_t`."""
+    rho_t = token_ratios(logp_t, logp_old_t, mask_t)
+    return asymmetric_clipped_surrogate(rho_t, adv_t, eps_low, eps_high)
+
+
+@POLICY_TERMS.register(
+    "sequence",
+    label="sequence ratio, clipped (notes)",
+    paper="the notes, section 14",
+    trl=NotInLibrary(
+        "TRL 1.16's importance_sampling_level=\"sequence\" is GSPO's geometric mean, not the product"
+    ),
+    verl=NotInLibrary("verl 0.9.1's sequence-level loss (gspo) uses the geometric mean"),
+)
+def sequence_term(logp_t, logp_old_t, adv_t, mask_t, eps_low, eps_high, clip_c=None):
+    r"""The answer's ratio :math:`\rho_i = \prod_t \rho_{i,t}`, clipped, on each of its tokens
+    (``seq-mean-token-mean`` then gives the notes' per-answer objective)."""
+    rho_t = _broadcast(sequence_ratios(logp_t, logp_old_t, mask_t), logp_t)
+    return asymmetric_clipped_surrogate(rho_t, adv_t, eps_low, eps_high)
+
+
+@POLICY_TERMS.register(
+    "gspo",
+    label="GSPO (ratio^(1/|y|))",
+    paper="GSPO (Zheng et al. 2025)",
+    trl='importance_sampling_level="sequence"',
+    verl='policy_loss.loss_mode="gspo"',
+)
+def gspo_term(logp_t, logp_old_t, adv_t, mask_t, eps_low, eps_high, clip_c=None):
+    r"""GSPO's :math:`s_i` (:func:`gspo_ratios`), clipped, on each of the answer's tokens."""
+    rho_t = _broadcast(gspo_ratios(logp_t, logp_old_t, mask_t), logp_t)
+    return asymmetric_clipped_surrogate(rho_t, adv_t, eps_low, eps_high)
+
+
+@POLICY_TERMS.register(
+    "cispo",
+    label="CISPO (clipped weight, no stop)",
+    paper="MiniMax-M1 (MiniMax 2025)",
+    trl='loss_type="cispo" (clips at epsilon_high, no lower clip)',
+    verl='policy_loss.loss_mode="cispo"',
+)
+def cispo_term(logp_t, logp_old_t, adv_t, mask_t, eps_low, eps_high, clip_c=None):
+    """:func:`cispo_surrogate`."""
+    return cispo_surrogate(logp_t, logp_old_t, adv_t, eps_low, eps_high)
+
+
+@POLICY_TERMS.register(
+    "dual-clip",
+    label="token ratio, dual clip",
+    paper="Ye et al. 2020 (dual-clip PPO); verl's default policy loss",
+    trl="delta=c (TRL 1.16 clamps the unclipped ratio at delta for every sign of A: with "
+    "delta > 1 + epsilon_high that is the dual clip)",
+    verl='policy_loss.loss_mode="vanilla" with clip_ratio_c (default 3)',
+    params=("clip_c",),
+)
+def dual_clip_term(logp_t, logp_old_t, adv_t, mask_t, eps_low, eps_high, clip_c=None):
+    """:func:`dual_clipped_surrogate` of the token ratio."""
+    rho_t = token_ratios(logp_t, logp_old_t, mask_t)
+    return dual_clipped_surrogate(rho_t, adv_t, eps_low, eps_high, clip_c)

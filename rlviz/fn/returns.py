@@ -18,6 +18,11 @@ The rollout
 * ``v_T[n]`` is :math:`\hat V(s_T)`, the value of the observation after the last row; it is
   used when the episode is still running at the end of the rollout.
 
+:class:`Transitions` holds these six arrays under these names; :func:`gae` and
+:func:`gae_reference` take one (``gae(tr, gamma=0.99, lam=0.95)``), the other estimators take the
+arrays as keyword arguments of the same names (``lambda_returns(**vars(tr), gamma=0.99,
+lam=0.95)``).
+
 So the value of the next observation that every estimator uses is
 
 .. math::
@@ -45,6 +50,7 @@ import numpy as np
 from rlviz import _validate as validate
 
 __all__ = [
+    "Transitions",
     "next_values",
     "td_errors",
     "discounted_returns",
@@ -54,6 +60,39 @@ __all__ = [
     "lambda_returns",
     "linear_scan",
 ]
+
+
+# ---------------------------------------------------------------- the rollout record
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Transitions:
+    r"""A time-major rollout of N environments for T steps, as :func:`gae` reads it.
+
+    The fields are the arrays of the module docstring, under the names the estimators use:
+
+    ``r_t``, ``v_t``: float arrays ``(T, N)``
+        Rewards :math:`r_t` and values :math:`\hat V(s_t)` of the observations acted on.
+    ``v_T``: float array ``(N,)``
+        :math:`\hat V(s_T)`, the bootstrap at the end of the rollout.
+    ``terminated_t``, ``truncated_t``: bool arrays ``(T, N)``
+        The episode ended at step t in a terminal state (no bootstrap) / by a time limit
+        (bootstrap from ``v_final_t``). Two arrays: a truncation is not a termination.
+    ``v_final_t``: float array ``(T, N)`` or None
+        :math:`\hat V(s^{\text{final}}_{t+1})`, the value of the final observation, read where
+        ``truncated_t``; required if any step is truncated.
+
+    Keyword-only, so the two flags cannot be swapped by position; ``Transitions(**ro)`` takes
+    a dict of these six names. A record, not a check: the estimators check its arrays at
+    their door (``ValueError`` naming the field, e.g. ``v_T must have shape (4,) ...``).
+    """
+
+    r_t: np.ndarray
+    v_t: np.ndarray
+    v_T: np.ndarray
+    terminated_t: np.ndarray
+    truncated_t: np.ndarray
+    v_final_t: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------- validation at the door
@@ -133,6 +172,15 @@ def _check_rollout(r_t, v_t, v_T, terminated_t, truncated_t, v_final_t) -> _Roll
         return a.astype(dtype, copy=False)
 
     return _Rollout(cast(r), cast(v), cast(v_T), term, trunc, cast(v_final))
+
+
+def _check_transitions(tr) -> _Rollout:
+    if not isinstance(tr, Transitions):
+        raise ValueError(
+            f"tr must be a rlviz.fn.returns.Transitions (r_t, v_t, v_T, terminated_t, "
+            f"truncated_t, v_final_t), got {type(tr).__name__}"
+        )
+    return _check_rollout(tr.r_t, tr.v_t, tr.v_T, tr.terminated_t, tr.truncated_t, tr.v_final_t)
 
 
 def _coefficient(name: str, x, n_columns: int | None = None):
@@ -257,9 +305,7 @@ def k_step_advantages(
 # ---------------------------------------------------------------- GAE
 
 
-def gae_reference(
-    r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, lam, v_final_t=None
-) -> np.ndarray:
+def gae_reference(tr: Transitions, *, gamma, lam) -> np.ndarray:
     r"""GAE by the plain backward loop, one environment and one step at a time (the test oracle).
 
     .. math::
@@ -267,9 +313,9 @@ def gae_reference(
         \hat A_t = \delta_t + \gamma \lambda \,\text{continue}_t\, \hat A_{t+1},
 
     with :math:`\text{continue}_t = 0` where the episode ended at t or t = T - 1.
-    Written to be read, not to be fast. Shapes as :func:`gae`.
+    Written to be read, not to be fast. Arguments and shapes as :func:`gae`.
     """
-    ro = _check_rollout(r_t, v_t, v_T, terminated_t, truncated_t, v_final_t)
+    ro = _check_transitions(tr)
     gamma = _coefficient("gamma", gamma, ro.r.shape[1])
     lam = _coefficient("lam", lam, ro.r.shape[1])
     T, N = ro.r.shape
@@ -293,7 +339,7 @@ def gae_reference(
     return adv
 
 
-def gae(r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, lam, v_final_t=None) -> np.ndarray:
+def gae(tr: Transitions, *, gamma, lam) -> np.ndarray:
     r"""Generalised advantage estimates :math:`\hat A^{\text{GAE}(\gamma,\lambda)}_t`, shape ``(T, N)``.
 
     .. math::
@@ -302,28 +348,22 @@ def gae(r_t, v_t, *, v_T, terminated_t, truncated_t, gamma, lam, v_final_t=None)
 
     (notes sections 8-9; Schulman et al. 2016, eq. 16), where :math:`n_t` counts the steps
     to the end of t's episode or of the rollout and :math:`\delta_t` are :func:`td_errors`.
-    Arguments after ``v_t`` are keyword-only, so the two flags cannot be swapped by position.
 
     Parameters
     ----------
-    r_t, v_t : float arrays (T, N)
-        Rewards and :math:`\hat V(s_t)`.
-    v_T : float array (N,)
-        :math:`\hat V(s_T)`, the bootstrap at the end of the rollout.
-    terminated_t, truncated_t : bool arrays (T, N)
-        Episode ended at t in a terminal state / by a time limit.
+    tr : Transitions
+        The rollout: ``r_t``, ``v_t``, the flags and ``v_final_t`` ``(T, N)``, ``v_T``
+        ``(N,)``; a truncated step bootstraps from ``v_final_t``, a terminated one from 0.
     gamma, lam : floats in [0, 1], or float arrays (N,) in [0, 1]
         Discount and GAE parameter: one for all columns, or one per column (a grid of
         settings in one rollout, as the PPO trainer of chapter 13 runs it).
-    v_final_t : float array (T, N), required if any ``truncated_t``
-        Value of the final observation where ``truncated_t`` (other entries are ignored).
 
     Notes
     -----
     Vectorised: the recursion is run by the blocked scan of :func:`linear_scan`. Agrees with
-    :func:`gae_reference` to rounding (tests/test_advantages.py).
+    :func:`gae_reference` to rounding (tests/fn/test_returns.py).
     """
-    ro = _check_rollout(r_t, v_t, v_T, terminated_t, truncated_t, v_final_t)
+    ro = _check_transitions(tr)
     gamma = _coefficient("gamma", gamma, ro.r.shape[1])
     lam = _coefficient("lam", lam, ro.r.shape[1])
     return _discounted_sum(_deltas(ro, gamma), _continues(ro), gamma * lam)

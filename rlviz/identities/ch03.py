@@ -1,7 +1,8 @@
 """Chapter 3: the policy gradient and the log-derivative trick.
 
 Setting: the corridor (:func:`rlviz.tabular.episodic.corridor`) with softmax logits
-:data:`THETA`, episodes cut at :data:`HORIZON` steps; the true gradient is autograd of the
+:data:`rlviz.experiments.corridor_settings.THETA`, episodes cut at
+:data:`~rlviz.experiments.corridor_settings.HORIZON` steps; the true gradient is autograd of the
 exact :math:`J_H(\\theta)`.
 """
 
@@ -9,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlviz.experiments.ch03 import (
+from rlviz.experiments.ch03 import mc_error_curve, mc_estimates
+from rlviz.experiments.corridor_settings import (
     SETTINGS_DETAIL,
     book_setting,
     enumerated_settings,
-    mc_error_curve,
-    mc_estimates,
     settings,
 )
 from rlviz.fn.stats import sample_mean_se, z_scores

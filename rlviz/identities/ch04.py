@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlviz.experiments.ch03 import THETA
 from rlviz.experiments.ch04 import DETAIL, notes_comparison, settings
+from rlviz.experiments.corridor_settings import THETA
 from rlviz.fn.stats import sample_mean_se, z_scores
 from rlviz.tabular.episodic import corridor
 from rlviz.tabular.mdp import discounted_state_distribution, policy_transition

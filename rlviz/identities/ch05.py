@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlviz.experiments.ch03 import SETTINGS_DETAIL, enumerated_settings
 from rlviz.experiments.ch05 import BASELINES, baseline_estimates
+from rlviz.experiments.corridor_settings import SETTINGS_DETAIL, enumerated_settings
 from rlviz.tabular.pg_estimators import (
     action_baseline_bias,
     action_baseline_estimates,

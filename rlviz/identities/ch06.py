@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlviz.experiments.ch03 import SETTINGS_DETAIL, enumerated_settings
+from rlviz.experiments.corridor_settings import SETTINGS_DETAIL, enumerated_settings
 from rlviz.tabular.pg_estimators import advantage_estimate_moments, advantage_estimates, expectation
 from rlviz.tabular.policy_gradient import finite_horizon_values
 from rlviz.verify import Measure, identity

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlviz.experiments.ch08 import (
+from rlviz.experiments.ch08 import kstep_mixture
+from rlviz.experiments.random_rollouts import (
     SETTINGS,
     discounted_td_sum,
     episode_ends,
-    kstep_mixture,
     random_rollout,
 )
-from rlviz.fn.returns import gae, k_step_advantages, td_errors
+from rlviz.fn.returns import Transitions, gae, k_step_advantages, td_errors
 from rlviz.verify import Measure, identity
 
 
@@ -37,7 +37,7 @@ def gae_closed_form() -> Measure:
     for seed, (gamma, lam) in enumerate(SETTINGS):
         ro = random_rollout(10 + seed)
         delta = td_errors(**ro, gamma=gamma)
-        lhs = gae(**ro, gamma=gamma, lam=lam)
+        lhs = gae(Transitions(**ro), gamma=gamma, lam=lam)
         errs.append(np.abs(lhs - discounted_td_sum(delta, episode_ends(ro), gamma * lam)).max())
     return Measure(float(max(errs)), "4 random rollouts, (gamma, lambda) from (0.5, 0) to (1, 1)")
 
@@ -51,5 +51,9 @@ def gae_mixture_tail() -> Measure:
     errs = []
     for seed, (gamma, lam) in enumerate(SETTINGS):
         ro = random_rollout(20 + seed)
-        errs.append(np.abs(gae(**ro, gamma=gamma, lam=lam) - kstep_mixture(ro, gamma, lam)).max())
+        errs.append(
+            np.abs(
+                gae(Transitions(**ro), gamma=gamma, lam=lam) - kstep_mixture(ro, gamma, lam)
+            ).max()
+        )
     return Measure(float(max(errs)), "4 random rollouts (T=12, N=6)")

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlviz.experiments.ch08 import SETTINGS, random_rollout
-from rlviz.fn.returns import discounted_returns, gae, gae_reference, lambda_returns, td_errors
+from rlviz.experiments.random_rollouts import SETTINGS, random_rollout
+from rlviz.fn.returns import (
+    Transitions,
+    discounted_returns,
+    gae,
+    gae_reference,
+    lambda_returns,
+    td_errors,
+)
 from rlviz.tabular.examples import two_state_chain
 from rlviz.tabular.mdp import state_values
 from rlviz.tabular.truncation import (
@@ -43,7 +50,8 @@ def fast_equals_reference() -> Measure:
             ro = random_rollout(seed, T=T, N=N, p_end=0.05)
             errs.append(
                 np.abs(
-                    gae(**ro, gamma=gamma, lam=lam) - gae_reference(**ro, gamma=gamma, lam=lam)
+                    gae(Transitions(**ro), gamma=gamma, lam=lam)
+                    - gae_reference(Transitions(**ro), gamma=gamma, lam=lam)
                 ).max()
             )
     return Measure(float(max(errs)), "T in {1, 7, 40, 333}, 4 (gamma, lambda) settings")
@@ -55,7 +63,7 @@ def lambda_zero() -> Measure:
     for seed, (gamma, _) in enumerate(SETTINGS):
         ro = random_rollout(30 + seed)
         delta = td_errors(**ro, gamma=gamma)
-        errs.append(np.abs(gae(**ro, gamma=gamma, lam=0.0) - delta).max())
+        errs.append(np.abs(gae(Transitions(**ro), gamma=gamma, lam=0.0) - delta).max())
     return Measure(float(max(errs)), "4 random rollouts")
 
 
@@ -67,7 +75,9 @@ def lambda_one() -> Measure:
     for seed, (gamma, _) in enumerate(SETTINGS):
         ro = random_rollout(40 + seed)
         errs.append(
-            np.abs(gae(**ro, gamma=gamma, lam=1.0) - (_returns(ro, gamma) - ro["v_t"])).max()
+            np.abs(
+                gae(Transitions(**ro), gamma=gamma, lam=1.0) - (_returns(ro, gamma) - ro["v_t"])
+            ).max()
         )
     return Measure(float(max(errs)), "4 random rollouts")
 
@@ -83,7 +93,7 @@ def targets_are_lambda_returns() -> Measure:
         ro = random_rollout(50 + seed)
         errs.append(
             np.abs(
-                gae(**ro, gamma=gamma, lam=lam)
+                gae(Transitions(**ro), gamma=gamma, lam=lam)
                 + ro["v_t"]
                 - lambda_returns(**ro, gamma=gamma, lam=lam)
             ).max()

@@ -1,7 +1,8 @@
 r"""Chapter 10: importance sampling and the surrogate objective.
 
-Setting: the corridor of chapters 3-4 read as a discounted MDP (:math:`\gamma = 0.9`) with the
-old logits :data:`rlviz.experiments.ch03.THETA`, and random dense MDPs (:math:`S = 5`,
+Setting (:mod:`rlviz.experiments.old_policies`): the corridor of chapters 3-4 read as a
+discounted MDP (:math:`\gamma = 0.9`) with the old logits
+:data:`rlviz.experiments.corridor_settings.THETA`, and random dense MDPs (:math:`S = 5`,
 :math:`A = 3`). :math:`J` is the exact linear-solve objective (autograd), :math:`L` the
 surrogate :func:`rlviz.tabular.surrogate.surrogate_torch`.
 """
@@ -12,17 +13,9 @@ import numpy as np
 import torch
 
 from rlviz._threads import torch_threads
-from rlviz.experiments.ch03 import THETA
-from rlviz.experiments.ch10 import (
-    DETAIL,
-    GAMMA,
-    MC_N,
-    autograd_gradient,
-    book_old,
-    gradient_gaps,
-    random_olds,
-    variance_study,
-)
+from rlviz.experiments.ch10 import MC_N, autograd_gradient, gradient_gaps, variance_study
+from rlviz.experiments.corridor_settings import THETA
+from rlviz.experiments.old_policies import DETAIL, GAMMA, book_old, random_olds
 from rlviz.fn.stats import loglog_slope
 from rlviz.tabular.episodic import corridor
 from rlviz.tabular.examples import random_policy

@@ -1,8 +1,9 @@
 r"""Chapter 11: TRPO on a tabular MDP: the Fisher matrix, conjugate gradient, the trust region and
 the lower bound of Schulman et al. (2015).
 
-Setting as in chapter 10: the discounted corridor (:math:`\gamma = 0.9`) with the chapter-3
-logits, and random dense MDPs (:math:`S = 5`, :math:`A = 3`).
+Setting as in chapter 10 (:mod:`rlviz.experiments.old_policies`): the discounted corridor
+(:math:`\gamma = 0.9`) with the chapter-3 logits, and random dense MDPs (:math:`S = 5`,
+:math:`A = 3`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import numpy as np
 import torch
 
 from rlviz._threads import torch_threads
-from rlviz.experiments.ch10 import DETAIL
 from rlviz.experiments.ch11 import (
     DELTAS,
     TRPO_ITERS,
@@ -24,6 +24,7 @@ from rlviz.experiments.ch11 import (
     trpo_runs,
     trust_region_steps,
 )
+from rlviz.experiments.old_policies import DETAIL
 from rlviz.fn.ppo_loss import categorical_kl
 from rlviz.fn.trust_region import trpo_step_size
 from rlviz.tabular.policy_gradient import DTYPE

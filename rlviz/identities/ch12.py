@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rlviz.experiments.ch03 import THETA
 from rlviz.experiments.ch12 import kl_slopes, surrogate_gap_table
+from rlviz.experiments.corridor_settings import THETA
 from rlviz.fn.ppo_loss import clipped_surrogate, policy_gradient_surrogate
 from rlviz.tabular.episodic import corridor
 from rlviz.tabular.surrogate import old_policy

@@ -11,15 +11,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rlviz.experiments.answer_trees import bandit_setting, tree_setting
 from rlviz.experiments.ch14 import (
     BANDIT_GROUP_SIZES,
     TREE_GROUP_SIZES,
-    bandit_setting,
     gradient_angle_and_ratio,
     k3_gradient_gap,
     prompt_gain,
     random_pairs,
-    tree_setting,
     variance_along,
 )
 from rlviz.fn.stats import loglog_slope

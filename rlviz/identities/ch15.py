@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rlviz.experiments.ch14 import book_tree, tree_setting
+from rlviz.experiments.answer_trees import book_tree, tree_setting
 from rlviz.experiments.ch15 import (
     ACCUMULATION_SPLITS,
     AGG_GROUP_SIZES,
@@ -27,17 +27,14 @@ from rlviz.experiments.ch15 import (
 from rlviz.fn.grpo_aggregation import (
     aggregate,
     group_aggregate,
-    normalised_advantages,
     rloo_advantages_reference,
     zero_variance_probability,
 )
-from rlviz.fn.grpo_loss import length_normalised
-from rlviz.tabular.answer_tree import exact_gradient
+from rlviz.fn.grpo_loss import group_advantages, length_normalised, mixed_groups
+from rlviz.tabular.answer_tree import exact_gradient, expected_group_gradient
 from rlviz.tabular.grpo_exact import (
     aggregation_objective,
-    expected_gradient,
     kl_gradient,
-    mixed_groups,
     success_probability,
     zero_variance_fraction,
 )
@@ -91,7 +88,7 @@ def _unbiased_errors() -> float:
                 ("seq-mean-token-sum", (G - 1) / G),
                 ("seq-mean-token-sum-norm", (G - 1) / (G * MAX_LEN)),
             ):
-                e = expected_gradient(theta, ans, r, G, aggregation_objective(mode))
+                e = expected_group_gradient(theta, ans, r, G, aggregation_objective(mode))
                 errs.append(np.abs(e - scale * g).max())
     return float(max(errs))
 
@@ -201,7 +198,7 @@ def rloo_is_drgrpo_scaled() -> Measure:
     errs = []
     for G in (2, 3, 5, 8):
         r = rng.normal(size=(4, G))
-        centred = normalised_advantages(torch.tensor(r), "none").numpy()
+        centred = group_advantages(torch.tensor(r), "mean").numpy()
         errs.append(np.abs(rloo_advantages_reference(r) - G / (G - 1) * centred).max())
     return Measure(float(max(errs)), "random rewards, 4 groups x K in {2, 3, 5, 8}")
 
@@ -218,7 +215,8 @@ def rloo_is_drgrpo_scaled() -> Measure:
 )
 def batch_std_tilts() -> Measure:
     return Measure(
-        advantage_table()["batch"][0], "book tree (easy + hard prompt), K=2, exact over all batches"
+        advantage_table()["batch-std"][0],
+        "book tree (easy + hard prompt), K=2, exact over all batches",
     )
 
 
@@ -252,10 +250,10 @@ def dynamic_sampling_rescales() -> Measure:
     p = success_probability(theta, ans, r)
     for G in (2, 3):
         keep = 1 - zero_variance_probability(p, G)
-        for adv in ("none", "group"):
+        for adv in ("mean", "std"):
             f = aggregation_objective("seq-mean-token-sum", adv)
-            e = expected_gradient(theta, ans, r, G, f).reshape(P, -1)
-            ds = expected_gradient(theta, ans, r, G, f, condition=mixed_groups).reshape(P, -1)
+            e = expected_group_gradient(theta, ans, r, G, f).reshape(P, -1)
+            ds = expected_group_gradient(theta, ans, r, G, f, condition=mixed_groups).reshape(P, -1)
             errs.append(np.abs(ds - e / keep[:, None]).max())
     return Measure(
         float(max(errs)), "random tree (2 prompts), K in {2, 3}, advantages none / group std"

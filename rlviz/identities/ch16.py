@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rlviz.experiments.ch14 import tree_setting
+from rlviz.experiments.answer_trees import tree_setting
 from rlviz.experiments.ch16 import (
     EPS_HIGHS,
     clip_batch,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlviz import _validate as validate
-from rlviz.fn.returns import gae, k_step_advantages
+from rlviz.fn.returns import Transitions, gae, k_step_advantages
 from rlviz.tabular.mdp import TabularMDP, advantages, check_policy, state_visitation
 from rlviz.tabular.trajectories import enumerate_trajectories
 
@@ -220,6 +220,7 @@ def gae_moments_by_enumeration(
                 f"GAE by enumeration needs every episode to end"
             )
         r, v, v_T, term, trunc = _time_major(tr, v_hat, mdp.terminal)
-        return gae(r, v, v_T=v_T, terminated_t=term, truncated_t=trunc, gamma=mdp.gamma, lam=lam)[0]
+        rollout = Transitions(r_t=r, v_t=v, v_T=v_T, terminated_t=term, truncated_t=trunc)
+        return gae(rollout, gamma=mdp.gamma, lam=lam)[0]
 
     return _moments_by_enumeration(mdp, pi, v_hat, horizon, estimate, states)

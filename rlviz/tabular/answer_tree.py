@@ -155,7 +155,9 @@ def group_gradient_fn(
     return f
 
 
-def expected_group_gradient(theta, ans: Answers, r, group_size: int, group_objective) -> np.ndarray:
+def expected_group_gradient(
+    theta, ans: Answers, r, group_size: int, group_objective, condition=None
+) -> np.ndarray:
     r"""The exact expected gradient, at :math:`\theta_\text{old} = \theta`, of a group objective
     over groups of :math:`G` = ``group_size`` answers drawn i.i.d. from
     :math:`\pi_\theta(\cdot\mid x)`:
@@ -167,6 +169,11 @@ def expected_group_gradient(theta, ans: Answers, r, group_size: int, group_objec
     enumerating all :math:`n^G` tuples (the samples are held fixed inside the gradient: the
     estimator a trainer differentiates). ``group_objective(logp_t, logp_old_t, r, mask_t)``
     returns ``(B,)``, e.g. :func:`group_gradient_fn`. Flattened like ``theta``.
+
+    ``condition(r_groups) -> bool (n_groups,)`` (e.g. :func:`rlviz.fn.grpo_loss.mixed_groups`)
+    keeps only the groups it selects and renormalises each prompt's weights: the expectation
+    *given* the event, :math:`\mathbb E[\nabla\hat{\mathcal L} \mid \text{event}]` (prompts
+    where the event has probability 0 contribute 0).
     """
     group_size = validate.positive("group_size", group_size, integer=True)
     theta = np.asarray(theta, dtype=float)
@@ -180,7 +187,12 @@ def expected_group_gradient(theta, ans: Answers, r, group_size: int, group_objec
     for p in range(theta.shape[0]):
         lt = logp[p][idx]  # (n^G, G, L)
         w = torch.exp(lt.detach().sum(-1).sum(-1))  # probability of each tuple
-        total = total + (w * group_objective(lt, lt.detach(), r[p][idx], mask)).sum()
+        rg = r[p][idx]
+        if condition is not None:
+            keep = condition(rg).to(w.dtype)
+            mass = (w * keep).sum()
+            w = w * keep / mass if mass > 0 else w * 0.0
+        total = total + (w * group_objective(lt, lt.detach(), rg, mask)).sum()
     (total / theta.shape[0]).backward()
     return th.grad.numpy().ravel()
 

@@ -5,7 +5,8 @@ enumerated) and on :mod:`rlviz.fn.grpo_aggregation` (the loss aggregation modes)
 float64 and exact: expectations are finite sums over all :math:`n^G` groups of :math:`G`
 answers (or over all answers), weighted by their probabilities, differentiated by autograd.
 
-* :func:`aggregation_objective` / :func:`expected_gradient`: the expected gradient of the
+* :func:`aggregation_objective` with
+  :func:`rlviz.tabular.answer_tree.expected_group_gradient`: the expected gradient of the
   token-level GRPO loss under each aggregation mode, optionally *conditioned* on an event of
   the group's rewards (dynamic sampling keeps only the groups with mixed rewards);
 * :func:`zero_variance_fraction`, :func:`success_probability`: how many groups carry no signal;
@@ -28,9 +29,8 @@ from rlviz.fn.grpo_aggregation import (
     accumulated,
     aggregate,
     group_aggregate,
-    normalised_advantages,
 )
-from rlviz.fn.grpo_loss import token_ratios
+from rlviz.fn.grpo_loss import group_advantages, mixed_groups, token_ratios
 from rlviz.fn.ppo_loss import clipped_surrogate
 from rlviz.tabular.answer_tree import (
     DTYPE,
@@ -44,8 +44,6 @@ __all__ = [
     "KL_PLACEMENTS",
     "token_surrogate",
     "aggregation_objective",
-    "expected_gradient",
-    "mixed_groups",
     "expected_batch_gradient",
     "zero_variance_fraction",
     "success_probability",
@@ -75,18 +73,18 @@ def token_surrogate(logp_t, logp_old_t, adv, mask_t) -> torch.Tensor:
     return clipped_surrogate(rho_t, adv.detach()[..., None].expand_as(rho_t), EPSILON)
 
 
-def aggregation_objective(mode: str, advantage: str = "none", *, norm=None):
+def aggregation_objective(mode: str, advantage: str = "mean", *, norm=None):
     """A group objective ``f(logp_t, logp_old_t, r, mask_t) -> (B,)``: the token surrogate
-    (:func:`token_surrogate`) with advantages :func:`rlviz.fn.grpo_aggregation.normalised_advantages`
-    of ``advantage`` (``"none"`` or ``"group"``; per group, so ``"batch"`` is not offered
+    (:func:`token_surrogate`) with advantages :func:`rlviz.fn.grpo_loss.group_advantages`
+    of ``advantage`` (``"mean"`` or ``"std"``; per group, so ``"batch-std"`` is not offered
     here), aggregated per group by :func:`rlviz.fn.grpo_aggregation.group_aggregate`."""
     if mode not in AGG_MODES:
         raise ValueError(f"mode must be one of {AGG_MODES}, got {mode!r}")
-    if advantage not in ("none", "group"):
-        raise ValueError(f"advantage must be 'none' or 'group', got {advantage!r}")
+    if advantage not in ("mean", "std"):
+        raise ValueError(f"advantage must be 'mean' or 'std', got {advantage!r}")
 
     def f(logp_t, logp_old_t, r, mask_t):
-        adv = normalised_advantages(r, advantage)
+        adv = group_advantages(r, advantage)
         return group_aggregate(
             token_surrogate(logp_t, logp_old_t, adv, mask_t), mask_t, mode, norm=norm
         )
@@ -99,48 +97,13 @@ def _groups(ans: Answers, group_size: int) -> torch.Tensor:
     return torch.as_tensor(np.array(list(itertools.product(range(ans.n), repeat=group_size))))
 
 
-def mixed_groups(r_groups: torch.Tensor) -> torch.Tensor:
-    """True for the groups whose rewards are not all equal, ``(n_groups, G)`` -> ``(n_groups,)``."""
-    return (r_groups != r_groups[:, :1]).any(dim=1)
-
-
-def expected_gradient(theta, ans: Answers, r, group_size: int, group_objective, condition=None):
-    r"""The exact expected gradient at :math:`\theta_\text{old} = \theta` of ``group_objective``
-    over groups of ``group_size`` answers drawn i.i.d. from :math:`\pi_\theta(\cdot\mid x)`,
-    mean over prompts; flattened like ``theta``.
-
-    ``condition(r_groups) -> bool (n_groups,)`` (e.g. :func:`mixed_groups`) keeps only the
-    groups it selects and renormalises each prompt's weights: the expectation *given* the
-    event, :math:`\mathbb E[\nabla\hat{\mathcal L} \mid \text{event}]` (prompts where the event
-    has probability 0 contribute 0). Without it this is
-    :func:`rlviz.tabular.answer_tree.expected_group_gradient`."""
-    theta = np.asarray(theta, dtype=float)
-    r = torch.as_tensor(np.asarray(r, dtype=float))
-    idx = _groups(ans, group_size)
-    th = _leaf(theta)
-    logp = token_log_probs(th, ans)
-    mask = torch.as_tensor(ans.mask)[idx]
-    total = 0.0
-    for p in range(theta.shape[0]):
-        lt = logp[p][idx]  # (n^G, G, L)
-        w = torch.exp(lt.detach().sum(-1).sum(-1))
-        rg = r[p][idx]
-        if condition is not None:
-            keep = condition(rg).to(w.dtype)
-            mass = (w * keep).sum()
-            w = w * keep / mass if mass > 0 else w * 0.0
-        total = total + (w * group_objective(lt, lt.detach(), rg, mask)).sum()
-    (total / theta.shape[0]).backward()
-    return th.grad.numpy().ravel()
-
-
 def expected_batch_gradient(
-    theta, ans: Answers, r, group_size: int, mode: str, advantage: str = "none"
+    theta, ans: Answers, r, group_size: int, mode: str, advantage: str = "mean"
 ) -> np.ndarray:
     r"""The exact expected gradient at :math:`\theta_\text{old} = \theta` of a *batch* loss: one
     group of ``group_size`` answers for each of the :math:`P` prompts, the token surrogate
     (:func:`token_surrogate`) with advantages
-    :func:`rlviz.fn.grpo_aggregation.normalised_advantages` of ``advantage`` (``"batch"``
+    :func:`rlviz.fn.grpo_loss.group_advantages` of ``advantage`` (``"batch-std"``
     shares one standard deviation across the batch), aggregated over the whole batch by
     :func:`rlviz.fn.grpo_aggregation.aggregate` in ``mode``. Enumerates all :math:`n^{PG}`
     batches (keep it small). Flattened like ``theta``."""
@@ -157,7 +120,7 @@ def expected_batch_gradient(
     # each batch as one "group" of P*G answers: group_aggregate is then the batch aggregate
     lt = lt.reshape(N, P * group_size, L)
     mask = torch.as_tensor(ans.mask)[idx].reshape(N, P * group_size, L)
-    adv = normalised_advantages(rg, advantage).reshape(N, P * group_size)
+    adv = group_advantages(rg, advantage).reshape(N, P * group_size)
     loss = group_aggregate(token_surrogate(lt, lt.detach(), adv, mask), mask, mode)
     (w * loss).sum().backward()
     return th.grad.numpy().ravel()
@@ -197,7 +160,7 @@ def mean_length_gradient(theta, ans: Answers, which=None) -> np.ndarray:
 
 
 def batch_gradient(
-    theta, ans: Answers, groups, r, mode: str, sizes=None, *, global_counts=False, advantage="none"
+    theta, ans: Answers, groups, r, mode: str, sizes=None, *, global_counts=False, advantage="mean"
 ) -> np.ndarray:
     r"""The gradient at :math:`\theta_\text{old} = \theta` of one fixed batch's loss: group
     ``b`` is prompt ``b``'s answers ``groups[b]`` (indices into ``ans``, ``(B, G)``), rewards
@@ -212,7 +175,7 @@ def batch_gradient(
     lt = logp[rows, torch.as_tensor(groups)]  # (B, G, L)
     mask = torch.as_tensor(ans.mask)[torch.as_tensor(groups)]
     rg = torch.as_tensor(np.asarray(r, dtype=float))[rows, torch.as_tensor(groups)]
-    x_t = token_surrogate(lt, lt.detach(), normalised_advantages(rg, advantage), mask)
+    x_t = token_surrogate(lt, lt.detach(), group_advantages(rg, advantage), mask)
     if sizes is None:
         loss = aggregate(x_t, mask, mode)
     else:

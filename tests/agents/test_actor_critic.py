@@ -11,16 +11,14 @@ from rlviz.agents.actor_critic import (
     Runner,
     TrainResult,
     by_setting,
-    check_flag,
-    check_real,
-    check_seed,
+    check_callback,
     collect,
     evaluate,
     evaluate_settings,
     log_prob,
     rollout_values,
 )
-from rlviz.fn.returns import gae
+from rlviz.fn.returns import Transitions, gae
 
 
 def test_numpy_policy_is_the_torch_actor_and_follows_updates():
@@ -98,16 +96,15 @@ def test_truncated_episodes_bootstrap_from_the_final_observation():
     t, n = np.nonzero(ro.truncated & ~ro.terminated)
     np.testing.assert_allclose(v_final[t, n], v_direct[t, n], rtol=0, atol=1e-6)
     # and GAE uses it: at a truncation the advantage is r + gamma V(final obs) - V(s)
-    adv = gae(
-        ro.rewards,
-        v_t,
+    tr = Transitions(
+        r_t=ro.rewards,
+        v_t=v_t,
         v_T=v_T,
         terminated_t=ro.terminated,
         truncated_t=ro.truncated,
         v_final_t=v_final,
-        gamma=np.full(6, 0.9),
-        lam=np.full(6, 0.9),
     )
+    adv = gae(tr, gamma=np.full(6, 0.9), lam=np.full(6, 0.9))
     np.testing.assert_allclose(
         adv[t, n], ro.rewards[t, n] + 0.9 * v_direct[t, n] - v_t[t, n], rtol=0, atol=1e-5
     )
@@ -132,22 +129,25 @@ def test_train_result_records_and_times_the_callback():
         result.log("kl")
 
 
-@pytest.mark.parametrize(
-    "check,value",
-    [
-        (check_real, True),
-        (check_real, "1"),
-        (check_real, None),
-        (check_flag, 1),
-        (check_flag, "True"),
-        (check_seed, -1),
-        (check_seed, 2.0),
-        (check_seed, False),
-    ],
-)
-def test_config_field_checks(check, value):
-    with pytest.raises(ValueError, match="x must be"):
-        check("x", value)
+@pytest.mark.parametrize("callback", [print, lambda update, steps, agent: None, None])
+def test_callback_check_accepts_none_and_callables(callback):
+    check_callback(callback)
+
+
+@pytest.mark.parametrize("callback", ["print", 3, [print]])
+def test_callback_check_names_the_protocol(callback):
+    with pytest.raises(
+        ValueError,
+        match=rf"callback must be None or callable \(update, steps, agent\), got "
+        rf"{type(callback).__name__}",
+    ):
+        check_callback(callback)
+
+
+@pytest.mark.parametrize("seed", [-1, 2.0, True])
+def test_evaluate_checks_its_seed(seed):
+    with pytest.raises(ValueError, match=f"seed must be an integer >= 0, got {seed!r}"):
+        evaluate(lambda obs: np.full((len(obs), 2), 0.5), 2, seed=seed)
 
 
 def test_evaluate_runs_gymnasium_episodes():

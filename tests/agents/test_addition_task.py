@@ -117,6 +117,7 @@ def test_success_rates_are_exact_probabilities(task):
     assert 0 <= greedy_success(policy, task, idx) <= 1
 
 
+@pytest.mark.slow  # three reference pretrainings: about 2-4 s
 def test_reference_is_cached_per_task_and_returned_as_a_copy(task):
     a = pretrain_reference(task, steps=15)
     b = pretrain_reference(task, steps=15)

@@ -14,6 +14,7 @@ def balancing_actions(obs, rng, noise):
     return np.where(flip, rng.integers(0, 2, len(a)), a)
 
 
+@pytest.mark.slow  # 2500 steps of 6 gymnasium envs: about 3 s each
 @pytest.mark.parametrize("limit,noise,ending", [(500, 0.05, "truncated"), (40, 0.5, "terminated")])
 def test_agrees_with_gymnasium_single_env(limit, noise, ending):
     n, steps = 6, 2500

@@ -1,14 +1,20 @@
-"""rlviz.agents.grpo: the config names each bad field, a short run is deterministic for a seed,
-groups whose rewards are all equal leave the policy unchanged (beta = 0), a non-finite loss stops
-the run, and the callback sees every update."""
+"""rlviz.agents.grpo: the config names each bad field and its string options are the registries'
+names, a short run is deterministic for a seed, groups whose rewards are all equal leave the
+policy unchanged (beta = 0), a non-finite loss stops the run, and the callback sees every
+update."""
 
 import dataclasses
+import typing
 
 import pytest
 import torch
 
+from rlviz.agents import grpo
 from rlviz.agents.addition_task import MAX_LEN, AdditionTask, sample_answers
 from rlviz.agents.grpo import GRPOConfig, group_log_probs, train_grpo
+from rlviz.fn.grpo_aggregation import AGGREGATIONS
+from rlviz.fn.grpo_loss import ADVANTAGES, KL_ESTIMATORS, KL_PLACEMENTS, LENGTH_NORMS
+from rlviz.fn.ratios import POLICY_TERMS
 
 SHORT = GRPOConfig(
     max_steps=3, eval_every=3, prompts_per_step=4, group_size=4, stop_at_target=False
@@ -41,27 +47,59 @@ def same_weights(a, b) -> bool:
     "change,message",
     [
         ({"group_size": 0}, "group_size must be a positive integer, got 0"),
+        ({"group_size": 1}, "group_size must be >= 2 .*, got 1"),
+        ({"advantage": "loo", "group_size": 1}, "group_size must be >= 2 .*, got 1"),
         ({"prompts_per_step": 2.0}, "prompts_per_step must be a positive integer, got 2.0"),
         ({"epsilon": 0.0}, "epsilon must be a finite number > 0, got 0.0"),
         ({"beta": -0.1}, "beta must be a finite number >= 0, got -0.1"),
         ({"advantage": "median"}, "advantage must be one of .*'loo'.*, got 'median'"),
-        ({"ratio": "word"}, "ratio must be one of .*, got 'word'"),
+        ({"advantage": "none"}, "advantage must be one of .*, got 'none'"),  # the old name
+        ({"term": "word"}, "term must be one of .*'dual-clip'.*, got 'word'"),
         ({"kl": "k4"}, "kl must be one of .*, got 'k4'"),
+        ({"kl_placement": "advantage"}, "kl_placement must be one of .*, got 'advantage'"),
         (
-            {"ratio": "token", "length_norm": "answer"},
-            "length_norm must be None or one of .*, got 'answer'",
+            {"term": "token", "length_norm": "answer"},
+            "length_norm must be one of .*, got 'answer'",
         ),
-        ({"length_norm": "group"}, "length_norm must be None with ratio='sequence'.*got 'group'"),
-        (
-            {"advantage": "loo", "group_size": 1},
-            "group_size must be >= 2 for advantage='loo', got 1",
-        ),
+        ({"length_norm": "group"}, "length_norm must be None with term='sequence'.*got 'group'"),
         ({"eval_every": 0}, "eval_every must be an integer >= 1, got 0"),
     ],
 )
 def test_config_names_the_bad_field(change, message):
     with pytest.raises(ValueError, match=message):
         GRPOConfig(**change)
+
+
+def test_config_refuses_the_old_field_names():
+    for old in ({"ratio": "token"}, {"kl_in_reward": True}, {"correction": "tis"}):
+        with pytest.raises(TypeError, match=next(iter(old))):
+            GRPOConfig(**old)
+
+
+PRACTICE = {"term": "token", "loss_agg": "token-mean"}
+
+
+@pytest.mark.parametrize(
+    "field, literal, names, companions",
+    [
+        ("advantage", grpo.Advantage, ADVANTAGES.names(), {}),
+        ("term", grpo.Term, POLICY_TERMS.names(), {"loss_agg": "token-mean"}),
+        ("loss_agg", grpo.LossAgg, AGGREGATIONS.names(), {"term": "token"}),
+        ("kl", grpo.Kl, KL_ESTIMATORS.names(), {"beta": 0.1}),
+        ("kl_placement", grpo.KlPlacement, KL_PLACEMENTS.names(), {**PRACTICE, "beta": 0.1}),
+        ("length_norm", grpo.LengthNorm, LENGTH_NORMS, {"term": "token"}),
+    ],
+)
+def test_each_option_type_is_its_registry_s_names(field, literal, names, companions):
+    """A name registered without its Literal (or the reverse) fails here: the types the
+    config's fields are annotated with are the registries' names, in their order, and the
+    config accepts each of them."""
+    assert typing.get_args(literal) == tuple(names)
+    hint = typing.get_type_hints(GRPOConfig)[field]
+    assert hint == literal or hint == (literal | None)
+    for name in names:
+        extra = {"clip_c": 3.0} if name == "dual-clip" else {}
+        assert getattr(GRPOConfig(**companions, **extra, **{field: name}), field) == name
 
 
 def test_short_run_is_deterministic_for_a_seed(setup):
@@ -80,14 +118,26 @@ def test_short_run_is_deterministic_for_a_seed(setup):
 def test_all_equal_rewards_leave_the_policy_unchanged(setup, advantage):
     task, ref = setup
     flat = with_reward(ConstantReward, task)
-    for ratio, norm in (("sequence", None), ("token", "sequence")):
-        cfg = dataclasses.replace(SHORT, advantage=advantage, ratio=ratio, length_norm=norm)
+    for term, norm in (("sequence", None), ("token", "sequence")):
+        cfg = dataclasses.replace(SHORT, advantage=advantage, term=term, length_norm=norm)
         policy, _ = train_grpo(flat, ref, cfg)
-        assert same_weights(policy, ref), (advantage, ratio)
+        assert same_weights(policy, ref), (advantage, term)
     # the same run with the task's own rewards does move the policy
     assert not same_weights(
         train_grpo(task, ref, dataclasses.replace(SHORT, advantage=advantage))[0], ref
     )
+
+
+def test_dual_clip_trains_and_with_a_huge_c_is_the_token_clip(setup):
+    task, ref = setup
+    two = dataclasses.replace(SHORT, max_steps=2, eval_every=2, term="token", loss_agg="token-mean")
+    dual = dataclasses.replace(two, term="dual-clip", clip_c=3.0)
+    policy, log = train_grpo(task, ref, dual)
+    assert log.step == [0, 2] and not same_weights(policy, ref)
+    # no ratio reaches c = 1e9: the dual clip never acts, the run is the token clip's bit for bit
+    huge, _ = train_grpo(task, ref, dataclasses.replace(dual, clip_c=1e9))
+    token, _ = train_grpo(task, ref, two)
+    assert same_weights(huge, token)
 
 
 def test_kl_penalty_alone_keeps_the_policy_at_the_reference(setup):

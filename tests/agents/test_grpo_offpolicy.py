@@ -1,6 +1,6 @@
 """Chapter 17's options in the GRPO trainer: a sampler that is not the learner
-(``sampler_delta``) and the off-policy weight of each token (``correction``, ``correction_level``,
-``correction_cap``), built from :mod:`rlviz.fn.offpolicy`."""
+(``sampler_delta``) and the off-policy weight of each token (``off_policy``, an
+:class:`rlviz.fn.offpolicy.OffPolicy`), built from :mod:`rlviz.fn.offpolicy`."""
 
 import dataclasses
 import math
@@ -8,8 +8,16 @@ import math
 import pytest
 import torch
 
-from rlviz.agents.addition_task import ANSWER_VOCAB, EOS, MAX_LEN, Policy
-from rlviz.agents.grpo import GRPOConfig, practice_objective, sampler_bias, train_grpo
+from rlviz.agents.addition_task import ANSWER_VOCAB, EOS, MAX_LEN, Policy, sample_answers
+from rlviz.agents.grpo import (
+    GRPOConfig,
+    group_log_probs,
+    offpolicy_weights,
+    sampler_bias,
+    train_grpo,
+)
+from rlviz.fn.grpo_practice import practice_objective
+from rlviz.fn.offpolicy import OffPolicy, correction_weights, importance_weights
 
 SHORT = GRPOConfig(
     max_steps=3,
@@ -17,7 +25,7 @@ SHORT = GRPOConfig(
     group_size=4,
     eval_every=3,
     stop_at_target=False,
-    ratio="token",
+    term="token",
     loss_agg="token-mean",
 )
 
@@ -67,17 +75,17 @@ def _batch(seed=0, B=2, G=3, L=3):
 def test_the_weight_scales_each_tokens_gradient_at_theta_old():
     logp_old, adv, mask, g = _batch()
     weight = torch.rand(logp_old.shape, generator=g, dtype=torch.float64) * 3
-    cfg = dataclasses.replace(SHORT, loss_agg="seq-mean-token-sum")
+    args = dict(dataclasses.replace(SHORT, loss_agg="seq-mean-token-sum").objective_args)
     at_old = logp_old.clone().requires_grad_()
     (grad,) = torch.autograd.grad(
-        practice_objective(at_old, logp_old, adv, mask, cfg, weight_t=weight), at_old
+        practice_objective(at_old, logp_old, adv, mask, **args, weight_t=weight), at_old
     )
     # d/dlogp of w * min(r A, clip(r) A) at r = 1 is w * A, on answer tokens only, and
     # seq-mean-token-sum divides by the number of answers
     n = mask.shape[0] * mask.shape[1]
     assert torch.allclose(grad, weight * adv[..., None] * mask / n, atol=1e-12)
     with pytest.raises(ValueError, match="weight_t must have the shape"):
-        practice_objective(at_old, logp_old, adv, mask, cfg, weight_t=weight[..., :2])
+        practice_objective(at_old, logp_old, adv, mask, **args, weight_t=weight[..., :2])
 
 
 @pytest.mark.parametrize(
@@ -85,10 +93,12 @@ def test_the_weight_scales_each_tokens_gradient_at_theta_old():
     [
         ({"sampler_delta": -0.1}, "sampler_delta must be a finite number >= 0"),
         ({"sampler_delta": math.nan}, "sampler_delta must be a finite number >= 0"),
-        ({"correction": "clip"}, "correction must be one of"),
-        ({"correction_level": "group"}, "correction_level must be one of"),
-        ({"correction": "tis", "correction_cap": 0.0}, "correction_cap must be a number > 0"),
-        ({"correction": "tis", "loss_agg": None, "ratio": "sequence"}, "needs loss_agg"),
+        ({"sampler_delta": True}, "sampler_delta must be a finite number >= 0"),
+        ({"off_policy": "tis"}, "off_policy must be an rlviz.fn.offpolicy.OffPolicy"),
+        (
+            {"off_policy": OffPolicy(correction="tis", cap=2.0), "loss_agg": None},
+            "without loss_agg .*off_policy=OffPolicy",
+        ),
     ],
 )
 def test_config_names_the_bad_option(change, message):
@@ -96,12 +106,51 @@ def test_config_names_the_bad_option(change, message):
         dataclasses.replace(SHORT, **change)
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"correction": "clip"}, "correction must be one of"),
+        ({"correction": "tis", "level": "group", "cap": 2.0}, "level must be one of"),
+        ({"correction": "tis", "cap": 0.0}, "cap must be > 0"),
+        ({"correction": "tis"}, "needs a finite cap"),
+        ({"correction": "is", "cap": 1e-9}, "'is' is not capped"),
+    ],
+)
+def test_a_bad_off_policy_is_refused_before_the_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(SHORT, off_policy=OffPolicy(**kwargs))
+
+
+def test_offpolicy_weights_of_the_learner_as_sampler(setup):
+    task, ref = setup
+    batch = sample_answers(ref, task, 3, 4, torch.Generator().manual_seed(0))
+    logp_old = group_log_probs(ref, batch.prompts, batch.tokens, 4)
+    assert offpolicy_weights(ref, batch, logp_old, OffPolicy(), None) == (None, 0)
+    mask = batch.mask.view(logp_old.shape)
+    bias = sampler_bias(2.0, seed=1)
+    for off in (
+        OffPolicy(correction="is", level="sequence"),
+        OffPolicy(correction="tis", level="token", cap=1.5),
+    ):
+        # no bias: the sampler is the learner, every importance weight is 1
+        w, n = offpolicy_weights(ref, batch, logp_old, off, None)
+        assert torch.allclose(w, torch.ones_like(w), rtol=0, atol=1e-6) and n == 0
+        # a biased sampler: the weight of fn.offpolicy for the sampler's log-probabilities
+        w, n = offpolicy_weights(ref, batch, logp_old, off, bias)
+        logp_mu = group_log_probs(ref, batch.prompts, batch.tokens, 4, bias)
+        want = correction_weights(logp_old, logp_mu, mask, off.correction, off.level, off.cap)
+        torch.testing.assert_close(w, want, rtol=0, atol=0)
+        rho = importance_weights(logp_old, logp_mu, mask, off.level)
+        assert n == int(((rho > off.cap) & mask).sum())  # the tokens the cap changed
+        assert (n > 0) == (off.correction == "tis")
+
+
 def test_on_policy_importance_weights_are_one_so_the_run_is_unchanged(setup):
     """With the learner as the sampler every weight is exactly 1: the corrected run is the
     uncorrected one, bit for bit (a wrong weight, e.g. old/ref or a shifted index, breaks it)."""
     task, ref = setup
     _, plain = train_grpo(task, ref, SHORT)
-    cfg = dataclasses.replace(SHORT, correction="is", correction_level="sequence")
+    cfg = dataclasses.replace(SHORT, off_policy=OffPolicy(correction="is", level="sequence"))
     _, corrected = train_grpo(task, ref, cfg)
     assert plain.held_out == corrected.held_out and plain.train == corrected.train
     assert corrected.capped == 0.0 and plain.capped is None
@@ -113,15 +162,15 @@ def test_a_perturbed_sampler_changes_the_run_and_the_cap_binds(setup):
     _, on = train_grpo(task, ref, SHORT)
     _, off = train_grpo(task, ref, naive)
     assert on.held_out[-1] != off.held_out[-1]
-    # a cap below every weight truncates every token (token level); no cap truncates none
-    _, tiny = train_grpo(
-        task, ref, dataclasses.replace(naive, correction="tis", correction_cap=1e-9)
-    )
-    _, none = train_grpo(task, ref, dataclasses.replace(naive, correction="tis"))
-    assert tiny.capped == 1.0 and none.capped == 0.0
-    # plain IS has no cap to act: a finite correction_cap changes no weight
+    # a cap below every weight truncates every token (token level); a cap above every weight
+    # truncates none
+    for cap, share in ((1e-9, 1.0), (1e9, 0.0)):
+        tis = OffPolicy(correction="tis", cap=cap)
+        _, run = train_grpo(task, ref, dataclasses.replace(naive, off_policy=tis))
+        assert run.capped == share, cap
+    # plain IS has no cap (OffPolicy refuses one): no weight is counted as capped
     _, plain_is = train_grpo(
-        task, ref, dataclasses.replace(naive, correction="is", correction_cap=1e-9)
+        task, ref, dataclasses.replace(naive, off_policy=OffPolicy(correction="is"))
     )
     assert plain_is.capped == 0.0
     # seeded: the same config gives the same run

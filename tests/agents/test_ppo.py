@@ -21,7 +21,7 @@ from rlviz.agents.ppo import (
     train,
 )
 from rlviz.fn.ppo_loss import entropy
-from rlviz.fn.returns import gae
+from rlviz.fn.returns import Transitions, gae
 
 TINY = PPOConfig(total_steps=4 * 16 * 3, n_envs=4, n_steps=16, epochs=2, minibatches=2, hidden=8)
 
@@ -98,6 +98,8 @@ def test_train_runs_rlviz_gae_with_each_settings_gamma_and_lambda(monkeypatch):
     calls = []
 
     def spy(*args, **kwargs):
+        (tr,) = args  # the Transitions form, truncations with their bootstrap values
+        assert isinstance(tr, Transitions) and tr.v_final_t is not None
         out = gae(*args, **kwargs)
         calls.append((kwargs["gamma"], kwargs["lam"], out))
         return out
@@ -304,16 +306,15 @@ def test_one_update_by_hand_equals_train():
     agent, runner = ActorCritic.init([cfg.seed], cfg.hidden), Runner([cfg.seed], cfg.n_envs)
     ro = collect(agent, runner, cfg.n_steps)
     logp_t, v_t, v_T, v_final_t = rollout_values(agent, ro)
-    adv = gae(
-        ro.rewards,
-        v_t,
+    tr = Transitions(
+        r_t=ro.rewards,
+        v_t=v_t,
         v_T=v_T,
         terminated_t=ro.terminated,
         truncated_t=ro.truncated,
         v_final_t=v_final_t,
-        gamma=cfg.gamma,
-        lam=cfg.lam,
     )
+    adv = gae(tr, gamma=cfg.gamma, lam=cfg.lam)
     batch = Batch.from_rollout(ro, logp_t, adv, v_t, 1)
     adam = RowAdam(agent.flat)
     lr, eps = s.schedule(1.0)

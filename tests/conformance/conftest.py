@@ -149,6 +149,29 @@ def _make_batch(seed: int = 0, B: int = 3, G: int = 4, L: int = 7, spread: float
     return Batch(logp_t=logp_t, logp_old_t=shifted(), logp_ref_t=shifted(), mask_t=mask_t, r=r)
 
 
+def _registry_covered(lib: str, cases: dict, axis: str, name: str) -> None:
+    """``name`` of the registry ``axis`` (rlviz.fn.grpo_practice.REGISTRIES) is compared with
+    library ``lib`` ("trl" or "verl") in ``cases[axis]``, or its entry says why the library has
+    no counterpart (NotInLibrary), never both."""
+    from rlviz.fn.grpo_practice import REGISTRIES
+    from rlviz.fn.registry import NotInLibrary
+
+    entry = REGISTRIES[axis][name]
+    said = getattr(entry, lib)
+    if isinstance(said, NotInLibrary):
+        assert name not in cases[axis], f"{axis} {name!r}: NotInLibrary for {lib} but compared"
+    else:
+        assert name in cases[axis], (
+            f"{axis} {name!r} is registered with {lib}={said!r} but has no {lib} case"
+        )
+
+
+@pytest.fixture
+def registry_covered():
+    """``registry_covered(lib, cases, axis, name)``: see :func:`_registry_covered`."""
+    return _registry_covered
+
+
 @pytest.fixture
 def assert_close():
     """``assert_close(lib, pair, case, ours, theirs, tol=TOL)``: max |ours - theirs| <= tol, recorded."""

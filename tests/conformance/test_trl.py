@@ -43,6 +43,8 @@ from rlviz.fn import grpo_aggregation as agg
 from rlviz.fn import grpo_loss as gl
 from rlviz.fn import offpolicy as op
 from rlviz.fn import ratios as rt
+from rlviz.fn.grpo_practice import REGISTRIES, practice_objective
+from rlviz.fn.registry import NotInLibrary
 
 LIB = "TRL"
 WORDS = ["<pad>", "<eos>", "<bos>", "<unk>"] + [chr(ord("a") + i) for i in range(12)]
@@ -161,6 +163,19 @@ def trl_loss(t: GRPOTrainer, b, adv: torch.Tensor, x: torch.Tensor) -> torch.Ten
         del t._get_per_token_logps_and_entropies
 
 
+def leaves(b) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two leaves of the batch's current log-probabilities: TRL's flat ``(B*G, L)`` and
+    rlviz's ``(B, G, L)``."""
+    return b.flat(b.logp_t).clone().requires_grad_(True), b.logp_t.clone().requires_grad_(True)
+
+
+def assert_grads_close(assert_close, b, pair, case, ours, x_ours, theirs, x_theirs):
+    """The gradients of both losses with respect to their own leaf, in TRL's flat shape."""
+    (g_t,) = torch.autograd.grad(theirs, x_theirs)
+    (g_o,) = torch.autograd.grad(ours, x_ours)
+    assert_close(LIB, pair, case, b.flat(g_o), g_t)
+
+
 # loss_type -> rlviz's aggregation mode (and norm)
 AGG = {
     "grpo": ("seq-mean-token-mean", {}),
@@ -239,18 +254,22 @@ def test_loss(tmp, loss_type, level, beta, eps, assert_close, make_batch):
     )
     b = make_batch(0)
     adv = gl.group_advantages(b.r, "std")
-    x_theirs, x_ours = (
-        b.flat(b.logp_t).clone().requires_grad_(True),
-        b.logp_t.clone().requires_grad_(True),
-    )
+    x_theirs, x_ours = leaves(b)
     theirs = trl_loss(t, b, adv, x_theirs)
     ours = rlviz_loss(b, adv, x_ours, loss_type, level, beta, eps_low, eps_high, bias_kl)
     kl = (" (k3 x ratio)" if bias_kl else " (k3)") if beta else ""
     case = f"{loss_type}, {level}, beta={beta}{kl}, eps=({eps_low}, {eps_high})"
     assert_close(LIB, "GRPOTrainer._compute_loss ~ rlviz loss", case, ours, theirs)
-    (g_t,) = torch.autograd.grad(theirs, x_theirs)
-    (g_o,) = torch.autograd.grad(ours, x_ours)
-    assert_close(LIB, "grad GRPOTrainer._compute_loss ~ grad rlviz loss", case, b.flat(g_o), g_t)
+    assert_grads_close(
+        assert_close,
+        b,
+        "grad GRPOTrainer._compute_loss ~ grad rlviz loss",
+        case,
+        ours,
+        x_ours,
+        theirs,
+        x_theirs,
+    )
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.04])
@@ -267,10 +286,7 @@ def test_loss_vs_grpo_objective(tmp, beta, assert_close, make_batch):
     )
     b = make_batch(0)
     adv = gl.group_advantages(b.r, "std")
-    x_theirs, x_ours = (
-        b.flat(b.logp_t).clone().requires_grad_(True),
-        b.logp_t.clone().requires_grad_(True),
-    )
+    x_theirs, x_ours = leaves(b)
     theirs = trl_loss(t, b, adv, x_theirs)
     obj = gl.grpo_objective(
         x_ours,
@@ -288,14 +304,15 @@ def test_loss_vs_grpo_objective(tmp, beta, assert_close, make_batch):
     assert_close(
         LIB, "GRPOTrainer._compute_loss ~ grpo_objective", f"grpo, beta={beta}", ours, theirs
     )
-    (g_t,) = torch.autograd.grad(theirs, x_theirs)
-    (g_o,) = torch.autograd.grad(ours, x_ours)
-    assert_close(
-        LIB,
+    assert_grads_close(
+        assert_close,
+        b,
         "grad GRPOTrainer._compute_loss ~ grad grpo_objective",
         f"grpo, beta={beta}",
-        b.flat(g_o),
-        g_t,
+        ours,
+        x_ours,
+        theirs,
+        x_theirs,
     )
 
 
@@ -327,35 +344,29 @@ def generate(t: GRPOTrainer, b, sampler_logp_t: torch.Tensor | None = None) -> d
     return t._generate_and_score_completions(prompts)
 
 
-@pytest.mark.parametrize("scale", ["group", "batch", "none"])
-def test_advantages(tmp, scale, assert_close, make_batch):
+TRL_ADVANTAGES = {"std": "group", "batch-std": "batch", "mean": "none"}  # -> scale_rewards
+
+
+@pytest.mark.parametrize("kind", list(TRL_ADVANTAGES))
+def test_advantages(tmp, kind, assert_close, make_batch):
     """TRL keeps rewards and advantages in float32 (rewards_per_func): rlviz gets the same
     float32 rewards and computes in float32; compared to TOL32."""
+    scale = TRL_ADVANTAGES[kind]
     t = trainer(tmp, scale_rewards=scale)
     b = make_batch(0)
     out = generate(t, b)
     assert out["advantages"].dtype == torch.float32
     r32 = b.r.to(torch.float32)
     case = f"scale_rewards={scale}, float32"
-    ours = agg.normalised_advantages(r32, scale, std_eps=1e-4)
+    ours = gl.group_advantages(r32, kind, std_eps=1e-4)
     assert_close(
         LIB,
-        "GRPOTrainer advantages ~ normalised_advantages",
+        "GRPOTrainer advantages ~ group_advantages",
         case,
         b.flat(ours),
         out["advantages"],
         TOL32,
     )
-    if scale != "batch":
-        ours = gl.group_advantages(r32, "std" if scale == "group" else "mean", std_eps=1e-4)
-        assert_close(
-            LIB,
-            "GRPOTrainer advantages ~ group_advantages",
-            case,
-            b.flat(ours),
-            out["advantages"],
-            TOL32,
-        )
 
 
 MODES_IS = {
@@ -437,3 +448,93 @@ def test_negative_control_dropped_normaliser(tmp, monkeypatch, make_batch):
     monkeypatch.undo()
     obj = gl.grpo_objective(b.logp_t, b.logp_old_t, adv, b.mask_t, epsilon=0.2, ratio="token")
     assert float((-obj.mean() - theirs).abs().detach()) <= 1e-12
+
+
+# ---------------------------------------------------------------- the registries
+# registered name -> the TRL setting this file compares it with; a name registered with a TRL
+# counterpart but missing here fails test_registry_covered
+TRL_TERMS = {
+    "token": {"loss_type": "dapo", "importance_sampling_level": "token"},
+    "gspo": {"loss_type": "grpo", "importance_sampling_level": "sequence"},
+    "cispo": {"loss_type": "cispo", "importance_sampling_level": "token"},
+    # TRL's delta clamps the unclipped ratio for both signs of A: with delta > 1 + eps_high it
+    # changes nothing for A > 0 (the min already takes the clipped side) and caps A < 0 terms
+    # at delta A: the dual clip with c = delta
+    "dual-clip": {"loss_type": "dapo", "importance_sampling_level": "token", "delta": 3.0},
+}
+TRL_CASES = {
+    "term": TRL_TERMS,
+    "loss_agg": {mode: lt for lt, (mode, _) in AGG.items()},  # test_loss
+    "kl": {"k3": "beta"},  # test_loss (beta > 0)
+    "advantage": TRL_ADVANTAGES,  # test_advantages
+    "kl_placement": {"loss": "beta"},
+    "correction": {
+        "none": "off",
+        "tis": "truncate",
+        "mis": "mask",
+    },  # test_importance_sampling_ratio
+}
+
+
+@pytest.mark.parametrize(
+    "axis, name", [(axis, name) for axis, reg in REGISTRIES.items() for name in reg.names()]
+)
+def test_registry_covered(axis, name, registry_covered):
+    """Every registered name has its TRL comparison here, or says why there is none: a
+    newly registered function without either fails."""
+    registry_covered("trl", TRL_CASES, axis, name)
+
+
+@pytest.mark.parametrize("term", rt.POLICY_TERMS.names())
+def test_policy_term(tmp, term, assert_close, make_batch):
+    """Each registered policy term through practice_objective against TRL's _compute_loss with
+    the setting it names (clip 0.2 / 0.28), value and gradient. TRL's cispo clips the ratio at
+    epsilon_high itself (rlviz: eps_high = epsilon_high - 1, a lower width that never binds).
+    The dual clip (TRL's delta = 3) on a batch whose ratios reach e^1.5, so the cap binds."""
+    if isinstance(rt.POLICY_TERMS[term].trl, NotInLibrary):
+        assert term not in TRL_TERMS
+        return  # test_registry_covered holds the reason
+    kw = dict(TRL_TERMS[term])
+    eps_low, eps_high = (0.99, 1.3 - 1) if term == "cispo" else (0.2, 0.28)
+    t = trainer(tmp, beta=0.0, epsilon=0.2, epsilon_high=1.3 if term == "cispo" else 0.28, **kw)
+    b = make_batch(7, spread=1.5) if term == "dual-clip" else make_batch(0)
+    adv = gl.group_advantages(b.r, "std")
+    x_theirs, x_ours = leaves(b)
+    theirs = trl_loss(t, b, adv, x_theirs)
+    mode = AGG[kw["loss_type"]][0] if kw["loss_type"] in AGG else "token-mean"
+    clip_c = kw.get("delta")
+    ours = -practice_objective(
+        x_ours,
+        b.logp_old_t,
+        adv,
+        b.mask_t,
+        term=term,
+        agg=mode,
+        eps_low=eps_low,
+        eps_high=eps_high,
+        clip_c=clip_c,
+    )
+    case = f"{term}, {kw}"
+    assert_close(LIB, "GRPOTrainer._compute_loss ~ practice_objective(term)", case, ours, theirs)
+    assert_grads_close(
+        assert_close,
+        b,
+        "grad GRPOTrainer._compute_loss ~ grad practice_objective(term)",
+        case,
+        ours,
+        x_ours,
+        theirs,
+        x_theirs,
+    )
+    if term == "dual-clip":  # the cap binds: without it the two differ
+        plain = -practice_objective(
+            b.logp_t,
+            b.logp_old_t,
+            adv,
+            b.mask_t,
+            term="token",
+            agg=mode,
+            eps_low=0.2,
+            eps_high=0.28,
+        )
+        assert float((plain - theirs.detach()).abs()) > 1e-4

@@ -33,6 +33,8 @@ from rlviz.fn import grpo_aggregation as agg
 from rlviz.fn import grpo_loss as gl
 from rlviz.fn import offpolicy as op
 from rlviz.fn import ratios as rt
+from rlviz.fn.grpo_practice import REGISTRIES, practice_objective
+from rlviz.fn.registry import NotInLibrary
 
 LIB = "verl"
 TOL = 1e-12  # as in conftest
@@ -40,8 +42,8 @@ MODES = agg.AGG_MODES  # rlviz's names are verl's loss_agg_mode names
 CLIPS = [(0.2, 0.2), (0.2, 0.28)]  # symmetric PPO/GRPO; DAPO's clip-higher
 
 
-def config(eps_low=0.2, eps_high=0.2, **global_batch_info) -> ActorConfig:
-    return ActorConfig(
+def _config_kwargs(eps_low=0.2, eps_high=0.2, **global_batch_info) -> dict:
+    return dict(
         strategy="fsdp",
         rollout_n=4,
         ppo_micro_batch_size_per_gpu=1,
@@ -50,6 +52,10 @@ def config(eps_low=0.2, eps_high=0.2, **global_batch_info) -> ActorConfig:
         clip_ratio_high=eps_high,
         global_batch_info=dict(global_batch_info),
     )
+
+
+def config(eps_low=0.2, eps_high=0.2, **global_batch_info) -> ActorConfig:
+    return ActorConfig(**_config_kwargs(eps_low, eps_high, **global_batch_info))
 
 
 def verl_seq_factor(b, mode: str) -> torch.Tensor:
@@ -316,7 +322,7 @@ def test_cispo_policy_loss(batch, mode, eps, assert_close):
 KL_NAMES = {"k1": ("k1", "kl"), "k2": ("k2", "mse"), "k3": ("k3", "low_var_kl")}
 
 
-@pytest.mark.parametrize("ours_name", list(KL_NAMES))
+@pytest.mark.parametrize("ours_name", gl.KL_ESTIMATORS.names())
 def test_kl_penalty(batch, ours_name, assert_close):
     for name in KL_NAMES[ours_name]:
         x_theirs, x_ours = leaf(batch.logp_t), leaf(batch.logp_t)
@@ -394,14 +400,14 @@ def test_grpo_advantage(batch, fn, norm, assert_close):
         _token_rewards(batch), m, index(batch), epsilon=1e-4, norm_adv_by_std_in_grpo=norm
     )
     ours = gl.group_advantages(batch.r, "std" if norm else "mean", std_eps=1e-4)
-    ours2 = agg.normalised_advantages(batch.r, "group" if norm else "none", std_eps=1e-4)
+    ours2 = gl.group_advantages(batch.r[None], "std" if norm else "mean", std_eps=1e-4)[0]
     case = f"{fn}, {'std' if norm else 'no std (Dr. GRPO)'}"
     if fn == "grpo_vectorized":
         case += ", float32 statistics"
     # grpo_vectorized computes the group statistics in float32 (verl.utils.group_mean_std,
     # one-pass sum of squares): pinned at float32 precision
     tol = 1e-6 if fn == "grpo_vectorized" else TOL
-    for pair, x in (("group_advantages", ours), ("normalised_advantages", ours2)):
+    for pair, x in (("group_advantages", ours), ("group_advantages (..., B, G)", ours2)):
         x = batch.flat(x[..., None] * batch.mask_t)
         assert_close(LIB, f"{fn} advantage ~ {pair}", case, x, theirs, tol)
     if fn == "grpo_vectorized":  # and it is not float64
@@ -510,10 +516,10 @@ def test_corrected_policy_gradient(batch, level, assert_close):
 @pytest.mark.parametrize("mode", ["token-mean", "seq-mean-token-mean"])
 def test_trainer_objective_with_rollout_weights(batch, level, correction, mode, assert_close):
     """The objective train_grpo optimises with chapter 17's correction
-    (rlviz.agents.grpo.practice_objective with the weight of offpolicy_weights: pi_old / mu,
+    (rlviz.fn.grpo_practice.practice_objective with the weight of offpolicy_weights: pi_old / mu,
     truncated or masked at C = 2, times each token's clipped term) is verl's vanilla loss with
     rollout_is_weights, at any theta (not only theta_old): value and gradient."""
-    from rlviz.agents.grpo import GRPOConfig, practice_objective
+    from rlviz.agents.grpo import GRPOConfig, OffPolicy
 
     mu = _sampler(batch)
     adv = gl.group_advantages(batch.r, "std")
@@ -531,16 +537,16 @@ def test_trainer_objective_with_rollout_weights(batch, level, correction, mode, 
         config(0.2, 0.28),
         rollout_is_weights=w_theirs,
     )
-    cfg = GRPOConfig(
-        ratio="token",
+    cfg = GRPOConfig(  # the trainer's config, unpacked as train_grpo unpacks it
+        term="token",
         loss_agg=mode,
         eps_high=0.28,
-        correction=correction,
-        correction_level=level,
-        correction_cap=2.0,
+        off_policy=OffPolicy(correction=correction, level=level, cap=2.0),
     )
     f = verl_seq_factor(batch, mode)[..., 0]  # verl's 1e-8, through A (linear in A > 0 scale)
-    ours = -practice_objective(x_ours, batch.logp_old_t, adv * f, batch.mask_t, cfg, weight_t=w)
+    ours = -practice_objective(
+        x_ours, batch.logp_old_t, adv * f, batch.mask_t, weight_t=w, **cfg.objective_args
+    )
     case = f"{correction}, {level}, {mode}"
     assert_close(LIB, "vanilla(rollout_is_weights) ~ train_grpo's objective", case, ours, theirs)
     assert_grads_close(
@@ -648,3 +654,98 @@ def test_clip_cov_policy_loss(batch, mode, assert_close):
         theirs,
         x_theirs,
     )
+
+
+# ---------------------------------------------------------------- the registries
+# registered name -> the verl function (and settings) this file compares it with; a name
+# registered with a verl counterpart but missing here fails test_registry_covered
+VERL_TERMS = {
+    "token": (ca.compute_policy_loss_vanilla, 1e9),  # (loss, clip_ratio_c): c above every ratio
+    "dual-clip": (ca.compute_policy_loss_vanilla, 3.0),
+    "gspo": (ca.compute_policy_loss_gspo, None),
+    "cispo": (ca.compute_policy_loss_cispo, None),
+}
+VERL_CASES = {
+    "term": VERL_TERMS,
+    "loss_agg": {m: "agg_loss" for m in agg.AGG_MODES},  # test_agg_loss
+    "kl": KL_NAMES,  # test_kl_penalty
+    "advantage": {"mean": "grpo", "std": "grpo", "loo": "rloo"},  # test_grpo/rloo_advantage
+    "kl_placement": {"loss": "kl_penalty", "reward": "compute_rewards"},  # test_kl_in_reward
+    "correction": {
+        "none": "rollout_is=None",
+        "is": "threshold 1e6",
+        "tis": "truncate",
+        "mis": "mask",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "axis, name", [(axis, name) for axis, reg in REGISTRIES.items() for name in reg.names()]
+)
+def test_registry_covered(axis, name, registry_covered):
+    """Every registered name has its verl comparison here, or says why there is none: a
+    newly registered function without either fails."""
+    registry_covered("verl", VERL_CASES, axis, name)
+
+
+@pytest.mark.parametrize("eps", CLIPS, ids=["sym", "clip-higher"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("term", rt.POLICY_TERMS.names())
+def test_policy_term(term, mode, eps, assert_close, make_batch):
+    """Each registered policy term through rlviz's practice_objective against the verl policy
+    loss it names: values in every mode; gradients in every mode, except GSPO's (verl's
+    token-level form sg[s_i] pi_t / sg[pi_t] has GSPO's gradient in seq-mean-token-mean only).
+    The dual clip on a batch whose ratios reach e^1.5, so c = 3 binds."""
+    if isinstance(rt.POLICY_TERMS[term].verl, NotInLibrary):
+        assert term not in VERL_TERMS
+        return  # test_registry_covered holds the reason
+    fn, c = VERL_TERMS[term]
+    lo, hi = eps
+    b = make_batch(7, spread=1.5) if term == "dual-clip" else make_batch(0)
+    adv = gl.group_advantages(b.r, "std")
+    adv_t = adv[..., None].expand(b.mask_t.shape)
+    cfg = config(lo, hi)
+    if c is not None:
+        cfg = ActorConfig(**{**_config_kwargs(lo, hi), "clip_ratio_c": c})
+    theirs, x_theirs, x_ours = verl_policy_loss(fn, b, adv_t, mode, cfg)
+    f = verl_seq_factor(b, mode)[..., 0]  # verl's 1e-8, through A (linear in a positive scale)
+    clip_c = c if term == "dual-clip" else None
+    ours = -practice_objective(
+        x_ours,
+        b.logp_old_t,
+        adv * f,
+        b.mask_t,
+        term=term,
+        agg=mode,
+        eps_low=lo,
+        eps_high=hi,
+        clip_c=clip_c,
+    )
+    case = f"{term}, {mode}, eps=({lo}, {hi})"
+    assert_close(LIB, "policy loss ~ practice_objective(term)", case, ours, theirs)
+    if term == "dual-clip":  # the cap binds, and without it the two differ
+        rho_t = gl.token_ratios(b.logp_t, b.logp_old_t, b.mask_t)
+        assert bool(((rho_t > c) & (adv_t < 0) & b.mask_t).any())
+        plain = -practice_objective(
+            b.logp_t,
+            b.logp_old_t,
+            adv * f,
+            b.mask_t,
+            term="token",
+            agg=mode,
+            eps_low=lo,
+            eps_high=hi,
+        )
+        assert float((plain - theirs).abs()) > 1e-4
+    if term != "gspo" or mode == "seq-mean-token-mean":
+        assert_grads_close(
+            assert_close,
+            b,
+            "grad policy loss ~ grad practice_objective(term)",
+            case,
+            ours,
+            x_ours,
+            theirs,
+            x_theirs,
+        )

@@ -105,3 +105,27 @@ def test_seed_summary():
     assert seed_summary([500, 160, 490]) == {"median": 490.0, "worst": 160.0, "best": 500.0, "n": 3}
     with pytest.raises(ValueError, match="1-d array"):
         seed_summary([1.0, float("nan")])
+
+
+def test_book_value_is_the_config_default():
+    from rlviz.experiments.ch13 import book_value
+
+    book = PPOConfig()
+    assert [book_value(f) for f in ("gamma", "lam", "clip_eps")] == [
+        book.gamma,
+        book.lam,
+        book.clip_eps,
+    ]
+    with pytest.raises(ValueError, match="field must be one of"):
+        book_value("lambda")
+
+
+def test_live_run_trains_its_setting_and_reports_each_update():
+    from rlviz.experiments.ch13 import live_run
+
+    seen = []
+    result = live_run(0.9, 0.5, 0.1, seed=3, total_steps=768, progress=seen.append)
+    (cfg,) = result.configs
+    assert (cfg.gamma, cfg.lam, cfg.clip_eps, cfg.seed, cfg.total_steps) == (0.9, 0.5, 0.1, 3, 768)
+    assert cfg.updates == 3 and seen == [1 / 3, 2 / 3, 1.0]
+    assert len(result.log("return")) == 3

@@ -1,6 +1,9 @@
-"""rlviz.experiments.ch14: the exact settings and quantities of chapter 14 (against values known
-in closed form), and the runners (with a small reference in place of the book's, so they stay
-short)."""
+"""rlviz.experiments.ch14 and what chapters 14-17 share: the answer trees
+(rlviz.experiments.answer_trees), the exact quantities of chapter 14 (against values known in
+closed form), and the trained runs (rlviz.experiments.addition_runs: variants, spreads, summaries;
+with a small reference in place of the book's, so they stay short)."""
+
+import math
 
 import numpy as np
 import pytest
@@ -8,7 +11,10 @@ import torch
 
 from rlviz.agents.addition_task import AdditionTask, TrainLog, pretrain_reference
 from rlviz.agents.grpo import GRPOConfig
-from rlviz.experiments import ch14
+from rlviz.agents.token_ppo import PPOConfig
+from rlviz.experiments import addition_runs as runs
+from rlviz.experiments import answer_trees, ch14
+from rlviz.experiments.addition_runs import Spread, Variant, variant, variant_table
 from rlviz.tabular.answer_tree import answer_probs
 
 
@@ -23,8 +29,8 @@ def one_torch_thread():
 
 # ---------------------------------------------------------------- exact settings and quantities
 def test_book_tree_success_rates():
-    ans, theta, r = ch14.book_tree()
-    words = ch14.answer_words(ans)
+    ans, theta, r = answer_trees.book_tree()
+    words = answer_trees.answer_words(ans)
     assert len(set(words)) == 15 and "abE" in words and "E" in words
     assert all(w.endswith("E") or len(w) == 3 for w in words)
     p = answer_probs(torch.tensor(theta), ans).numpy()
@@ -32,11 +38,11 @@ def test_book_tree_success_rates():
 
 
 def test_settings_are_seeded():
-    for make in (ch14.bandit_setting, ch14.tree_setting):
+    for make in (answer_trees.bandit_setting, answer_trees.tree_setting):
         a, b, c = make(0), make(0), make(1)
         assert np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
         assert not np.array_equal(a[1], c[1])
-    ans, theta, r = ch14.tree_setting(0)
+    ans, theta, r = answer_trees.tree_setting(0)
     assert theta.shape == (2, 7, 3) and set(np.unique(r)) <= {0.0, 1.0}
     pairs = list(ch14.random_pairs(3, 4))
     assert len(pairs) == 3 and all(
@@ -98,50 +104,114 @@ def test_variance_along_and_k3_gap():
 def small_book(monkeypatch):
     """The runners with a small reference (20 pretraining steps) in place of the book's."""
     task = AdditionTask.make()
-    monkeypatch.setattr(ch14, "book_task", lambda: (task, pretrain_reference(task, steps=20)))
+    small = lambda: (task, pretrain_reference(task, steps=20))  # noqa: E731
+    monkeypatch.setattr(runs, "book_task", small)
+    monkeypatch.setattr(ch14, "book_task", small)  # run_grid's
     return task
 
 
 def test_book_task_is_cached(monkeypatch):
-    real = ch14.pretrain_reference
-    monkeypatch.setattr(ch14, "pretrain_reference", lambda task: real(task, steps=5))
-    task, ref = ch14.book_task()
-    task2, ref2 = ch14.book_task()
+    real = runs.pretrain_reference
+    monkeypatch.setattr(runs, "pretrain_reference", lambda task: real(task, steps=5))
+    task, ref = runs.book_task()
+    task2, ref2 = runs.book_task()
     assert task2 is task and ref2 is not ref
     assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), ref2.parameters()))
 
 
-def test_every_spread_variant_is_a_valid_config():
-    from rlviz.agents.token_ppo import PPOConfig
+def test_variant_checks_its_config_when_made():
+    v = variant("loo-8", "leave-one-out, G = 8", advantage="loo")
+    assert v == Variant("loo-8", "leave-one-out, G = 8", GRPOConfig(advantage="loo"))
+    assert v.trainer == "grpo" and variant("ppo", "PPO", "ppo").trainer == "ppo"
+    assert isinstance(variant("ppo", "PPO", "ppo").config, PPOConfig)
+    for bad, message in (
+        ({"term": "word"}, "term must be one of"),
+        ({"group_size": 1}, "group_size must be >= 2"),
+        ({"term": "gspo"}, "without loss_agg"),
+        ({"term": "dual-clip", "loss_agg": "token-mean"}, "clip_c"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            variant("bad", "bad", **bad)
+    with pytest.raises(TypeError, match="ratio"):  # an old option name is no option
+        variant("old", "old", ratio="token")
+    with pytest.raises(ValueError, match="trainer must be one of"):
+        variant("sac", "SAC", "sac")
 
-    for trainer, change in ch14.SPREAD_VARIANTS.values():
-        (GRPOConfig if trainer == "grpo" else PPOConfig)(**change)
+
+@pytest.mark.parametrize("bad", ["", "a b", "a/b", "a.b", 3, None])
+def test_variant_refuses_a_bad_id(bad):
+    with pytest.raises(ValueError, match="id must be a short name"):
+        variant(bad, "label")
+
+
+def test_variant_table_keys_by_id_and_refuses_a_repeated_id():
+    a, b = variant("a", "A"), variant("b_2", "B", advantage="std")
+    assert variant_table(a, b) == {"a": a, "b_2": b} and list(variant_table(b, a)) == ["b_2", "a"]
+    with pytest.raises(ValueError, match="variant id 'a' is used twice"):
+        variant_table(a, b, variant("a", "another label"))
+    with pytest.raises(ValueError, match="variants must be Variant values"):
+        variant_table(a, ("grpo", {}))
+
+
+def test_every_spread_variant_is_a_valid_config():
+    assert list(ch14.SPREAD_VARIANTS) == ["notes", "drgrpo", "deepseekmath", "ppo"]
+    for vid, v in ch14.SPREAD_VARIANTS.items():
+        assert isinstance(v, Variant) and v.id == vid and v.label
+        assert isinstance(v.config, PPOConfig if vid == "ppo" else GRPOConfig)
+    assert ch14.SPREAD_VARIANTS["notes"].config == GRPOConfig()
+    deepseek = ch14.SPREAD_VARIANTS["deepseekmath"].config
+    assert (deepseek.advantage, deepseek.term, deepseek.length_norm, deepseek.beta) == (
+        "std",
+        "token",
+        "sequence",
+        0.04,
+    )
 
 
 def test_run_spread_one_run_per_split_and_seed(small_book):
-    logs = ch14.run_spread(steps=2, splits=(0, 3), seeds=(0, 1), prompts_per_step=4)
+    logs = runs.run_spread(steps=2, splits=(0, 3), seeds=(0, 1), prompts_per_step=4)
     assert list(logs) == [(0, 0), (0, 1), (3, 0), (3, 1)]
     assert all(log.step == [0, 2] for log in logs.values())
     assert logs[(0, 0)].held_out[0] != logs[(3, 0)].held_out[0]  # other held-out prompts
     assert logs[(0, 0)].held_out[-1] != logs[(0, 1)].held_out[-1]  # other seed
-    ppo = ch14.run_spread(steps=1, splits=(1,), seeds=(2,), trainer="ppo")
+    ppo = runs.run_spread(steps=1, splits=(1,), seeds=(2,), trainer="ppo")
     assert list(ppo) == [(1, 2)] and ppo[(1, 2)].samples[-1] == 256
     with pytest.raises(ValueError, match="trainer must be"):
-        ch14.run_spread(steps=1, splits=(0,), seeds=(0,), trainer="sac")
-
-
-def test_run_variant_spread_reuses_known_runs(small_book):
-    known = ch14.run_spread(steps=20, splits=(0, 1), seeds=(0,), prompts_per_step=2)
-    variants = {"notes": ("grpo", {}), "loo": ("grpo", {"advantage": "loo"})}
-    out = ch14.run_variant_spread(
-        steps=10, splits=(0, 1), variants=variants, known={"notes": known}
+        runs.run_spread(steps=1, splits=(0,), seeds=(0,), trainer="sac")
+    # run_config of a variant's config is the same run
+    again = runs.run_config(
+        variant("x", "x", prompts_per_step=4).config, steps=2, splits=(3,), seeds=(1,)
     )
+    assert again[(3, 1)].held_out == logs[(3, 1)].held_out
+
+
+def test_run_variants_reuses_known_runs(small_book):
+    known = runs.run_spread(steps=20, splits=(0, 1), seeds=(0,), prompts_per_step=2)
+    variants = variant_table(
+        variant("notes", "the notes", prompts_per_step=2),
+        variant("loo", "leave-one-out", advantage="loo", prompts_per_step=2),
+    )
+    out = runs.run_variants(variants, 10, splits=(0, 1), seeds=(0,), known={"notes": known})
     assert list(out) == ["notes", "loo"]
-    assert out["notes"][(1, 0)].step == [0, 10] and out["notes"][(1, 0)].held_out == [
+    assert all(isinstance(s, Spread) and s.variant is variants[k] for k, s in out.items())
+    assert out["notes"].label == "the notes"
+    assert out["notes"].logs[(1, 0)].step == [0, 10] and out["notes"].logs[(1, 0)].held_out == [
         known[(1, 0)].held_out[0],
         known[(1, 0)].held_out[1],
     ]
-    assert out["loo"][(0, 0)].step == [0, 10]
+    assert sorted(out["loo"].logs) == [(0, 0), (1, 0)] and out["loo"].logs[(0, 0)].step == [0, 10]
+    assert out["loo"].summary()["runs"] == 2
+
+
+def test_live_variant_run_takes_a_grpo_config(small_book):
+    seen = []
+    cfg = GRPOConfig(prompts_per_step=4, group_size=2, term="token", loss_agg="token-mean")
+    log = runs.live_variant_run(cfg, steps=2, split=1, callback=lambda s, n: seen.append((s, n)))
+    assert seen == [(1, 2), (2, 2)] and log.step == [0, 2] and log.samples[-1] == 2 * 4 * 2
+    with pytest.raises(ValueError, match="config must be a GRPOConfig, got dict"):
+        runs.live_variant_run({"epsilon": 0.2})
+    with pytest.raises(ValueError, match="config must be a GRPOConfig, got PPOConfig"):
+        runs.live_variant_run(PPOConfig())
 
 
 def _log(held_out, step=(0, 10, 20), train=None):
@@ -157,24 +227,32 @@ def _log(held_out, step=(0, 10, 20), train=None):
 def test_truncate_log_keeps_the_first_updates():
     log = _log([0.5, 0.96, 0.9])
     log.reached_step, log.reached_seconds = 10, 1.0
-    cut = ch14.truncate_log(log, 10)
+    cut = runs.truncate_log(log, 10)
     assert cut.step == [0, 10] and cut.held_out == [0.5, 0.96] and cut.reached_step == 10
-    assert ch14.truncate_log(_log([0.5, 0.6, 0.97]), 10).reached_step is None
+    assert runs.truncate_log(_log([0.5, 0.6, 0.97]), 10).reached_step is None
     with pytest.raises(ValueError, match="must reach update 30"):
-        ch14.truncate_log(log, 30)
+        runs.truncate_log(log, 30)
 
 
 def test_spread_summary():
     logs = [_log([0.5, 0.96, 0.90]), _log([0.5, 0.80, 0.85]), _log([0.5, 0.95, 0.97])]
-    s = ch14.spread_summary(logs)
+    s = runs.spread_summary(logs)
     assert s["runs"] == 3 and s["final_median"] == 0.90 and s["final_worst"] == 0.85
     assert s["peak_median"] == 0.96 and s["peak_worst"] == 0.85
     assert (
         s["reached"] == 2 and s["reached_step_median"] == 10 and s["reached_samples_median"] == 2560
     )
-    assert ch14.spread_summary(logs[1:2])["reached_step_median"] is None
+    assert s["capped_median"] is None and s["entropy_final_median"] is None
+    assert runs.spread_summary(logs[1:2])["reached_step_median"] is None
     with pytest.raises(ValueError, match="at least one"):
-        ch14.spread_summary({})
+        runs.spread_summary({})
+    # a Spread, its dict of logs and its list of logs summarise alike
+    spread = Spread(variant("v", "V"), {(0, s): log for s, log in enumerate(logs)})
+    assert runs.spread_summary(spread) == s == spread.summary()
+    capped = [_log([0.5, 0.9, 0.9]) for _ in range(3)]
+    for log, c in zip(capped, (0.1, 0.3, 0.2)):
+        log.capped = c
+    assert runs.spread_summary(capped)["capped_median"] == pytest.approx(0.2)
 
 
 def test_run_grid_keys_and_live_run(small_book):
@@ -188,6 +266,16 @@ def test_run_grid_keys_and_live_run(small_book):
 
 def test_spread_table_has_a_row_per_group():
     logs = [_log([0.5, 0.96, 0.90]), _log([0.5, 0.80, 0.85])]
-    lines = ch14.spread_table({"a": logs, "b": logs[1:]}).splitlines()
+    lines = runs.spread_table({"a": logs, "b": logs[1:]}).splitlines()
     assert len(lines) == 3 and lines[1].startswith("a ") and lines[2].startswith("b ")
     assert "0.88" in lines[1] and "0.85" in lines[1] and "1 of 2" in lines[1]
+    # a Spread's row is named by its label, not its id
+    spread = Spread(variant("v", "the label"), dict(enumerate(logs)))
+    (_, row) = runs.spread_table({"v": spread}).splitlines()
+    assert row.startswith("the label ") and "1 of 2" in row
+    # the capped column: the median share, "-" without a correction
+    logs[0].capped, logs[1].capped = 0.25, 0.5
+    head, row = runs.spread_table({"a": logs}, capped=True).splitlines()
+    assert head.endswith("capped") and row.endswith("0.375")
+    assert runs.spread_table({"b": [_log([0.5, 0.9, 0.9])]}, capped=True).endswith("-")
+    assert math.isclose(runs.spread_summary(logs)["capped_median"], 0.375)

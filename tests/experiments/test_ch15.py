@@ -38,23 +38,38 @@ def test_kl_table_exact_rows():
     assert tab["k1 in the loss"][0.0] == pytest.approx(1.0)
 
 
-def test_advantage_table_none_keeps_direction():
+def test_advantage_table_mean_keeps_direction():
     t = ch15.advantage_table()
-    assert t["none"][0] < 1e-3 and t["none"][1] == pytest.approx(0.5)
+    assert list(t) == list(ch15.ADVANTAGE_KINDS) == ["mean", "std", "batch-std"]
+    assert t["mean"][0] < 1e-3 and t["mean"][1] == pytest.approx(0.5)
+    assert t["batch-std"][0] > 0.1  # one std for the batch tilts the direction (the row's bound)
 
 
 def test_trained_variants_are_valid_configs_and_run_over_splits_and_seeds(monkeypatch):
     from rlviz.agents.addition_task import AdditionTask, pretrain_reference
-    from rlviz.agents.grpo import GRPOConfig
-    from rlviz.experiments import ch14, ch15
+    from rlviz.experiments import addition_runs
 
-    for trainer, change in ch15.TRAINED_VARIANTS.values():
-        assert trainer == "grpo"
-        GRPOConfig(**change)
+    assert list(ch15.TRAINED_VARIANTS) == [
+        "smtm",
+        "token-mean",
+        "drgrpo",
+        "dynamic",
+        "kl-loss",
+        "kl-reward",
+    ]
+    for vid, v in ch15.TRAINED_VARIANTS.items():
+        assert v.id == vid and v.trainer == "grpo" and v.config.loss_agg is not None
+    cfg = {vid: v.config for vid, v in ch15.TRAINED_VARIANTS.items()}
+    assert cfg["smtm"].loss_agg == "seq-mean-token-mean" and cfg["drgrpo"].term == "token"
+    assert cfg["dynamic"].dynamic_sampling and not cfg["token-mean"].dynamic_sampling
+    assert (cfg["kl-loss"].kl_placement, cfg["kl-reward"].kl_placement) == ("loss", "reward")
+    assert cfg["kl-reward"].beta == cfg["kl-loss"].beta == 0.04
     task = AdditionTask.make()
-    monkeypatch.setattr(ch14, "book_task", lambda: (task, pretrain_reference(task, steps=5)))
+    monkeypatch.setattr(
+        addition_runs, "book_task", lambda: (task, pretrain_reference(task, steps=5))
+    )
     two = dict(list(ch15.TRAINED_VARIANTS.items())[:2])
-    out = ch14.run_variant_spread(1, (0, 2), variants=two, seeds=(0, 1))
+    out = addition_runs.run_variants(two, 1, (0, 2), seeds=(0, 1))
     assert list(out) == list(two)
-    assert all(sorted(logs) == [(0, 0), (0, 1), (2, 0), (2, 1)] for logs in out.values())
-    assert all(len(log.entropy) == len(log.step) for logs in out.values() for log in logs.values())
+    assert all(sorted(s.logs) == [(0, 0), (0, 1), (2, 0), (2, 1)] for s in out.values())
+    assert all(len(log.entropy) == len(log.step) for s in out.values() for log in s.logs.values())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlviz.experiments import ch16
-from rlviz.experiments.ch14 import tree_setting
+from rlviz.experiments.answer_trees import tree_setting
 from rlviz.tabular.answer_tree import enumerate_answers, exact_gradient
 
 
@@ -66,13 +66,29 @@ def test_clip_cov_raises_entropy_change_monotonically():
         assert (np.diff(c["dH"]) >= -1e-15).all() and c["cos"][0] == pytest.approx(1.0)
 
 
-def test_trained_variants_are_valid_configs():
-    from rlviz.agents.grpo import GRPOConfig
-    from rlviz.experiments import ch16
+def test_the_ratio_kinds_use_the_registered_terms():
+    from rlviz.fn.ratios import POLICY_TERMS
 
-    assert len(ch16.TRAINED_VARIANTS) >= 4
-    ratios = set()
-    for trainer, change in ch16.TRAINED_VARIANTS.values():
-        assert trainer == "grpo"
-        ratios.add(GRPOConfig(**change).ratio)
-    assert ratios == {"token", "gspo", "cispo"}
+    assert set(ch16.RATIO_TERMS) | {"sequence (unclipped)"} == set(ch16.RATIO_KINDS)
+    for term, tokens in ch16.RATIO_TERMS.values():
+        assert term in POLICY_TERMS and tokens in ("sum", "mean")
+
+
+def test_trained_variants_are_valid_configs():
+    assert list(ch16.TRAINED_VARIANTS) == [
+        "token-2",
+        "cispo-2",
+        "token-8",
+        "clip-higher-8",
+        "gspo-8",
+        "cispo-8",
+    ]
+    terms = set()
+    for vid, v in ch16.TRAINED_VARIANTS.items():
+        assert v.id == vid and v.trainer == "grpo"
+        assert v.config.updates_per_batch == int(vid.rsplit("-", 1)[1])
+        assert v.config.updates_per_batch in ch16.TRAINED_INNER_STEPS
+        terms.add(v.config.term)
+    assert terms == {"token", "gspo", "cispo"}
+    assert ch16.TRAINED_VARIANTS["clip-higher-8"].config.eps_high == 0.28
+    assert ch16.TRAINED_VARIANTS["token-8"].config.eps_high is None

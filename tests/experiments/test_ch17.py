@@ -64,3 +64,85 @@ def test_mean_squared_error_best_cap_and_mis_vs_tis():
     assert mis_vs_tis([s]) == {"more_biased": True, "less_variable": True}
     with pytest.raises(ValueError, match="batch must be a positive integer"):
         mean_squared_error(s, "tis sequence", 0)
+
+
+# ---------------------------------------------------------------- in training
+def test_trained_variants_are_valid_configs():
+    from rlviz.experiments.ch17 import TRAINED_DELTA, TRAINED_VARIANTS
+    from rlviz.fn.offpolicy import OffPolicy
+
+    assert list(TRAINED_VARIANTS) == [
+        "on-policy",
+        "naive",
+        "is-seq",
+        "tis-seq-1",
+        "tis-seq-2",
+        "mis-seq-2",
+        "tis-token-2",
+    ]
+    for vid, v in TRAINED_VARIANTS.items():
+        cfg = v.config
+        assert v.id == vid and v.trainer == "grpo"
+        assert (cfg.term, cfg.loss_agg) == ("token", "token-mean")
+        assert cfg.sampler_delta == (0.0 if vid == "on-policy" else TRAINED_DELTA)
+        assert cfg.off_policy.active == (vid not in ("on-policy", "naive"))
+        if cfg.off_policy.active:  # the label says the correction
+            assert v.label.startswith(cfg.off_policy.label), (v.label, cfg.off_policy.label)
+    assert TRAINED_VARIANTS["tis-seq-2"].config.off_policy == OffPolicy(
+        correction="tis", level="sequence", cap=2.0
+    )
+    assert TRAINED_VARIANTS["is-seq"].config.off_policy.cap == math.inf
+
+
+@pytest.fixture()
+def small_book(monkeypatch):
+    from rlviz.agents.addition_task import AdditionTask, pretrain_reference
+    from rlviz.experiments import addition_runs
+
+    task = AdditionTask.make()
+    monkeypatch.setattr(
+        addition_runs, "book_task", lambda: (task, pretrain_reference(task, steps=5))
+    )
+
+
+def test_live_trained_run_gives_the_corrected_and_the_naive_run(small_book):
+    from rlviz.experiments.ch17 import LiveRuns, live_trained_run
+
+    seen = []
+    runs = live_trained_run(
+        2.0, "tis", "token", 1e-9, steps=2, callback=lambda s, n: seen.append((s, n))
+    )
+    assert isinstance(runs, LiveRuns) and runs._fields == ("corrected", "naive")
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]  # the second run is the second half
+    assert runs.corrected.step == runs.naive.step == [0, 2]
+    assert runs.corrected.capped == 1.0 and runs.naive.capped is None  # a cap below every weight
+    assert runs.corrected.held_out != runs.naive.held_out
+
+
+@pytest.mark.parametrize(
+    "correction, level, cap, want",
+    [
+        ("tis", "sequence", 2.0, ("tis", "sequence", 2.0)),
+        ("is", "sequence", 2.0, ("is", "sequence", math.inf)),  # IS has no cap: dropped
+        ("none", "sequence", 2.0, ("none", "token", math.inf)),  # naive: no level, no cap
+    ],
+)
+def test_live_trained_run_configs(monkeypatch, correction, level, cap, want):
+    from rlviz.agents.addition_task import TrainLog
+    from rlviz.experiments import ch17
+    from rlviz.fn.offpolicy import OffPolicy
+
+    made = []
+
+    def fake(cfg, steps, split, seed, callback=None):
+        made.append((cfg, steps, split, seed))
+        return TrainLog()
+
+    monkeypatch.setattr(ch17, "live_variant_run", fake)
+    ch17.live_trained_run(0.5, correction, level, cap, steps=3, split=2, seed=1)
+    (corrected, *args), (naive, *args2) = made
+    assert args == args2 == [3, 2, 1]
+    assert corrected.off_policy == OffPolicy(correction=want[0], level=want[1], cap=want[2])
+    assert naive.off_policy == OffPolicy()
+    assert corrected.sampler_delta == naive.sampler_delta == 0.5
+    assert corrected.term == naive.term == "token" and naive.loss_agg == "token-mean"

@@ -136,27 +136,43 @@ def test_sensitivity_figure_slider_shows_one_coefficient_at_a_time():
 
 def test_ch14_band_figure_median_and_range_over_runs():
     from rlviz.agents.addition_task import TrainLog
+    from rlviz.figures.training_curves import band_figure
 
     def log(h):
         return TrainLog(step=[0, 10], seconds=[0, 1], samples=[0, 2560], held_out=h, train=h)
 
-    fig = ch14.band_figure(
-        [("a", [log([0.5, 0.9]), log([0.5, 0.7]), log([0.5, 1.0])], "held_out")], "t"
-    )
+    fig = band_figure([("a", [log([0.5, 0.9]), log([0.5, 0.7]), log([0.5, 1.0])], "held_out")], "t")
     band, median = fig.data
     assert list(median.y) == [0.5, 0.9] and list(median.x) == [0, 2560]
     assert list(band.y) == [0.5, 1.0, 0.7, 0.5]
+    assert median.name == "a (3 runs)" and band.showlegend is False
     with pytest.raises(ValueError, match="key must be"):
-        ch14.band_figure([("a", [log([0.5, 0.9])], "loss")], "t")
+        band_figure([("a", [log([0.5, 0.9])], "loss")], "t")
     with pytest.raises(ValueError, match="x must be one of"):
-        ch14.band_figure([("a", [log([0.5, 0.9])], "held_out")], "t", x="steps")
+        band_figure([("a", [log([0.5, 0.9])], "held_out")], "t", x="steps")
     other = TrainLog(step=[0, 5], seconds=[0, 1], samples=[0, 1], held_out=[0, 1], train=[0, 1])
     with pytest.raises(ValueError, match="same updates"):
-        ch14.band_figure([("a", [log([0.5, 0.9]), other], "train")], "t")
+        band_figure([("a", [log([0.5, 0.9]), other], "train")], "t")
+
+
+def test_band_figure_takes_a_spread():
+    from rlviz.agents.addition_task import TrainLog
+    from rlviz.experiments.addition_runs import Spread, variant
+    from rlviz.figures.training_curves import band_figure
+
+    logs = {
+        (k, 0): TrainLog(step=[0, 10], seconds=[0, 1], samples=[0, 5], held_out=h, train=h)
+        for k, h in enumerate(([0.5, 0.9], [0.5, 0.7]))
+    }
+    from_spread = band_figure([("a", Spread(variant("v", "V"), logs), "held_out")], "t")
+    from_dict = band_figure([("a", logs, "held_out")], "t")
+    assert [list(tr.y) for tr in from_spread.data] == [list(tr.y) for tr in from_dict.data]
 
 
 def test_metric_slider_figure_one_block_per_metric():
     from rlviz.agents.addition_task import TrainLog
+    from rlviz.experiments.addition_runs import Spread, variant
+    from rlviz.figures.training_curves import X_AXES, metric_slider_figure
 
     def log(h):
         return TrainLog(
@@ -164,7 +180,7 @@ def test_metric_slider_figure_one_block_per_metric():
         )
 
     groups = {"a": [log([0.5, 0.9])], "b": [log([0.5, 0.8])]}
-    fig = ch14.metric_slider_figure(groups, "t")
+    fig = metric_slider_figure(groups, "t")
     steps = fig.layout.sliders[0].steps
     assert [s.label for s in steps] == [
         f"{m} / {x}" for m in ("held-out", "training", "entropy") for x in ("answers", "seconds")
@@ -178,16 +194,35 @@ def test_metric_slider_figure_one_block_per_metric():
         shown = [fig.data[i] for i, v in enumerate(steps[k].args[0]["visible"]) if v][1::2]
         assert [list(tr.y) for tr in shown] == [[2.0, 1.5], [2.0, 1.5]]
         assert [list(tr.x) for tr in shown] == [xs, xs]
-        assert steps[k].args[1]["xaxis.title.text"] == ch14.X_AXES[["samples", "seconds"][k - 4]]
+        assert steps[k].args[1]["xaxis.title.text"] == X_AXES[["samples", "seconds"][k - 4]]
+    # id -> Spread: each group named by its variant's label
+    spreads = {
+        "a": Spread(variant("a", "label A"), {(0, 0): log([0.5, 0.9])}),
+        "b": Spread(variant("b", "label B"), {(0, 0): log([0.5, 0.8])}),
+    }
+    named = [tr.name for tr in metric_slider_figure(spreads, "t").data if tr.name]
+    assert named[:2] == ["label A (1 runs)", "label B (1 runs)"]
 
 
 def test_band_figure_seconds_axis_is_the_median_over_runs():
     from rlviz.agents.addition_task import TrainLog
+    from rlviz.figures.training_curves import band_figure
 
     def log(sec):
         return TrainLog(step=[0, 10], seconds=sec, samples=[0, 10], held_out=[0, 1], train=[0, 1])
 
-    fig = ch14.band_figure(
+    fig = band_figure(
         [("a", [log([0, 1.0]), log([0, 3.0]), log([0, 2.5])], "train")], "t", x="seconds"
     )
     assert list(fig.data[1].x) == [0.0, 2.5]
+
+
+def test_live_variant_figure_refuses_an_unknown_or_a_ppo_variant():
+    from rlviz.experiments.ch14 import SPREAD_VARIANTS
+    from rlviz.experiments.ch15 import TRAINED_VARIANTS
+    from rlviz.figures.training_curves import live_variant_figure
+
+    with pytest.raises(ValueError, match="variant must be one of .*'token-mean'"):
+        live_variant_figure(TRAINED_VARIANTS, "token-mean (DAPO)")  # a label, not an id
+    with pytest.raises(ValueError, match="trains GRPO variants, 'ppo' is 'ppo'"):
+        live_variant_figure(SPREAD_VARIANTS, "ppo")

@@ -1,5 +1,6 @@
-"""rlviz.fn.grpo_aggregation: the four loss aggregation modes against hand values and loops,
-gradient accumulation, advantage normalisations, RLOO and the zero-variance probability."""
+"""rlviz.fn.grpo_aggregation: the registered loss aggregation modes against hand values and
+loops, the counts each mode reads, gradient accumulation, RLOO and the zero-variance probability
+(the advantage normalisations are rlviz.fn.grpo_loss.group_advantages, tested there)."""
 
 import numpy as np
 import pytest
@@ -32,6 +33,8 @@ def reference(x, mask, mode, n_seqs=None, n_tokens=None, norm=None):
                 total += sum(toks) / len(toks) / N
             elif mode == "seq-mean-token-sum":
                 total += sum(toks) / N
+            elif mode == "token-sum":
+                total += sum(toks)
             else:
                 total += sum(toks) / (N * C)
     return total
@@ -48,13 +51,62 @@ def test_by_hand():
     assert float(agg.aggregate(x, m, "seq-mean-token-sum-norm", norm=10)) == pytest.approx(0.75)
 
 
+COUNTS = {"n_seqs": 7.0, "n_tokens": 11.0, "norm": 3.0}
+
+
+def test_the_modes_are_the_registry_s():
+    assert agg.AGG_MODES == agg.AGGREGATIONS.names()
+    assert agg.AGG_MODES == (
+        "seq-mean-token-mean",
+        "token-mean",
+        "seq-mean-token-sum-norm",
+        "seq-mean-token-sum",
+        "token-sum",
+    )
+    for mode in agg.AGG_MODES:
+        assert set(agg.AGGREGATIONS[mode].params) <= set(COUNTS)
+
+
 @pytest.mark.parametrize("mode", agg.AGG_MODES)
 @pytest.mark.parametrize("seed", range(4))
 def test_matches_reference_loop(mode, seed):
     x, m = batch(seed)
     assert float(agg.aggregate(x, m, mode)) == pytest.approx(reference(x, m, mode), abs=1e-12)
-    got = agg.aggregate(x, m, mode, n_seqs=7.0, n_tokens=11.0, norm=3.0)
-    assert float(got) == pytest.approx(reference(x, m, mode, 7.0, 11.0, 3.0), abs=1e-12)
+    reads = {k: v for k, v in COUNTS.items() if k in agg.AGGREGATIONS[mode].params}
+    got = agg.aggregate(x, m, mode, **reads)
+    assert float(got) == pytest.approx(reference(x, m, mode, **reads), abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "mode, count",
+    [(m, c) for m in agg.AGG_MODES for c in COUNTS if c not in agg.AGGREGATIONS[m].params],
+)
+def test_a_count_the_mode_does_not_read_is_refused(mode, count):
+    """A count the mode ignores would silently do nothing: refused, naming it and the mode."""
+    x, m = batch(0)
+    with pytest.raises(ValueError, match=f"{count} is not read by mode '{mode}'"):
+        agg.aggregate(x, m, mode, **{count: COUNTS[count]})
+    if count == "norm":
+        with pytest.raises(ValueError, match=f"norm is not read by mode '{mode}'"):
+            agg.group_aggregate(x, m, mode, norm=3.0)
+        with pytest.raises(ValueError, match=f"norm is not read by mode '{mode}'"):
+            agg.accumulated(x, m, mode, (1, 2), norm=3.0)
+
+
+def test_token_sum_is_the_masked_sum():
+    x, m = batch(6)
+    want = float(torch.where(m, x, torch.zeros_like(x)).sum())
+    assert float(agg.aggregate(x, m, "token-sum")) == pytest.approx(want, abs=1e-12)
+    # per group: the group's masked sum
+    per = agg.group_aggregate(x, m, "token-sum")
+    torch.testing.assert_close(per, torch.where(m, x, torch.zeros_like(x)).sum(dim=(1, 2)))
+    # no normaliser: micro-batch losses summed (global counts) give the whole batch's sum, and
+    # averaged (the usual loop) a factor 1/M smaller
+    for sizes in ((1, 2), (1, 1, 1)):
+        glob = agg.accumulated(x, m, "token-sum", sizes, global_counts=True)
+        assert float(glob) == pytest.approx(float(agg.aggregate(x, m, "token-sum")), abs=1e-12)
+        local = agg.accumulated(x, m, "token-sum", sizes)
+        assert float(local) == pytest.approx(want / len(sizes), abs=1e-12)
 
 
 @pytest.mark.parametrize("mode", agg.AGG_MODES)
@@ -104,21 +156,6 @@ def test_local_counts_token_mean_is_mean_of_ratios():
     assert want != pytest.approx(reference(x, m, "token-mean"), abs=1e-6)
 
 
-def test_advantages():
-    r = torch.tensor([[1.0, 0.0, 0.0, 1.0], [2.0, 2.0, 2.0, 5.0]], dtype=torch.float64)
-    c = r - r.mean(1, keepdim=True)
-    np.testing.assert_allclose(agg.normalised_advantages(r, "none"), c)
-    np.testing.assert_allclose(
-        agg.normalised_advantages(r, "group"), c / (r.std(1, keepdim=True) + 1e-4)
-    )
-    np.testing.assert_allclose(agg.normalised_advantages(r, "batch"), c / (r.std() + 1e-4))
-    # leading axes: independent batches
-    rr = torch.stack([r, 2 * r])
-    np.testing.assert_allclose(
-        agg.normalised_advantages(rr, "batch")[1], agg.normalised_advantages(2 * r, "batch")
-    )
-
-
 def test_rloo_reference_by_hand():
     np.testing.assert_allclose(
         agg.rloo_advantages_reference([[1.0, 0.0, 0.0]]), [[1.0, -0.5, -0.5]]
@@ -134,14 +171,17 @@ def test_zero_variance_probability():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda x, m: agg.aggregate(x, m, "mean"), "mode must be one of"),
+        (
+            lambda x, m: agg.aggregate(x, m, "mean"),
+            "must be one of 'seq-mean-token-mean', .*'token-sum', got 'mean'",
+        ),
         (lambda x, m: agg.aggregate(x[0], m[0]), "x_t must have shape"),
         (lambda x, m: agg.aggregate(x, m[:, :, :2]), "mask_t must have the shape"),
         (lambda x, m: agg.aggregate(x, torch.zeros_like(m)), "at least one token"),
         (lambda x, m: agg.aggregate(x, m, n_tokens=0), "n_tokens must be > 0"),
+        (lambda x, m: agg.aggregate(x, m, "seq-mean-token-sum-norm", norm=0), "norm must be > 0"),
         (lambda x, m: agg.accumulated(x, m, "token-mean", (1, 1)), "sizes must be positive"),
-        (lambda x, m: agg.normalised_advantages(torch.ones(2, 1)), "G >= 2"),
-        (lambda x, m: agg.normalised_advantages(torch.ones(2, 2), "std"), "kind must be one of"),
+        (lambda x, m: agg.group_aggregate(x, m, "token-sum-norm"), "must be one of"),
         (lambda x, m: agg.zero_variance_probability(1.5, 2), "p must be in"),
         (lambda x, m: agg.zero_variance_probability(0.5, 0), "group_size must be"),
     ],

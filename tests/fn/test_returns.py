@@ -1,12 +1,16 @@
 """rlviz.fn.returns: the blocked GAE against the reference loop, special cases, input checks."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import coefficients, seeds
 
-from rlviz.experiments.ch08 import discounted_td_sum, random_rollout
+from rlviz.experiments.random_rollouts import discounted_td_sum, random_rollout
 from rlviz.fn import returns as adv
+from rlviz.fn.returns import Transitions
 
 
 @pytest.mark.parametrize("T", [1, 2, 15, 16, 17, 33, 256, 257, 1000])
@@ -16,11 +20,11 @@ from rlviz.fn import returns as adv
 )
 def test_fast_matches_reference(T, N, gamma, lam, make_rollout):
     rng = np.random.default_rng(T * 31 + N)
-    ro = make_rollout(rng, T, N, 0.03, 0.03)
-    ro["terminated_t"][0] = True  # an episode ending at the first step
-    ro["truncated_t"][-1, 0] = True  # and one cut at the last
-    fast = adv.gae(**ro, gamma=gamma, lam=lam)
-    ref = adv.gae_reference(**ro, gamma=gamma, lam=lam)
+    tr = make_rollout(rng, T, N, 0.03, 0.03)
+    tr.terminated_t[0] = True  # an episode ending at the first step
+    tr.truncated_t[-1, 0] = True  # and one cut at the last
+    fast = adv.gae(tr, gamma=gamma, lam=lam)
+    ref = adv.gae_reference(tr, gamma=gamma, lam=lam)
     np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-10)
 
 
@@ -30,16 +34,16 @@ def test_fast_matches_reference(T, N, gamma, lam, make_rollout):
 @given(
     T=st.integers(1, 80),
     N=st.integers(1, 4),
-    gamma=st.floats(0, 1),
-    lam=st.floats(0, 1),
+    gamma=coefficients,
+    lam=coefficients,
     p=st.floats(0, 0.6),
-    seed=st.integers(0, 2**32 - 1),
+    seed=seeds,
 )
 def test_fast_matches_reference_property(T, N, gamma, lam, p, seed, make_rollout):
-    ro = make_rollout(np.random.default_rng(seed), T, N, p, p)
+    tr = make_rollout(np.random.default_rng(seed), T, N, p, p)
     np.testing.assert_allclose(
-        adv.gae(**ro, gamma=gamma, lam=lam),
-        adv.gae_reference(**ro, gamma=gamma, lam=lam),
+        adv.gae(tr, gamma=gamma, lam=lam),
+        adv.gae_reference(tr, gamma=gamma, lam=lam),
         rtol=0,
         atol=1e-10,
     )
@@ -48,16 +52,16 @@ def test_fast_matches_reference_property(T, N, gamma, lam, p, seed, make_rollout
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(T=st.integers(1, 40), gamma=st.floats(0, 1), lam=st.floats(0, 1), seed=st.integers(0, 10**6))
+@given(T=st.integers(1, 40), gamma=coefficients, lam=coefficients, seed=seeds)
 def test_closed_form_and_lambda_return(T, gamma, lam, seed, make_rollout):
-    ro = make_rollout(np.random.default_rng(seed), T, 3, 0.2, 0.2)
-    A = adv.gae(**ro, gamma=gamma, lam=lam)
-    delta = adv.td_errors(**ro, gamma=gamma)
-    ends = ro["terminated_t"] | ro["truncated_t"]
+    tr = make_rollout(np.random.default_rng(seed), T, 3, 0.2, 0.2)
+    A = adv.gae(tr, gamma=gamma, lam=lam)
+    delta = adv.td_errors(**vars(tr), gamma=gamma)
+    ends = tr.terminated_t | tr.truncated_t
     ends[-1] = True
     np.testing.assert_allclose(A, discounted_td_sum(delta, ends, gamma * lam), atol=1e-10)
     np.testing.assert_allclose(
-        A + ro["v_t"], adv.lambda_returns(**ro, gamma=gamma, lam=lam), atol=1e-10
+        A + tr.v_t, adv.lambda_returns(**vars(tr), gamma=gamma, lam=lam), atol=1e-10
     )
 
 
@@ -72,42 +76,38 @@ def test_linear_scan_general_coefficients():
 
 
 def test_float32_stays_float32_and_agrees(make_rollout):
-    ro = make_rollout(np.random.default_rng(1), 2048, 8, 0.005, 0.005, np.float32)
-    A = adv.gae(**ro, gamma=0.99, lam=0.95)
+    tr = make_rollout(np.random.default_rng(1), 2048, 8, 0.005, 0.005, np.float32)
+    A = adv.gae(tr, gamma=0.99, lam=0.95)
     assert A.dtype == np.float32
-    ref = adv.gae_reference(
-        **{k: (v.astype(np.float64) if v.dtype == np.float32 else v) for k, v in ro.items()},
-        gamma=0.99,
-        lam=0.95,
+    tr64 = Transitions(
+        **{k: (v.astype(np.float64) if v.dtype == np.float32 else v) for k, v in vars(tr).items()}
     )
+    ref = adv.gae_reference(tr64, gamma=0.99, lam=0.95)
+    assert ref.dtype == np.float64
     np.testing.assert_allclose(A, ref, atol=1e-4)
 
 
 def test_truncation_bootstraps_from_final_value():
     """One env, episode cut by a time limit after step 1, next episode runs to the rollout end."""
-    r = np.array([[1.0], [2.0], [3.0]])
-    v = np.array([[0.5], [0.25], [4.0]])
-    kw = dict(
+    tr = Transitions(
+        r_t=np.array([[1.0], [2.0], [3.0]]),
+        v_t=np.array([[0.5], [0.25], [4.0]]),
         v_T=np.array([8.0]),
         terminated_t=np.zeros((3, 1), bool),
         truncated_t=np.array([[False], [True], [False]]),
         v_final_t=np.full((3, 1), 10.0),
     )
     g = 0.5
-    A = adv.gae(r, v, **kw, gamma=g, lam=1.0)
+    A = adv.gae(tr, gamma=g, lam=1.0)
     d1 = 2.0 + g * 10.0 - 0.25  # bootstraps from V(final obs) = 10, not 0 and not v[2]
     d0 = 1.0 + g * 0.25 - 0.5
     np.testing.assert_allclose(A[:, 0], [d0 + g * d1, d1, 3.0 + g * 8.0 - 4.0])
+    np.testing.assert_allclose(adv.gae_reference(tr, gamma=g, lam=1.0), A, rtol=0, atol=1e-15)
     # treating the truncation as a termination gives a different (wrong) answer
-    wrong = adv.gae(
-        r,
-        v,
-        v_T=kw["v_T"],
-        terminated_t=kw["truncated_t"],
-        truncated_t=np.zeros((3, 1), bool),
-        gamma=g,
-        lam=1.0,
+    as_termination = dataclasses.replace(
+        tr, terminated_t=tr.truncated_t, truncated_t=np.zeros((3, 1), bool)
     )
+    wrong = adv.gae(as_termination, gamma=g, lam=1.0)
     assert abs(wrong[1, 0] - A[1, 0]) > 1.0
 
 
@@ -148,8 +148,6 @@ BASE = dict(
     v_T=np.zeros(2),
     terminated_t=np.zeros((4, 2), bool),
     truncated_t=np.zeros((4, 2), bool),
-    gamma=0.9,
-    lam=0.9,
 )
 
 
@@ -169,23 +167,38 @@ BASE = dict(
     ],
 )
 def test_input_checks(change, match):
+    change = dict(change)
+    coefficients = {"gamma": change.pop("gamma", 0.9), "lam": change.pop("lam", 0.9)}
+    tr = Transitions(**{**BASE, **change})
     with pytest.raises(ValueError, match=match):
-        adv.gae(**{**BASE, **change})
+        adv.gae(tr, **coefficients)
     with pytest.raises(ValueError, match=match):
-        adv.gae_reference(**{**BASE, **change})
+        adv.gae_reference(tr, **coefficients)
+    adv.gae(Transitions(**BASE), gamma=0.9, lam=0.9)  # the unchanged record passes
 
 
-def test_flags_are_keyword_only():
+@pytest.mark.parametrize("estimator", [adv.gae, adv.gae_reference])
+@pytest.mark.parametrize("tr", [BASE, tuple(BASE.values()), np.zeros((4, 2))])
+def test_the_rollout_must_be_a_transitions_record(estimator, tr):
+    with pytest.raises(ValueError, match="tr must be a rlviz.fn.returns.Transitions .*, got"):
+        estimator(tr, gamma=0.9, lam=0.9)
+
+
+def test_fields_are_keyword_only():
+    """The two flags (and the values) cannot be swapped by position."""
     with pytest.raises(TypeError):
-        adv.gae(
-            np.zeros((2, 1)),
-            np.zeros((2, 1)),
-            np.zeros(1),
-            np.zeros((2, 1), bool),
-            np.zeros((2, 1), bool),
-            0.9,
-            0.9,
-        )
+        Transitions(*BASE.values())
+    with pytest.raises(TypeError):
+        adv.gae(Transitions(**BASE), 0.9, 0.9)
+
+
+def test_the_old_keyword_form_is_refused(make_rollout):
+    """gae(r_t, v_t, v_T=..., ...) (rlviz 0.1) is a clear error naming the record, not a guess."""
+    tr = make_rollout(np.random.default_rng(2), 50, 3, 0.1, 0.1)
+    with pytest.raises(TypeError):
+        adv.gae(**vars(tr), gamma=0.9, lam=0.8)
+    with pytest.raises(ValueError, match="tr must be a rlviz.fn.returns.Transitions"):
+        adv.gae(tr.r_t, gamma=0.9, lam=0.8)
 
 
 @pytest.mark.parametrize("block,leaf", [(64, 8), (8, 8), (128, 4), (16, 32)])
@@ -207,22 +220,27 @@ def test_linear_scan_any_block_and_leaf_size(monkeypatch, block, leaf, T):
 def test_per_column_coefficients_equal_one_call_per_column(make_rollout):
     """gamma and lam given per column (a grid of settings in one rollout, as chapter 13's
     PPO runs it) equal separate calls with each column's numbers; the reference loop agrees."""
-    ro = make_rollout(np.random.default_rng(5), 40, 4, 0.1, 0.05)
+    tr = make_rollout(np.random.default_rng(5), 40, 4, 0.1, 0.05)
     gammas, lams = np.array([0.9, 0.95, 0.99, 1.0]), np.array([0.0, 0.5, 0.9, 1.0])
-    together = adv.gae(**ro, gamma=gammas, lam=lams)
+    together = adv.gae(tr, gamma=gammas, lam=lams)
     np.testing.assert_allclose(
-        together, adv.gae_reference(**ro, gamma=gammas, lam=lams), rtol=0, atol=1e-12
+        together, adv.gae_reference(tr, gamma=gammas, lam=lams), rtol=0, atol=1e-12
     )
     for n in range(4):
-        column = {k: v[..., [n]] if np.ndim(v) == 2 else v[[n]] for k, v in ro.items()}
-        alone = adv.gae(**column, gamma=gammas[n], lam=lams[n])[:, 0]
+        column = Transitions(
+            **{k: v[..., [n]] if np.ndim(v) == 2 else v[[n]] for k, v in vars(tr).items()}
+        )
+        alone = adv.gae(column, gamma=gammas[n], lam=lams[n])[:, 0]
         np.testing.assert_allclose(together[:, n], alone, rtol=0, atol=1e-12)
     # the lambda-return identity of chapter 9 holds column by column too
     np.testing.assert_allclose(
-        adv.lambda_returns(**ro, gamma=gammas, lam=lams), together + ro["v_t"], rtol=0, atol=1e-12
+        adv.lambda_returns(**vars(tr), gamma=gammas, lam=lams),
+        together + tr.v_t,
+        rtol=0,
+        atol=1e-12,
     )
     # a mutation: swapping two columns' gammas changes those columns
-    swapped = adv.gae(**ro, gamma=gammas[[1, 0, 2, 3]], lam=lams)
+    swapped = adv.gae(tr, gamma=gammas[[1, 0, 2, 3]], lam=lams)
     assert np.abs(swapped[:, :2] - together[:, :2]).max() > 1e-3
 
 
@@ -236,23 +254,20 @@ def test_per_column_coefficients_equal_one_call_per_column(make_rollout):
     ],
 )
 def test_per_column_coefficients_are_checked(make_rollout, gamma, match):
-    ro = make_rollout(np.random.default_rng(0), 5, 3)
+    tr = make_rollout(np.random.default_rng(0), 5, 3)
     with pytest.raises(ValueError, match=match):
-        adv.gae(**ro, gamma=gamma, lam=0.9)
+        adv.gae(tr, gamma=gamma, lam=0.9)
 
 
 def test_integer_rewards_are_accepted_as_by_every_front_end():
     """Integer rewards (CartPole's +1) work; there is one GAE front end to accept them."""
-    r = np.ones((4, 2), dtype=np.int64)
-    v = np.zeros((4, 2))
-    out = adv.gae(
-        r,
-        v,
+    tr = Transitions(
+        r_t=np.ones((4, 2), dtype=np.int64),
+        v_t=np.zeros((4, 2)),
         v_T=np.zeros(2),
         terminated_t=np.zeros((4, 2), bool),
         truncated_t=np.zeros((4, 2), bool),
-        gamma=np.array([0.5, 1.0]),
-        lam=1.0,
     )
+    out = adv.gae(tr, gamma=np.array([0.5, 1.0]), lam=1.0)
     np.testing.assert_allclose(out[:, 0], [1.875, 1.75, 1.5, 1.0])
     np.testing.assert_allclose(out[:, 1], [4.0, 3.0, 2.0, 1.0])

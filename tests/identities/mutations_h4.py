@@ -74,7 +74,7 @@ def _rloo_mean_with_self(r):
 
 
 def _batch_std_per_group(f):
-    return lambda r, kind="group", **k: f(r, "group" if kind == "batch" else kind, **k)
+    return lambda r, kind="mean", **k: f(r, "std" if kind == "batch-std" else kind, **k)
 
 
 def _kl_placement(swap):
@@ -131,7 +131,7 @@ MUTATIONS = {
     ),
     "ch15.batch_std_tilts": (
         "the 'batch' std computed per group",
-        lambda mp: _wrap(mp, _grpo_exact(), "normalised_advantages", _batch_std_per_group),
+        lambda mp: _wrap(mp, _grpo_exact(), "group_advantages", _batch_std_per_group),
     ),
     "ch15.zero_variance_closed_form": (
         "the closed form counts all-right groups only (p^K)",

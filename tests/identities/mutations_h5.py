@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import torch
@@ -43,12 +44,26 @@ def _uncentred_errors(mp):
     )
 
 
-def _cispo_not_detached(logp_t, logp_old_t, adv_t, eps_low, eps_high):
-    w = torch.clamp(torch.exp(logp_t - logp_old_t), 1 - eps_low, 1 + eps_high)
-    return w * adv_t * logp_t
+def _replace_term(mp, name: str, fn):
+    """Replace the function of the registered policy term ``name``
+    (:data:`rlviz.fn.ratios.POLICY_TERMS`, which chapter 16's per-answer objectives look up)
+    for the test: its entry is swapped for one with ``fn``."""
+    terms = _mod("fn.ratios").POLICY_TERMS
+    mp.setitem(terms._entries, name, dataclasses.replace(terms[name], fn=fn))
+
+
+def _cispo_not_detached(mp):
+    def cispo(logp_t, logp_old_t, adv_t, mask_t, eps_low, eps_high, clip_c=None):
+        w = torch.clamp(torch.exp(logp_t - logp_old_t), 1 - eps_low, 1 + eps_high)
+        return w * adv_t * logp_t
+
+    _replace_term(mp, "cispo", cispo)
 
 
 def _gspo_without_power(mp):
+    """GSPO's ratio is the sequence ratio: in the registered term (the expected gradients) and
+    where chapter 16 computes the ratios themselves (their variances)."""
+    _replace_term(mp, "gspo", _mod("fn.ratios").POLICY_TERMS["sequence"].fn)
     mp.setattr(_mod("experiments.ch16"), "gspo_ratios", _mod("fn.grpo_loss").sequence_ratios)
 
 
@@ -81,10 +96,7 @@ MUTATIONS = {
             lambda f: lambda th, ans, r: (f(th, ans, r)[0], 1.0 + 0 * f(th, ans, r)[1]),
         ),
     ),
-    "ch16.ratios_unbiased_at_old": (
-        "CISPO's clipped weight not detached",
-        lambda mp: mp.setattr(_mod("experiments.ch16"), "cispo_surrogate", _cispo_not_detached),
-    ),
+    "ch16.ratios_unbiased_at_old": ("CISPO's clipped weight not detached", _cispo_not_detached),
     "ch16.gspo_length_weighted": ("GSPO's ratio without the power 1/|y|", _gspo_without_power),
     "ch16.gspo_not_grad_j": ("GSPO's ratio without the power 1/|y|", _gspo_without_power),
     "ch16.sequence_is_unbiased_off_policy": (

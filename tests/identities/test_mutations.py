@@ -330,7 +330,11 @@ MUTATIONS = {
             mp,
             chapter(9),
             "gae_reference",
-            lambda f: lambda *a, **k: f(*a, **{**k, "v_final_t": np.zeros_like(k["v_final_t"])}),
+            lambda f: (
+                lambda tr, **k: f(
+                    dataclasses.replace(tr, v_final_t=np.zeros_like(tr.v_final_t)), **k
+                )
+            ),
         ),
     ),
     "ch9.lambda_zero": (

@@ -1,10 +1,12 @@
-"""rlviz.tabular.grpo_exact: exact expected gradients of the aggregation modes, conditioning,
-batches, zero-variance fractions and KL placements on the answer tree."""
+"""rlviz.tabular.grpo_exact: exact expected gradients of the aggregation modes (with
+rlviz.tabular.answer_tree.expected_group_gradient), conditioning, batches, zero-variance fractions
+and KL placements on the answer tree."""
 
 import numpy as np
 import pytest
 
-from rlviz.experiments.ch14 import bandit_setting, book_tree, tree_setting
+from rlviz.experiments.answer_trees import bandit_setting, book_tree, tree_setting
+from rlviz.fn.grpo_loss import mixed_groups
 from rlviz.tabular import grpo_exact as gx
 from rlviz.tabular.answer_tree import (
     exact_gradient,
@@ -15,9 +17,10 @@ from rlviz.tabular.answer_tree import (
 )
 
 
-def test_expected_gradient_is_answer_tree_s():
+def test_aggregation_objective_is_answer_tree_s():
     ans, theta, r = tree_setting(0)
-    mine = gx.expected_gradient(theta, ans, r, 2, gx.aggregation_objective("seq-mean-token-mean"))
+    f = gx.aggregation_objective("seq-mean-token-mean")
+    mine = expected_group_gradient(theta, ans, r, 2, f)
     theirs = expected_group_gradient(
         theta, ans, r, 2, group_gradient_fn("mean", "token", "sequence")
     )
@@ -27,9 +30,9 @@ def test_expected_gradient_is_answer_tree_s():
 def test_condition_always_true_changes_nothing():
     ans, theta, r = tree_setting(1)
     f = gx.aggregation_objective("token-mean")
-    e = gx.expected_gradient(theta, ans, r, 2, f)
+    e = expected_group_gradient(theta, ans, r, 2, f)
     np.testing.assert_allclose(
-        gx.expected_gradient(theta, ans, r, 2, f, condition=lambda rg: rg[:, 0] == rg[:, 0]),
+        expected_group_gradient(theta, ans, r, 2, f, condition=lambda rg: rg[:, 0] == rg[:, 0]),
         e,
         atol=1e-14,
     )
@@ -37,15 +40,15 @@ def test_condition_always_true_changes_nothing():
 
 def test_zero_variance_groups_carry_no_gradient():
     ans, theta, r = tree_setting(0)
-    f = gx.aggregation_objective("seq-mean-token-sum", "group")
-    e = gx.expected_gradient(theta, ans, r, 2, f, condition=lambda rg: ~gx.mixed_groups(rg))
+    f = gx.aggregation_objective("seq-mean-token-sum", "std")
+    e = expected_group_gradient(theta, ans, r, 2, f, condition=lambda rg: ~mixed_groups(rg))
     np.testing.assert_allclose(e, 0.0, atol=1e-14)
 
 
 def test_batch_gradient_of_single_prompt_groups_matches_expected_batch():
     ans, theta, r = book_tree()
-    e_batch = gx.expected_batch_gradient(theta, ans, r, 2, "seq-mean-token-sum", "none")
-    e = gx.expected_gradient(theta, ans, r, 2, gx.aggregation_objective("seq-mean-token-sum"))
+    e_batch = gx.expected_batch_gradient(theta, ans, r, 2, "seq-mean-token-sum", "mean")
+    e = expected_group_gradient(theta, ans, r, 2, gx.aggregation_objective("seq-mean-token-sum"))
     np.testing.assert_allclose(e_batch, e, atol=1e-13)
 
 
@@ -102,15 +105,36 @@ def test_mean_length_gradient_finite_difference():
 
 def test_exact_gradient_direction_of_token_sum():
     ans, theta, r = tree_setting(1)
-    e = gx.expected_gradient(theta, ans, r, 3, gx.aggregation_objective("seq-mean-token-sum"))
+    e = expected_group_gradient(theta, ans, r, 3, gx.aggregation_objective("seq-mean-token-sum"))
     np.testing.assert_allclose(e, 2 / 3 * exact_gradient(theta, ans, r), atol=1e-13)
+
+
+def test_exact_gradient_of_token_sum_is_g_times_seq_mean_token_sum():
+    """No normaliser: the group's token sum is G times the per-answer mean of token sums, so
+    with the group mean baseline E[g] = (G - 1) grad J."""
+    ans, theta, r = tree_setting(1)
+    for G in (2, 3):
+        e = expected_group_gradient(theta, ans, r, G, gx.aggregation_objective("token-sum"))
+        np.testing.assert_allclose(e, (G - 1) * exact_gradient(theta, ans, r), atol=1e-12)
+
+
+def test_expected_batch_gradient_with_one_std_for_the_batch_differs_from_per_group():
+    ans, theta, r = book_tree()
+    per_group = gx.expected_batch_gradient(theta, ans, r, 2, "seq-mean-token-sum", "std")
+    one_std = gx.expected_batch_gradient(theta, ans, r, 2, "seq-mean-token-sum", "batch-std")
+    e = expected_group_gradient(
+        theta, ans, r, 2, gx.aggregation_objective("seq-mean-token-sum", "std")
+    )
+    np.testing.assert_allclose(per_group, e, atol=1e-13)
+    assert np.abs(one_std - per_group).max() > 1e-3
 
 
 @pytest.mark.parametrize(
     "call, match",
     [
         (lambda: gx.aggregation_objective("mean"), "mode must be one of"),
-        (lambda: gx.aggregation_objective("token-mean", "batch"), "advantage must be"),
+        (lambda: gx.aggregation_objective("token-mean", "batch-std"), "advantage must be"),
+        (lambda: gx.aggregation_objective("token-mean", "none"), "advantage must be"),
         (lambda: gx.kl_gradient(*_kl_args(), "k3", "elsewhere"), "placement must be one of"),
     ],
 )

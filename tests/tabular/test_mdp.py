@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import mdp_draws
 
 from rlviz.tabular import mdp as M
 from rlviz.tabular.examples import (
@@ -36,19 +37,13 @@ def test_two_state_chain_special_cases_by_hand():
     np.testing.assert_allclose(v_move, [1 / (1 - g**2), g / (1 - g**2)], atol=TOL)
 
 
-small_mdps = st.builds(
-    lambda seed, S, A, g: (np.random.default_rng(seed), S, A, g),
-    st.integers(0, 2**31),
-    st.integers(1, 5),
-    st.integers(1, 3),
-    st.sampled_from([0.0, 0.5, 0.9, 0.99]),
-)
+small_mdps = mdp_draws(S=(1, 5), A=(1, 3), gammas=(0.0, 0.5, 0.9, 0.99))
 
 
 @settings(max_examples=50, deadline=None)
 @given(small_mdps)
 def test_bellman_identities_on_random_mdps(case):
-    rng, S, A, gamma = case
+    rng, S, A, _, gamma = case
     mdp = random_mdp(rng, S, A, gamma, sparsity=0.3)
     pi = random_policy(rng, S, A)
     v, q, adv = M.state_values(mdp, pi), M.action_values(mdp, pi), M.advantages(mdp, pi)
@@ -67,7 +62,7 @@ def test_bellman_identities_on_random_mdps(case):
 @settings(max_examples=30, deadline=None)
 @given(small_mdps, st.integers(1, 6))
 def test_finite_horizon_objective_equals_unrolled_solve(case, H):
-    rng, S, A, gamma = case
+    rng, S, A, _, gamma = case
     mdp = random_mdp(rng, S, A, gamma)
     pi = random_policy(rng, S, A)
     j_rec = M.finite_horizon_objective(mdp, pi, H)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import mdp_draws
 
 from rlviz.fn.stats import sample_mean_se
 from rlviz.tabular.episodic import corridor, random_episodic_mdp
@@ -30,10 +31,7 @@ TOL = 1e-10
 
 @st.composite
 def enumerated(draw):
-    seed = draw(st.integers(0, 2**31 - 1))
-    S, A, H = draw(st.integers(2, 5)), draw(st.integers(2, 3)), draw(st.integers(1, 4))
-    gamma = draw(st.sampled_from([0.5, 0.9, 1.0]))
-    rng = np.random.default_rng(seed)
+    rng, S, A, H, gamma = draw(mdp_draws(S=(2, 5), A=(2, 3), H=(1, 4), gammas=(0.5, 0.9, 1.0)))
     mdp = random_episodic_mdp(rng, S, A, gamma)
     theta = rng.normal(size=(S, A))
     pi = softmax_policy(theta)

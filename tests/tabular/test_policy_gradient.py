@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import mdp_draws
 
 from rlviz.fn.stats import angle_and_norm_ratio
 from rlviz.tabular.episodic import corridor, random_episodic_mdp
@@ -42,12 +43,8 @@ THETA = np.array([[0.3, -0.2], [-0.4, 0.5], [0.2, 0.1], [0.0, 0.0]])
 @st.composite
 def small_problem(draw, episodic: bool = False):
     """A random MDP (S <= 5, A <= 3), random logits and a horizon H <= 4."""
-    seed = draw(st.integers(0, 2**31 - 1))
-    S = draw(st.integers(2, 5))
-    A = draw(st.integers(2, 3))
-    H = draw(st.integers(1, 4))
-    gamma = draw(st.sampled_from([0.0, 0.5, 0.9, 1.0] if episodic else [0.0, 0.5, 0.9]))
-    rng = np.random.default_rng(seed)
+    gammas = (0.0, 0.5, 0.9, 1.0) if episodic else (0.0, 0.5, 0.9)
+    rng, S, A, H, gamma = draw(mdp_draws(S=(2, 5), A=(2, 3), H=(1, 4), gammas=gammas))
     mdp = random_episodic_mdp(rng, S, A, gamma) if episodic else random_mdp(rng, S, A, gamma)
     theta = rng.normal(scale=1.5, size=(S, A))
     return mdp, theta, H

@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import mdp_draws, seeds
 
 from rlviz.fn.stats import sample_variance_se
 from rlviz.tabular.episodic import corridor
@@ -40,10 +41,7 @@ TOL = 1e-10
 @st.composite
 def problem(draw):
     """A random dense MDP (S <= 5, A <= 3, gamma < 1) and random old logits."""
-    seed = draw(st.integers(0, 2**31 - 1))
-    S, A = draw(st.integers(1, 5)), draw(st.integers(2, 3))
-    gamma = draw(st.sampled_from([0.0, 0.5, 0.9]))
-    rng = np.random.default_rng(seed)
+    rng, S, A, _, gamma = draw(mdp_draws(S=(1, 5), A=(2, 3), gammas=(0.0, 0.5, 0.9)))
     return old_policy(random_mdp(rng, S, A, gamma), rng.normal(scale=1.5, size=S * A)), rng
 
 
@@ -78,7 +76,7 @@ def test_kl_rows_handles_zero_probabilities_and_rejects_missing_support():
 
 
 @settings(max_examples=50, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), S=st.integers(1, 5), A=st.integers(1, 5))
+@given(seed=seeds, S=st.integers(1, 5), A=st.integers(1, 5))
 def test_importance_sampling_is_exact(seed, S, A):
     rng = np.random.default_rng(seed)
     lhs, rhs = importance_weighted_means(
@@ -95,7 +93,7 @@ def test_importance_sampling_needs_old_support():
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), A=st.integers(2, 5))
+@given(seed=seeds, A=st.integers(2, 5))
 def test_ratio_variance_matches_enumeration_and_chi2(seed, A):
     rng = np.random.default_rng(seed)
     p_old, p_new = random_policy(rng, 1, A), random_policy(rng, 1, A)

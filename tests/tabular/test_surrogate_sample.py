@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlviz.fn.returns import gae
+from rlviz.fn.returns import Transitions, gae
 from rlviz.tabular.advantage_moments import value_error
 from rlviz.tabular.episodic import corridor
 from rlviz.tabular.examples import random_mdp
@@ -44,15 +44,14 @@ def test_expected_gradient_mean_and_std_match_enumeration(lam):
     tr = enumerate_trajectories(mdp, pi, H)
     assert mdp.terminal[tr.states[:, -1]].all()
     term = (~tr.alive.T) | mdp.terminal[tr.states[:, 1:]].T
-    adv_t = gae(
-        tr.rewards.T,
-        v_hat[tr.states[:, :-1]].T,
+    rollout = Transitions(
+        r_t=tr.rewards.T,
+        v_t=v_hat[tr.states[:, :-1]].T,
         v_T=v_hat[tr.states[:, -1]],
         terminated_t=term,
         truncated_t=np.zeros_like(term),
-        gamma=mdp.gamma,
-        lam=lam,
-    ).T  # (M, H)
+    )
+    adv_t = gae(rollout, gamma=mdp.gamma, lam=lam).T  # (M, H)
     adv_t = np.where(tr.alive, adv_t, 0.0)
     psi = score_table(pi)[tr.states[:, :-1], tr.actions]  # (M, H, SA)
     grad = tr.prob @ np.einsum("mt,mtk->mk", adv_t, psi)

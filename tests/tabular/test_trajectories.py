@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
+from strategies import mdp_draws
 
 from rlviz.fn.stats import z_scores
 from rlviz.tabular import mdp as M
@@ -36,9 +36,9 @@ def test_chain_enumeration_by_hand():
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 2**31), st.integers(1, 4), st.integers(1, 3), st.integers(1, 4))
-def test_enumeration_is_a_distribution_and_gives_J_H(seed, S, A, H):
-    rng = np.random.default_rng(seed)
+@given(mdp_draws(S=(1, 4), A=(1, 3), H=(1, 4), gammas=(0.9,)))
+def test_enumeration_is_a_distribution_and_gives_J_H(case):
+    rng, S, A, H, _ = case
     mdp = random_mdp(rng, S, A, 0.9, sparsity=0.4)
     pi = random_policy(rng, S, A)
     tr = enumerate_trajectories(mdp, pi, H)
