@@ -21,7 +21,11 @@ from rlviz.experiments.ch16 import (
     off_policy_theta,
     ratio_variances,
 )
-from rlviz.fn.ratios import asymmetric_clipped_surrogate, clip_stops_gradient
+from rlviz.fn.ratios import (
+    asymmetric_clipped_surrogate,
+    clip_stops_gradient,
+    dual_clipped_surrogate,
+)
 from rlviz.fn.stats import angle_and_norm_ratio, loglog_slope
 from rlviz.tabular.answer_tree import exact_gradient
 from rlviz.tabular.entropy_dynamics import (
@@ -59,6 +63,59 @@ def clip_stops_exactly() -> Measure:
             predicted = clip_stops_gradient(rho.detach(), adv, lo, hi).numpy()
             wrong += int(np.sum(predicted != (rho.grad.numpy() == 0)))
     return Measure(float(wrong), f"rho on a grid in [0.5, 1.6], A in {{-1, 0, 1}}, {CLIP_WIDTHS}")
+
+
+DUAL_CLIP_C = 3.0  # verl's default clip_ratio_c
+
+
+def dual_clip_stopped(c: float = DUAL_CLIP_C) -> tuple[int, int]:
+    """On a grid of ratios in [0.5, 4.5] and A in {-1, 0, 1}, widths (0.2, 0.28): how many
+    (rho, A) points have a zero gradient in rho under the dual clip at ``c`` but not under the
+    plain clip, and how many of those the rule A < 0 and rho > c predicts."""
+    rho0 = np.linspace(0.5, 4.5, 801)
+    rho0 = rho0[np.abs(rho0 - c) > 1e-9]
+    extra = predicted = 0
+    for a in (-1.0, 1.0, 0.0):
+        grads = []
+        for f in (asymmetric_clipped_surrogate, None):
+            rho = torch.tensor(rho0, requires_grad=True)
+            adv = torch.full_like(rho, a)
+            if f is None:
+                dual_clipped_surrogate(rho, adv, 0.2, 0.28, c).sum().backward()
+            else:
+                f(rho, adv, 0.2, 0.28).sum().backward()
+            grads.append(rho.grad.numpy() == 0)
+        plain, dual = grads
+        extra += int(np.sum(dual & ~plain))
+        predicted += int(np.sum((a < 0) & (rho0 > c)))
+    return extra, predicted
+
+
+@identity(
+    "ch16.dual_clip_stops_exactly",
+    chapter=16,
+    statistic="|#(points the dual clip stops, the plain clip does not) - #(A < 0, rho > c)| "
+    "+ #(stopped points outside that set)",
+    title="verl's dual clip (clip_ratio_c = c) also stops exactly the tokens with A < 0 and "
+    "rho > c, which the plain clip lets through",
+)
+def dual_clip_stops_exactly() -> Measure:
+    extra, predicted = dual_clip_stopped()
+    rho0 = np.linspace(0.5, 4.5, 801)
+    rho0 = rho0[np.abs(rho0 - DUAL_CLIP_C) > 1e-9]
+    outside = 0
+    for a in (1.0, 0.0):  # no A >= 0 point may lose its gradient to the dual clip
+        rho = torch.tensor(rho0, requires_grad=True)
+        adv = torch.full_like(rho, a)
+        dual_clipped_surrogate(rho, adv, 0.2, 0.28, DUAL_CLIP_C).sum().backward()
+        r2 = torch.tensor(rho0, requires_grad=True)
+        asymmetric_clipped_surrogate(r2, adv, 0.2, 0.28).sum().backward()
+        outside += int(np.sum((rho.grad.numpy() == 0) & (r2.grad.numpy() != 0)))
+    return Measure(
+        float(abs(extra - predicted) + outside),
+        f"rho on a grid in [0.5, 4.5], A in {{-1, 0, 1}}, widths (0.2, 0.28), c = {DUAL_CLIP_C:g}: "
+        f"{extra} points stopped by the dual clip alone, {predicted} predicted",
+    )
 
 
 def clip_gain(good: str, steps=(1, 2, 3)) -> float:

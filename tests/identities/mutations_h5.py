@@ -72,6 +72,15 @@ MUTATIONS = {
         "the upper clip uses eps_low (clip-higher forgotten)",
         lambda mp: _symmetric_clip(mp, "identities.ch16"),
     ),
+    "ch16.dual_clip_stops_exactly": (
+        "the dual clip caps A > 0 terms instead of A < 0 ones",
+        lambda mp: _wrap(
+            mp,
+            _mod("identities.ch16"),
+            "dual_clipped_surrogate",
+            lambda f: lambda ratio, adv, lo, hi, c: -f(ratio, -adv, hi, lo, c),
+        ),
+    ),
     "ch16.clip_higher_entropy_sign": (
         "the upper clip uses eps_low (clip-higher forgotten)",
         lambda mp: _symmetric_clip(mp, "experiments.ch16"),
