@@ -10,10 +10,15 @@ misses. Unset (a reader's notebook, the unit tests), nothing is stored and every
 
 The decorated functions are seeded and deterministic (one torch thread), so a stored result is
 the result a fresh call would give; nbval's comparison of the printed tables is unaffected.
+
+Two processes that need the same entry at once (the book build and nbval run side by side) do
+not both compute it: the first takes a lock on the entry (``fcntl.flock`` on ``<entry>.lock``,
+where the platform has it), the second waits for it and reads the stored result.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -48,6 +53,37 @@ def cache_key(fn, args: tuple, kwargs: dict) -> str:
     return f"{fn.__module__}.{fn.__qualname__}-{hashlib.sha256(spec.encode()).hexdigest()[:24]}"
 
 
+_MISSING = object()
+
+
+def _read(path: Path):
+    """The stored result at ``path``, or ``_MISSING`` (absent, or unreadable: an older class
+    layout, which is then computed again)."""
+    if not path.exists():
+        return _MISSING
+    try:
+        return pickle.loads(path.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        return _MISSING
+
+
+@contextlib.contextmanager
+def _locked(lock: Path):
+    """An exclusive lock on the file ``lock`` for the duration (blocking); a no-op where
+    ``fcntl`` is missing (Windows: the entry may then be computed twice, never read half-written)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def disk_cached(fn):
     """Decorate ``fn`` (arguments with a stable ``repr``: numbers, strings, tuples, dicts) so
     that with ``RLVIZ_CACHE_DIR`` set its results are pickled there and reused (see the module
@@ -60,17 +96,19 @@ def disk_cached(fn):
         if not folder:
             return fn(*args, **kwargs)
         path = Path(folder) / (cache_key(fn, args, kwargs) + ".pkl")
-        if path.exists():
-            try:
-                return pickle.loads(path.read_bytes())
-            except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-                pass  # unreadable (an older class layout): compute it again
-        out = fn(*args, **kwargs)
+        stored = _read(path)
+        if stored is not _MISSING:
+            return stored
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(out, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        with _locked(path.with_suffix(".lock")):
+            stored = _read(path)  # another process may have computed it while we waited
+            if stored is not _MISSING:
+                return stored
+            out = fn(*args, **kwargs)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(out, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
         return out
 
     wrapper.uncached = fn

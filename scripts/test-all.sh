@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh clone: installs what it needs (Debian's chromium
 # included), then runs the unit tests, the identity checks, nbval (strict) on every chapter,
 # builds the book and runs the browser tests: the website, and the chapters' live widgets in
-# JupyterLab (started with scripts/lab.sh). Prints the time of each stage. Runs from any
+# JupyterLab (started with scripts/lab.sh), side by side. Prints the time of each stage. Runs from any
 # directory. The first stage is the lint and format check (ruff, configured in pyproject.toml).
 # The conformance test against TRL and verl (scripts/conformance.sh) runs after the identity
 # checks, in its own venv (.venv-conformance), installed in the background meanwhile; then
@@ -58,7 +58,12 @@ rlviz_results_cache
 # The two heavy stages execute every chapter; they run side by side, one per core (the
 # chapters' training code uses one torch thread), with their logs printed when both end.
 notebooks_and_build() {
-    pytest --nbval --nbval-current-env book/ -q -p no:cacheprovider < /dev/null > _build/nbval.log 2>&1 &
+    # nbval takes the chapters last to first while the build goes first to last: each trains
+    # the spreads of its half and reads the other's from the results cache (whose per-entry
+    # lock keeps the two from training the same spread twice where they meet)
+    local chapters
+    mapfile -t chapters < <(ls book/*.ipynb | sort -r)
+    pytest --nbval --nbval-current-env "${chapters[@]}" -q -p no:cacheprovider < /dev/null > _build/nbval.log 2>&1 &
     local nbval_pid=$!
     local s; s=$(date +%s)
     local build_rc=0 nbval_rc=0
@@ -72,13 +77,22 @@ notebooks_and_build() {
     [ "$build_rc" = 0 ] && [ "$nbval_rc" = 0 ]
 }
 stage "notebooks (nbval, strict) and book build, side by side" notebooks_and_build
-stage "browser test: the website" pytest tests/browser/test_site.py -q -p no:cacheprovider
-lab_test() {
-    local rc=0
-    pytest tests/browser/test_lab.py -q -p no:cacheprovider || rc=$?
+# The two browser tests run side by side too: the website's (chromium on the built pages) and
+# the chapters live in JupyterLab (kernels recomputing the widgets), one core each.
+browser_tests() {
+    local s; s=$(date +%s)
+    local site_rc=0 lab_rc=0
+    pytest tests/browser/test_site.py -q -p no:cacheprovider < /dev/null > _build/site-test.log 2>&1 &
+    local site_pid=$!
+    pytest tests/browser/test_lab.py -q -p no:cacheprovider < /dev/null > _build/lab-test.log 2>&1 || lab_rc=$?
+    echo "-- lab test finished after $(( $(date +%s) - s )) s (exit $lab_rc)"
+    wait "$site_pid" || site_rc=$?
+    echo "-- site test finished after $(( $(date +%s) - s )) s (exit $site_rc)"
+    echo "---- the website ----"; tail -n 30 _build/site-test.log
+    echo "---- the chapters live in JupyterLab ----"; tail -n 30 _build/lab-test.log
     echo "---- live widgets in JupyterLab: recompute time per control (_build/lab-widgets.md) ----"
     cat _build/lab-widgets.md 2>/dev/null || true
-    return "$rc"
+    [ "$site_rc" = 0 ] && [ "$lab_rc" = 0 ]
 }
-stage "browser test: the chapters live in JupyterLab" lab_test
+stage "browser tests: the website and the chapters live in JupyterLab, side by side" browser_tests
 echo; echo "== all tests passed in $(( $(date +%s) - t0 )) s"

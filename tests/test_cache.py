@@ -72,3 +72,32 @@ def test_the_trained_spreads_are_cached(module, name):
 
     mod = importlib.import_module(f"rlviz.experiments.{module}")
     assert getattr(mod, name).uncached.__name__ == name
+
+
+def test_two_processes_compute_an_entry_once(tmp_path):
+    """The second of two processes asking for the same entry at once waits for the first's lock
+    and reads its result instead of computing it again (the book build and nbval side by side)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    log = tmp_path / "calls.log"
+    script = textwrap.dedent(
+        f"""
+        import time
+        from rlviz import _cache
+
+        @_cache.disk_cached
+        def slow(x):
+            with open({str(log)!r}, "a") as f:
+                f.write("call\\n")
+            time.sleep(1.0)
+            return x * 2
+
+        assert slow(21) == 42
+        """
+    )
+    env = {**__import__("os").environ, _cache.ENV: str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env) for _ in range(2)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    assert log.read_text().count("call") == 1

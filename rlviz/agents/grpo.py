@@ -94,7 +94,7 @@ class GRPOConfig(RunConfig):
     loss_agg: LossAgg | None = None  # rlviz.fn.grpo_aggregation.AGGREGATIONS: practice objective
     eps_high: float | None = None  # clip-higher's upper width (None: epsilon)
     clip_c: float | None = None  # the dual clip's c > 1 (term="dual-clip" only)
-    dynamic_sampling: bool = False  # drop the groups whose rewards are all equal (DAPO)
+    dynamic_sampling: bool = False  # drop the groups whose rewards are all equal (no refill)
     kl_placement: KlPlacement = "loss"  # rlviz.fn.grpo_loss.KL_PLACEMENTS
     # ---- chapter 17: a sampler that is not the learner (0.0: the learner samples)
     sampler_delta: float = 0.0  # sampler logits = learner's + delta * sampler_bias table, >= 0

@@ -40,6 +40,8 @@ __all__ = [
     "spread_summary",
     "truncate_log",
     "spread_table",
+    "paired",
+    "paired_table",
     "live_variant_run",
 ]
 
@@ -242,6 +244,56 @@ def spread_table(groups: dict, target: float = 0.95, capped: bool = False) -> st
             c = s["capped_median"]
             line += f" {'-' if c is None else format(c, '.3f'):>7}"
         lines.append(line)
+    return "\n".join(lines)
+
+
+def paired(a, b, metric: str = "held_out") -> dict:
+    """Runs of two variants that share splits and seeds, compared pair by pair (``a`` minus
+    ``b``, each a :class:`Spread` or its logs): the final ``metric`` (``"held_out"`` or
+    ``"train"`` success) of each shared ``(split, seed)``; the median and the worst (minimum)
+    paired difference, their mean, and how many pairs ``a`` wins, ties (equal to 1e-9) and
+    loses. Runs without a partner are refused (a paired statistic needs the same pairs)."""
+    la = a.logs if isinstance(a, Spread) else a
+    lb = b.logs if isinstance(b, Spread) else b
+    if metric not in ("held_out", "train"):
+        raise ValueError(f"metric must be 'held_out' or 'train', got {metric!r}")
+    if set(la) != set(lb) or not la:
+        raise ValueError(
+            f"the two spreads must hold the same (split, seed) pairs, got {sorted(la)} and "
+            f"{sorted(lb)}"
+        )
+    keys = sorted(la)
+    d = np.array([getattr(la[k], metric)[-1] - getattr(lb[k], metric)[-1] for k in keys])
+    return {
+        "pairs": len(keys),
+        "median": float(np.median(d)),
+        "mean": float(d.mean()),
+        "worst": float(d.min()),
+        "wins": int((d > 1e-9).sum()),
+        "ties": int((np.abs(d) <= 1e-9).sum()),
+        "losses": int((d < -1e-9).sum()),
+    }
+
+
+def paired_table(spreads: dict, against: str, metric: str = "held_out") -> str:
+    """A printed table of :func:`paired` for every spread of ``spreads`` (id -> :class:`Spread`)
+    against the one with id ``against``: the paired difference of the final ``metric`` (median,
+    mean, worst) and the wins / ties / losses over the shared (split, seed) pairs; two or three
+    decimals, so that the notebook tests compare it."""
+    if against not in spreads:
+        raise ValueError(f"against must be one of {list(spreads)}, got {against!r}")
+    base = spreads[against]
+    head = f"{'minus ' + base.label:40} {'pairs':>5} {'median':>7} {'mean':>7} {'worst':>7} {'wins/ties/losses':>17}"
+    lines = [head]
+    for vid, sp in spreads.items():
+        if vid == against:
+            continue
+        p = paired(sp, base, metric)
+        wtl = f"{p['wins']}/{p['ties']}/{p['losses']}"
+        lines.append(
+            f"{sp.label:40} {p['pairs']:5d} {p['median']:+7.3f} {p['mean']:+7.3f} "
+            f"{p['worst']:+7.3f} {wtl:>17}"
+        )
     return "\n".join(lines)
 
 

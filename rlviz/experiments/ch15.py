@@ -178,6 +178,8 @@ KL_COMBINATIONS = {
     "k3 in the loss (DeepSeekMath)": ("k3", "loss"),
     "k1 in the loss, importance-corrected": ("k1", "loss-is"),
     "k3 in the loss, importance-corrected": ("k3", "loss-is"),
+    "k3 x token ratio in the loss (TRL default)": ("k3", "loss-is-token"),
+    "k2 of the whole answer in the loss": ("k2", "loss-seq"),
 }
 
 
@@ -221,7 +223,14 @@ TRAINED_VARIANTS = variant_table(
         term="token",
         loss_agg="seq-mean-token-sum-norm",
     ),
-    variant("dynamic", "token-mean + dynamic sampling", **_PRACTICE, dynamic_sampling=True),
+    # dropped without refill: with beta = 0 this only rescales a step (Adam absorbs it); DAPO's
+    # dynamic sampling refills the batch with fresh prompts (chapter 15, section 15.4)
+    variant(
+        "drop-zero-var",
+        "token-mean, zero-variance groups dropped",
+        **_PRACTICE,
+        dynamic_sampling=True,
+    ),
     variant("kl-loss", "KL in the loss (k3, beta = 0.04)", **_PRACTICE, beta=0.04),
     variant(
         "kl-reward",

@@ -241,7 +241,8 @@ def zero_variance_closed_form() -> Measure:
 @identity(
     "ch15.dynamic_sampling_rescales",
     chapter=15,
-    title="dropping zero-variance groups: E[g_hat | mixed] = E[g_hat] / (1 - p^K - (1-p)^K), prompt by prompt",
+    title="dropping zero-variance groups and resampling the same prompt until its group is mixed: "
+    "E[g_hat | mixed] = E[g_hat] / (1 - p^K - (1-p)^K), prompt by prompt",
 )
 def dynamic_sampling_rescales() -> Measure:
     errs = []
@@ -260,12 +261,37 @@ def dynamic_sampling_rescales() -> Measure:
     )
 
 
+@identity(
+    "ch15.dynamic_sampling_refill_uniform",
+    chapter=15,
+    title="dropping zero-variance groups and refilling with fresh prompts (DAPO, verl's "
+    "filter_groups): E[g_hat | kept] = E[g_hat] / (1 - E_x[p^K + (1-p)^K]), one factor for every "
+    "prompt",
+)
+def dynamic_sampling_refill_uniform() -> Measure:
+    errs = []
+    ans, theta, r = tree_setting(0)
+    p = success_probability(theta, ans, r)
+    for G in (2, 3):
+        keep = float(np.mean(1 - zero_variance_probability(p, G)))
+        for adv in ("mean", "std"):
+            f = aggregation_objective("seq-mean-token-sum", adv)
+            e = expected_group_gradient(theta, ans, r, G, f)
+            ds = expected_group_gradient(
+                theta, ans, r, G, f, condition=mixed_groups, refill="batch"
+            )
+            errs.append(np.abs(ds - e / keep).max())
+    return Measure(float(max(errs)), "random tree (2 prompts), K in {2, 3}, advantages mean / std")
+
+
 # ---------------------------------------------------------------- KL placement
 _EXACT_KL = (
     "k1 in the reward",
     "k1 in the loss, importance-corrected",
     "k3 in the loss, importance-corrected",
 )
+_SEQ_K2 = "k2 of the whole answer in the loss"  # exact on-policy only
+_TRL_K3 = "k3 x token ratio in the loss (TRL default)"
 
 
 @identity(
@@ -307,6 +333,40 @@ def k1_loss_zero_gradient() -> Measure:
 )
 def kl_other_combinations() -> Measure:
     tab = kl_table(0, (0.0, 0.3))
-    others = [tab[n][t] for n in KL_COMBINATIONS if n not in _EXACT_KL for t in (0.0, 0.3)]
+    others = [
+        tab[n][t]
+        for n in KL_COMBINATIONS
+        if n not in _EXACT_KL
+        for t in (0.0, 0.3)
+        if not (n == _SEQ_K2 and t == 0.0)
+    ]
     others.append(tab["k1 in the reward"][0.3])
     return Measure(float(min(others)), "random tree (L=3), t in {0, 0.3}")
+
+
+@identity(
+    "ch15.sequence_k2_is_kl_gradient",
+    chapter=15,
+    title="k2 of the whole answer, (sum_t log pi_t / pi_ref,t)^2 / 2, in the loss: E[grad] = grad "
+    "KL(pi || pi_ref) exactly on-policy (the per-token sum of k2 misses it)",
+)
+def sequence_k2_is_kl_gradient() -> Measure:
+    errs = [kl_table(seed, (0.0,))[_SEQ_K2][0.0] for seed in (0, 1, 2)]
+    return Measure(float(max(errs)), "3 random trees (L=3), on-policy (relative)")
+
+
+@identity(
+    "ch15.trl_k3_token_ratio_is_per_token_k2",
+    chapter=15,
+    statistic="max ||E[grad (rho_t k3_t)] - E[grad k2_t]|| over trees",
+    title="TRL's use_bias_correction_kl (k3 times each token's ratio) has on-policy the gradient of "
+    "the per-token k2, not grad KL",
+)
+def trl_k3_token_ratio_is_per_token_k2() -> Measure:
+    errs = []
+    for seed in (0, 1, 2):
+        ans, theta, theta_old, theta_ref = kl_setting(seed, 0.0)
+        g_trl = kl_gradient(theta, theta_ref, ans, "k3", "loss-is-token", theta_old)
+        g_k2 = kl_gradient(theta, theta_ref, ans, "k2", "loss", theta_old)
+        errs.append(float(np.linalg.norm(g_trl - g_k2)))
+    return Measure(max(errs), "3 random trees (L=3), on-policy")

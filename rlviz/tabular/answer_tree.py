@@ -156,7 +156,7 @@ def group_gradient_fn(
 
 
 def expected_group_gradient(
-    theta, ans: Answers, r, group_size: int, group_objective, condition=None
+    theta, ans: Answers, r, group_size: int, group_objective, condition=None, refill: str = "prompt"
 ) -> np.ndarray:
     r"""The exact expected gradient, at :math:`\theta_\text{old} = \theta`, of a group objective
     over groups of :math:`G` = ``group_size`` answers drawn i.i.d. from
@@ -172,9 +172,15 @@ def expected_group_gradient(
 
     ``condition(r_groups) -> bool (n_groups,)`` (e.g. :func:`rlviz.fn.grpo_loss.mixed_groups`)
     keeps only the groups it selects and renormalises each prompt's weights: the expectation
-    *given* the event, :math:`\mathbb E[\nabla\hat{\mathcal L} \mid \text{event}]` (prompts
-    where the event has probability 0 contribute 0).
+    *given* the event, :math:`\mathbb E[\nabla\hat{\mathcal L} \mid \text{event}]`. ``refill``
+    says how a dropped group is replaced: ``"prompt"`` (the same prompt is sampled again until
+    the event holds: each prompt's weights renormalised on their own; prompts where the event
+    has probability 0 contribute 0) or ``"batch"`` (DAPO's and verl's ``filter_groups``: a
+    fresh prompt fills the slot, so the kept (prompt, group) pairs follow the joint law given
+    the event: one normaliser, :math:`\Pr(\text{event})` averaged over the prompts).
     """
+    if refill not in ("prompt", "batch"):
+        raise ValueError(f"refill must be 'prompt' or 'batch', got {refill!r}")
     group_size = validate.positive("group_size", group_size, integer=True)
     theta = np.asarray(theta, dtype=float)
     r = torch.as_tensor(np.asarray(r, dtype=float))
@@ -183,7 +189,7 @@ def expected_group_gradient(
     th = _leaf(theta)
     logp = token_log_probs(th, ans)  # (P, n, L)
     mask = torch.as_tensor(ans.mask)[idx]  # (n^G, G, L)
-    total = 0.0
+    total, masses = 0.0, []
     for p in range(theta.shape[0]):
         lt = logp[p][idx]  # (n^G, G, L)
         w = torch.exp(lt.detach().sum(-1).sum(-1))  # probability of each tuple
@@ -191,9 +197,16 @@ def expected_group_gradient(
         if condition is not None:
             keep = condition(rg).to(w.dtype)
             mass = (w * keep).sum()
-            w = w * keep / mass if mass > 0 else w * 0.0
+            masses.append(mass)
+            if refill == "prompt":
+                w = w * keep / mass if mass > 0 else w * 0.0
+            else:
+                w = w * keep
         total = total + (w * group_objective(lt, lt.detach(), rg, mask)).sum()
-    (total / theta.shape[0]).backward()
+    total = total / theta.shape[0]
+    if condition is not None and refill == "batch":
+        total = total / (sum(masses) / theta.shape[0])
+    total.backward()
     return th.grad.numpy().ravel()
 
 

@@ -30,7 +30,7 @@ from rlviz.fn.grpo_aggregation import (
     aggregate,
     group_aggregate,
 )
-from rlviz.fn.grpo_loss import group_advantages, mixed_groups, token_ratios
+from rlviz.fn.grpo_loss import group_advantages, kl_estimate, mixed_groups, token_ratios
 from rlviz.fn.ppo_loss import clipped_surrogate
 from rlviz.tabular.answer_tree import (
     DTYPE,
@@ -41,7 +41,7 @@ from rlviz.tabular.answer_tree import (
 )
 
 __all__ = [
-    "KL_PLACEMENTS",
+    "KL_FORMS",
     "token_surrogate",
     "aggregation_objective",
     "expected_batch_gradient",
@@ -52,7 +52,11 @@ __all__ = [
     "kl_gradient",
 ]
 
-KL_PLACEMENTS = ("reward", "loss", "loss-is")
+# where and how the KL penalty enters, in the exact code: "reward" and "loss" are the
+# placements of rlviz.fn.grpo_loss.KL_PLACEMENTS (per-token estimators summed along the answer);
+# "loss-is" and "loss-is-token" weight the loss term by the answer's or each token's ratio to
+# the sampler (differentiated); "loss-seq" applies the estimator to the whole answer's log-ratio
+KL_FORMS = ("reward", "loss", "loss-is", "loss-is-token", "loss-seq")
 EPSILON = 0.2  # the clip of the surrogate; at theta = theta_old it does not act
 
 
@@ -197,10 +201,17 @@ def kl_gradient(theta, theta_ref, ans: Answers, kl: str, placement: str, theta_o
       :math:`\sum_y \pi_\text{old}(y)\, \nabla k(y;\theta)`;
     * ``"loss-is"`` (importance-corrected):
       :math:`\sum_y \pi_\text{old}(y)\, \nabla\bigl[\tfrac{\pi_\theta(y)}{\pi_\text{old}(y)}
-      k(y;\theta)\bigr]`, the ratio differentiated too.
+      k(y;\theta)\bigr]`, the ratio differentiated too;
+    * ``"loss-is-token"`` (TRL's ``use_bias_correction_kl``, DeepSeek-V3.2's "unbiased KL"):
+      :math:`\sum_y \pi_\text{old}(y)\, \nabla\sum_t \rho_t(\theta)\,\hat k_t(\theta)`, each
+      token's estimate times its own token ratio :math:`\rho_t = \pi_\theta(y_t\mid\cdot) /
+      \pi_\text{old}(y_t\mid\cdot)`;
+    * ``"loss-seq"`` (sequence level): the estimator of the whole answer,
+      :math:`\sum_y \pi_\text{old}(y)\, \nabla \hat k\bigl(\log\pi_\theta(y),
+      \log\pi_\text{ref}(y)\bigr)` (e.g. :math:`k_2 = \tfrac12(\sum_t \log\pi_t/\pi_{\text{ref},t})^2`).
     """
-    if placement not in KL_PLACEMENTS:
-        raise ValueError(f"placement must be one of {KL_PLACEMENTS}, got {placement!r}")
+    if placement not in KL_FORMS:
+        raise ValueError(f"placement must be one of {KL_FORMS}, got {placement!r}")
     th = _leaf(theta)
     old = _const(theta if theta_old is None else theta_old)
     ref_t = token_log_probs(_const(theta_ref), ans)
@@ -211,6 +222,18 @@ def kl_gradient(theta, theta_ref, ans: Answers, kl: str, placement: str, theta_o
         total = (torch.exp(logp_t.sum(-1)) * k_old).sum(-1)
     elif placement == "loss":
         total = (p_old * summed_kl_estimates(logp_t, ref_t, ans, kl)).sum(-1)
+    elif placement == "loss-is-token":
+        mask = torch.as_tensor(ans.mask)
+        ratio_t = torch.exp(logp_t - token_log_probs(old, ans))
+        k_t = ratio_t * kl_estimate(kl, logp_t, ref_t)
+        total = (p_old * torch.where(mask, k_t, torch.zeros_like(k_t)).sum(-1)).sum(-1)
+    elif placement == "loss-seq":
+        mask = torch.as_tensor(ans.mask)
+        zero = torch.zeros_like(logp_t)
+        k_y = kl_estimate(
+            kl, torch.where(mask, logp_t, zero).sum(-1), torch.where(mask, ref_t, zero).sum(-1)
+        )
+        total = (p_old * k_y).sum(-1)
     else:
         ratio = torch.exp(logp_t.sum(-1)) / p_old
         total = (p_old * ratio * summed_kl_estimates(logp_t, ref_t, ans, kl)).sum(-1)

@@ -53,7 +53,7 @@ def test_trained_variants_are_valid_configs_and_run_over_splits_and_seeds(monkey
         "smtm",
         "token-mean",
         "drgrpo",
-        "dynamic",
+        "drop-zero-var",
         "kl-loss",
         "kl-reward",
     ]
@@ -61,7 +61,7 @@ def test_trained_variants_are_valid_configs_and_run_over_splits_and_seeds(monkey
         assert v.id == vid and v.trainer == "grpo" and v.config.loss_agg is not None
     cfg = {vid: v.config for vid, v in ch15.TRAINED_VARIANTS.items()}
     assert cfg["smtm"].loss_agg == "seq-mean-token-mean" and cfg["drgrpo"].term == "token"
-    assert cfg["dynamic"].dynamic_sampling and not cfg["token-mean"].dynamic_sampling
+    assert cfg["drop-zero-var"].dynamic_sampling and not cfg["token-mean"].dynamic_sampling
     assert (cfg["kl-loss"].kl_placement, cfg["kl-reward"].kl_placement) == ("loss", "reward")
     assert cfg["kl-reward"].beta == cfg["kl-loss"].beta == 0.04
     task = AdditionTask.make()

@@ -156,6 +156,33 @@ MUTATIONS = {
         "the sampling weights pi(y) differentiated too (not held fixed)",
         lambda mp: _wrap(mp, _ch15(), "kl_gradient", _kl_placement({"loss": "loss-is"})),
     ),
+    "ch15.dynamic_sampling_refill_uniform": (
+        "the refill renormalised prompt by prompt (the same prompt resampled)",
+        lambda mp: _wrap(
+            mp,
+            importlib.import_module("rlviz.identities.ch15"),
+            "expected_group_gradient",
+            lambda f: lambda *a, refill="prompt", **k: f(*a, **k),
+        ),
+    ),
+    "ch15.sequence_k2_is_kl_gradient": (
+        "the whole answer's k2 replaced by the sum of per-token k2 (the per-token estimator)",
+        lambda mp: _wrap(
+            mp,
+            importlib.import_module("rlviz.experiments.ch15"),
+            "kl_gradient",
+            _kl_placement({"loss-seq": "loss"}),
+        ),
+    ),
+    "ch15.trl_k3_token_ratio_is_per_token_k2": (
+        "k3 weighted by the answer's ratio instead of each token's (the exact correction)",
+        lambda mp: _wrap(
+            mp,
+            importlib.import_module("rlviz.identities.ch15"),
+            "kl_gradient",
+            _kl_placement({"loss-is-token": "loss-is"}),
+        ),
+    ),
     "ch15.kl_other_combinations": (
         "every placement importance-corrected (the right gradient everywhere)",
         lambda mp: _wrap(

@@ -156,3 +156,21 @@ def test_k2_loss_gradient_is_forward_kl_and_kl_gradients_by_finite_differences()
                 - kl(theta - e.reshape(theta.shape), forward)
             ) / (2 * h)
         np.testing.assert_allclose(grad, fd, atol=1e-7)
+
+
+def test_refill_regimes_differ_and_bad_refill_is_refused():
+    """Resampling the same prompt (per-prompt factors) and refilling with fresh prompts (one
+    factor) give different expected updates when the prompts' pass rates differ."""
+    import pytest
+
+    from rlviz.experiments.answer_trees import tree_setting
+    from rlviz.fn.grpo_loss import mixed_groups
+    from rlviz.tabular.grpo_exact import aggregation_objective
+
+    ans, theta, r = tree_setting(0)
+    f = aggregation_objective("seq-mean-token-sum", "mean")
+    same = expected_group_gradient(theta, ans, r, 2, f, condition=mixed_groups, refill="prompt")
+    fresh = expected_group_gradient(theta, ans, r, 2, f, condition=mixed_groups, refill="batch")
+    assert np.abs(same - fresh).max() > 1e-3
+    with pytest.raises(ValueError, match="refill must be"):
+        expected_group_gradient(theta, ans, r, 2, f, condition=mixed_groups, refill="both")

@@ -146,3 +146,18 @@ def test_bad_inputs(call, match):
 def _kl_args():
     ans, theta, _ = bandit_setting(0)
     return theta, theta, ans
+
+
+def test_kl_forms_are_checked():
+    import pytest
+
+    from rlviz.experiments.answer_trees import tree_setting
+    from rlviz.tabular.grpo_exact import KL_FORMS, kl_gradient
+
+    assert KL_FORMS == ("reward", "loss", "loss-is", "loss-is-token", "loss-seq")
+    ans, theta, _ = tree_setting(0)
+    with pytest.raises(ValueError, match="placement must be one of"):
+        kl_gradient(theta, theta, ans, "k3", "loss-per-prefix")
+    # at pi = pi_ref every form of the KL penalty has zero gradient (the KL is at its minimum)
+    for form in KL_FORMS:
+        assert np.abs(kl_gradient(theta, theta, ans, "k2", form)).max() < 1e-12
