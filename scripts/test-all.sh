@@ -13,6 +13,11 @@ if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then
 fi
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 cd "$(rlviz_root)"
+mkdir -p _build
+# the conformance venv installs (network and unpacking, one core) in the background from the
+# start: beside the book's venv, chromium and the unit tests
+bash scripts/conformance.sh --prepare < /dev/null > _build/conformance-install.log 2>&1 &
+conformance_install_pid=$!
 rlviz_venv
 rlviz_fresh_cache
 if ! command -v chromium >/dev/null 2>&1; then
@@ -23,10 +28,6 @@ fi
 t0=$(date +%s)
 stage() { local s; s=$(date +%s); echo; echo "== $1"; shift; "$@"; echo "== done in $(( $(date +%s) - s )) s"; }
 lint() { ruff check . && ruff format --check .; }
-mkdir -p _build
-# the conformance venv installs (network and unpacking, one core) while the unit tests run
-bash scripts/conformance.sh --prepare < /dev/null > _build/conformance-install.log 2>&1 &
-conformance_install_pid=$!
 stage "lint and format (ruff check, ruff format --check)" lint
 stage "unit tests" pytest tests --ignore=tests/browser --ignore=tests/conformance -q \
     -p no:cacheprovider
@@ -55,44 +56,36 @@ stage "conformance against TRL and verl (and its negative control)" conformance
 # execute every chapter, and train each spread once between them. The unit tests above ran
 # without it.
 rlviz_results_cache
-# The two heavy stages execute every chapter; they run side by side, one per core (the
-# chapters' training code uses one torch thread), with their logs printed when both end.
-notebooks_and_build() {
-    # nbval takes the chapters last to first while the build goes first to last: each trains
-    # the spreads of its half and reads the other's from the results cache (whose per-entry
-    # lock keeps the two from training the same spread twice where they meet)
-    local chapters
+# The heavy stages, on both cores: nbval and the book build execute every chapter side by
+# side (nbval takes the chapters last to first, the build first to last: each trains the
+# spreads of its half and reads the other's from the results cache, whose per-entry lock
+# keeps the two from training the same spread twice); the website's browser test starts as
+# soon as the build is done (beside the rest of nbval), the JupyterLab test as soon as nbval
+# is done (beside the rest of the website's test). Each part's time and log are printed.
+heavy_stages() {
+    local s; s=$(date +%s)
+    local build_rc=0 nbval_rc=0 site_rc=0 lab_rc=0 chapters
     mapfile -t chapters < <(ls book/*.ipynb | sort -r)
     pytest --nbval --nbval-current-env "${chapters[@]}" -q -p no:cacheprovider < /dev/null > _build/nbval.log 2>&1 &
     local nbval_pid=$!
-    local s; s=$(date +%s)
-    local build_rc=0 nbval_rc=0
     jupyter-book build . -W --keep-going < /dev/null > _build/book-build.log 2>&1 || build_rc=$?
     echo "-- book build finished after $(( $(date +%s) - s )) s (exit $build_rc)"
+    pytest tests/browser/test_site.py -q -p no:cacheprovider < /dev/null > _build/site-test.log 2>&1 &
+    local site_pid=$!
     wait "$nbval_pid" || nbval_rc=$?
     echo "-- nbval finished after $(( $(date +%s) - s )) s (exit $nbval_rc)"
+    pytest tests/browser/test_lab.py -q -p no:cacheprovider < /dev/null > _build/lab-test.log 2>&1 || lab_rc=$?
+    echo "-- JupyterLab test finished after $(( $(date +%s) - s )) s (exit $lab_rc)"
+    wait "$site_pid" || site_rc=$?
+    echo "-- website test finished after $(( $(date +%s) - s )) s (exit $site_rc)"
     echo "---- nbval (strict) ----"; tail -n 30 _build/nbval.log
     echo "---- book build (warnings and result) ----"
     grep -E "WARNING|ERROR|build succeeded|build finished|Exception|Error" _build/book-build.log | tail -n 40 || true
-    [ "$build_rc" = 0 ] && [ "$nbval_rc" = 0 ]
-}
-stage "notebooks (nbval, strict) and book build, side by side" notebooks_and_build
-# The two browser tests run side by side too: the website's (chromium on the built pages) and
-# the chapters live in JupyterLab (kernels recomputing the widgets), one core each.
-browser_tests() {
-    local s; s=$(date +%s)
-    local site_rc=0 lab_rc=0
-    pytest tests/browser/test_site.py -q -p no:cacheprovider < /dev/null > _build/site-test.log 2>&1 &
-    local site_pid=$!
-    pytest tests/browser/test_lab.py -q -p no:cacheprovider < /dev/null > _build/lab-test.log 2>&1 || lab_rc=$?
-    echo "-- lab test finished after $(( $(date +%s) - s )) s (exit $lab_rc)"
-    wait "$site_pid" || site_rc=$?
-    echo "-- site test finished after $(( $(date +%s) - s )) s (exit $site_rc)"
-    echo "---- the website ----"; tail -n 30 _build/site-test.log
-    echo "---- the chapters live in JupyterLab ----"; tail -n 30 _build/lab-test.log
+    echo "---- browser test: the website ----"; tail -n 30 _build/site-test.log
+    echo "---- browser test: the chapters live in JupyterLab ----"; tail -n 30 _build/lab-test.log
     echo "---- live widgets in JupyterLab: recompute time per control (_build/lab-widgets.md) ----"
     cat _build/lab-widgets.md 2>/dev/null || true
-    [ "$site_rc" = 0 ] && [ "$lab_rc" = 0 ]
+    [ "$build_rc" = 0 ] && [ "$nbval_rc" = 0 ] && [ "$site_rc" = 0 ] && [ "$lab_rc" = 0 ]
 }
-stage "browser tests: the website and the chapters live in JupyterLab, side by side" browser_tests
+stage "notebooks (nbval, strict), book build and the browser tests, on both cores" heavy_stages
 echo; echo "== all tests passed in $(( $(date +%s) - t0 )) s"

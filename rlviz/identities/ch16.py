@@ -33,6 +33,7 @@ from rlviz.tabular.entropy_dynamics import (
     entropy_derivative,
     first_order_errors,
     policy_gradient_logits,
+    raises_entropy,
 )
 from rlviz.verify import Measure, identity
 
@@ -63,6 +64,32 @@ def clip_stops_exactly() -> Measure:
             predicted = clip_stops_gradient(rho.detach(), adv, lo, hi).numpy()
             wrong += int(np.sum(predicted != (rho.grad.numpy() == 0)))
     return Measure(float(wrong), f"rho on a grid in [0.5, 1.6], A in {{-1, 0, 1}}, {CLIP_WIDTHS}")
+
+
+@identity(
+    "ch16.entropy_rule_one_token",
+    chapter=16,
+    statistic="number of (softmax, token) pairs where the sign of dH/deta (autograd) differs "
+    "from the rule pi(a) < e^{-H}",
+    title="pushing up one token's logit raises the entropy iff pi(a) < e^{-H} (first order, one "
+    "softmax)",
+)
+def entropy_rule_one_token() -> Measure:
+    rng = np.random.default_rng(16)
+    wrong = pairs = 0
+    for _ in range(200):
+        z0 = rng.normal(size=int(rng.integers(2, 9))) * rng.uniform(0.2, 3.0)
+        z = torch.tensor(z0, requires_grad=True)
+        logp = torch.log_softmax(z, 0)
+        (-(logp.exp() * logp).sum()).backward()  # dH/dz_a = dH/deta for dz = e_a
+        grad = z.grad.numpy()
+        rises = raises_entropy(z0)
+        keep = np.abs(grad) > 1e-12  # the token at exactly e^{-H} moves nothing
+        wrong += int(np.sum((grad > 0)[keep] != rises[keep]))
+        pairs += int(keep.sum())
+    return Measure(
+        float(wrong), f"{pairs} (softmax, token) pairs, 200 random softmaxes of 2-8 tokens"
+    )
 
 
 DUAL_CLIP_C = 3.0  # verl's default clip_ratio_c

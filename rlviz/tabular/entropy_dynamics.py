@@ -32,6 +32,7 @@ __all__ = [
     "first_order_errors",
     "prefix_advantages",
     "policy_gradient_logits",
+    "raises_entropy",
 ]
 
 DTYPE = torch.float64
@@ -121,3 +122,19 @@ def policy_gradient_logits(theta, ans: Answers, r) -> np.ndarray:
     adv, reach = prefix_advantages(theta, ans, r)
     pi = torch.softmax(_logits("theta", theta), -1).numpy()
     return reach[..., None] * pi * adv / adv.shape[0]
+
+
+def raises_entropy(z) -> np.ndarray:
+    r"""For one softmax :math:`\pi = \operatorname{softmax}(z)`, ``z`` ``(n,)``: which tokens a
+    small push of their own logit (:math:`\Delta z = e_a`) makes the entropy rise, to first
+    order, booleans ``(n,)``. By :func:`entropy_covariance` with :math:`\Delta z = e_a`,
+    :math:`dH/d\eta = -\pi(a)\bigl(\log\pi(a) + H\bigr)`, so
+
+    .. math:: \frac{dH}{d\eta} > 0 \iff \pi(a) < e^{-H}:
+
+    raising a token rarer than :math:`e^{-H}` (the entropy's "typical" probability) spreads the
+    distribution, raising a commoner one sharpens it."""
+    z = validate.array("z", z, ndim=1)
+    logp = z - np.logaddexp.reduce(z)
+    H = -float(np.sum(np.exp(logp) * logp))
+    return np.exp(logp) < np.exp(-H)

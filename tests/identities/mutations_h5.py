@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
+import numpy as np
 import torch
 
 
@@ -71,6 +72,14 @@ MUTATIONS = {
     "ch16.clip_stops_exactly": (
         "the upper clip uses eps_low (clip-higher forgotten)",
         lambda mp: _symmetric_clip(mp, "identities.ch16"),
+    ),
+    "ch16.entropy_rule_one_token": (
+        "the threshold 1/n (the uniform probability) instead of e^{-H}",
+        lambda mp: mp.setattr(
+            _mod("identities.ch16"),
+            "raises_entropy",
+            lambda z: (lambda p: p < 1.0 / len(p))(np.exp(z - np.logaddexp.reduce(z))),
+        ),
     ),
     "ch16.dual_clip_stops_exactly": (
         "the dual clip caps A > 0 terms instead of A < 0 ones",

@@ -80,3 +80,15 @@ def test_bad_shapes_raise():
         prefix_entropy(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"dtheta must have shape \(1, 2, 3\)"):
         entropy_covariance(np.zeros((1, 2, 3)), np.zeros((1, 2, 4)))
+
+
+def test_raises_entropy_by_hand():
+    """pi = (0.7, 0.2, 0.1): H = 0.8018, e^{-H} = 0.4485, so pushing up the two rare tokens
+    raises the entropy and pushing up the common one lowers it."""
+    import numpy as np
+
+    from rlviz.tabular.entropy_dynamics import raises_entropy
+
+    z = np.log([0.7, 0.2, 0.1])
+    assert raises_entropy(z).tolist() == [False, True, True]
+    assert raises_entropy(np.log([0.5, 0.3, 0.2])).tolist() == [False, True, True]
