@@ -93,6 +93,8 @@ class Explorer(w.VBox):
             [w.HBox(list(self.controls.values())), w.HBox([self.status, self.bar]), self.out]
         )
         self.add_class("rlviz-explorer")
+        if self.takes_progress:  # the browser test asks these, and only these, to fill the bar
+            self.add_class("rlviz-reports-progress")
         self._run(0, self.values())  # the first figure: in the cell, synchronously
         if self.history and self.history[-1]["seconds"] > SLOW_SECONDS:
             for s in self.controls.values():
