@@ -4,10 +4,7 @@
 #   rlviz_root            print the repository root (found from this file's location)
 #   rlviz_venv            create the venv if needed, install the lock into it when
 #                         requirements.txt (or pyproject.toml) changed, then activate it
-#   rlviz_fresh_cache     clear the book's execution cache (and the results cache,
-#                         rlviz/_cache.py) when rlviz's source changed
-#   rlviz_results_cache   export RLVIZ_CACHE_DIR=<root>/_build/.rlviz-results (unless set):
-#                         the chapters' trained spreads are computed once per rlviz source
+#   rlviz_fresh_cache     clear the book's execution cache when rlviz's source changed
 #   rlviz_as_root CMD...  run CMD as root (directly when root, else with sudo)
 # The venv is $RLVIZ_VENV if set (e.g. a throwaway one in /tmp), else <root>/.venv.
 # Works on a fresh Debian machine with Python 3.11 (installs python3-venv if it is missing);
@@ -64,7 +61,7 @@ rlviz_venv() {
 }
 
 # A hash of rlviz's source: every *.py under rlviz/, paths and contents. The one definition is
-# rlviz._cache.source_hash (the results cache's key holds it too); the file runs as a script
+# rlviz._cache.source_hash; the file runs as a script
 # with the standard library alone, so no venv or import of rlviz is needed.
 rlviz_source_hash() {
     "${PYTHON:-python3}" "$(rlviz_root)/rlviz/_cache.py"
@@ -79,17 +76,11 @@ rlviz_fresh_cache() {
     build="$(rlviz_root)/_build"
     stamp="$build/.rlviz-source-hash"
     hash=$(rlviz_source_hash) || return 1
-    if [ -d "$build/.jupyter_cache" ] || [ -d "$build/.doctrees" ] || [ -d "$build/.rlviz-results" ]; then
+    if [ -d "$build/.jupyter_cache" ] || [ -d "$build/.doctrees" ]; then
         if [ "$(cat "$stamp" 2>/dev/null)" != "$hash" ]; then
-            echo "== rlviz's source changed since the last build: clearing _build/.jupyter_cache, _build/.doctrees and _build/.rlviz-results"
-            rm -rf "$build/.jupyter_cache" "$build/.doctrees" "$build/.rlviz-results"
+            echo "== rlviz's source changed since the last build: clearing _build/.jupyter_cache and _build/.doctrees"
+            rm -rf "$build/.jupyter_cache" "$build/.doctrees"
         fi
     fi
     mkdir -p "$build" && echo "$hash" > "$stamp"
-}
-
-# rlviz.experiments' trained spreads (rlviz/_cache.py) are stored here and reused by the book
-# build, nbval and the lab test while rlviz's source is unchanged (the key holds its hash).
-rlviz_results_cache() {
-    export RLVIZ_CACHE_DIR="${RLVIZ_CACHE_DIR:-$(rlviz_root)/_build/.rlviz-results}"
 }

@@ -13,7 +13,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 cd "$(rlviz_root)"
 rlviz_venv
 rlviz_fresh_cache
-rlviz_results_cache
 start=$(date +%s)
 jupyter-book build . -W --keep-going < /dev/null
 echo "== book built in $(( $(date +%s) - start )) s: open $(pwd)/_build/html/index.html"

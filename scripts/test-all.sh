@@ -51,17 +51,23 @@ conformance() {
     fi
 }
 stage "conformance against TRL and verl (and its negative control)" conformance
-# From here on the chapters' trained spreads are stored in _build/.rlviz-results and reused
-# (rlviz/_cache.py, keyed on rlviz's source): the book build, nbval and the lab test each
-# execute every chapter, and train each spread once between them. The unit tests above ran
-# without it.
-rlviz_results_cache
+# The trained runs of chapters 14-17 are data (runs/, rlviz/experiments/run_store.py): every
+# run the book reads must be stored with the current code's hash, and a seeded sample (one run
+# per chapter and variant) is trained again here and must give the stored log bit for bit
+# (wall-clock fields aside). Its negative control, a doctored stored log that the replay must
+# reject, is a unit test (tests/experiments/test_run_store.py).
+runs_stage() {
+    python -m rlviz runs check
+    python -m rlviz runs replay --jobs 2 --sample-seed "${RLVIZ_REPLAY_SEED:-0}"
+}
+stage "run store: every run fresh, a sample replayed" runs_stage
+# From here on a chapter that reads a run missing from the store (or stale) fails instead of
+# training it: the notebooks never train a spread in CI.
+export RLVIZ_RUNS_STRICT=1
 # The heavy stages, on both cores: nbval and the book build execute every chapter side by
-# side (nbval takes the chapters last to first, the build first to last: each trains the
-# spreads of its half and reads the other's from the results cache, whose per-entry lock
-# keeps the two from training the same spread twice); the website's browser test starts as
-# soon as the build is done (beside the rest of nbval), the JupyterLab test as soon as nbval
-# is done (beside the rest of the website's test). Each part's time and log are printed.
+# side; the website's browser test starts as soon as the build is done (beside the rest of
+# nbval), the JupyterLab test as soon as nbval is done (beside the rest of the website's
+# test). Each part's time and log are printed.
 heavy_stages() {
     local s; s=$(date +%s)
     local build_rc=0 nbval_rc=0 site_rc=0 lab_rc=0 chapters

@@ -45,7 +45,7 @@ ALLOWED = {
     "figures": {"fn", "tabular", "experiments"},
     "jupyter": {"fn", "tabular", "agents", "experiments", "figures", "identities", "verify"},
     "verify": set(),
-    "__main__": {"identities", "verify"},
+    "__main__": {"identities", "verify", "experiments"},  # verify; runs (the run store)
     "__init__": {"fn"},  # re-exports the pure functions
     "_validate": set(),
     "_threads": set(),

@@ -15,16 +15,16 @@ and seeds, their summaries and the live runs.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from rlviz._cache import disk_cached
 from rlviz._threads import torch_threads
-from rlviz.agents.addition_task import AdditionTask, TrainLog, pretrain_reference
+from rlviz.agents.addition_task import AdditionTask, TrainLog
 from rlviz.agents.grpo import GRPOConfig, train_grpo
-from rlviz.agents.token_ppo import PPOConfig, train_ppo
+from rlviz.agents.token_ppo import PPOConfig
+from rlviz.experiments.run_spec import TRAINERS, book_task, spec_of
+from rlviz.experiments.run_store import load_or_train
 
 __all__ = [
     "SPLITS",
@@ -47,7 +47,6 @@ __all__ = [
 
 SPLITS = (0, 1, 2, 3, 4)  # split_seed of AdditionTask.make: which 20 prompts are held out
 SPREAD_SEEDS = (0, 1, 2)
-TRAINERS = {"grpo": (GRPOConfig, train_grpo), "ppo": (PPOConfig, train_ppo)}
 
 
 @dataclass(frozen=True)
@@ -103,41 +102,18 @@ class Spread:
         return spread_summary(self.logs, target)
 
 
-_BOOK_TASK: dict = {}
-
-
-def book_task():
-    """The book's task (split 0) and its reference policy (a fresh copy of the cached one)."""
-    task = _BOOK_TASK.setdefault("task", AdditionTask.make())
-    return task, pretrain_reference(task)
-
-
-def _run_settings(config, seed: int, steps: int):
-    return dataclasses.replace(
-        config,
-        seed=seed,
-        max_steps=steps,
-        stop_at_target=False,
-        eval_every=10,
-        max_seconds=math.inf,
-    )
-
-
-@disk_cached
 def run_config(config, steps: int = 80, splits=SPLITS, seeds=SPREAD_SEEDS) -> dict:
     """One run of ``config`` per (split, seed) from the book's reference: ``{(split, seed):
     TrainLog}``. Split ``k`` is :meth:`AdditionTask.make` with ``split_seed=k`` (split 0 is the
     book's); ``steps`` updates each, no early stop, held-out and training success evaluated
-    every 10 updates (exact). One torch thread (its per-op overhead dominates at these sizes)."""
-    train = train_grpo if isinstance(config, GRPOConfig) else train_ppo
-    out = {}
-    with torch_threads(1):
-        _, ref = book_task()  # pretrained on all 81 prompts: one reference for every split
-        for split in splits:
-            task = AdditionTask.make(split_seed=split)
-            for seed in seeds:
-                out[(split, seed)] = train(task, ref, _run_settings(config, seed, steps))[1]
-    return out
+    every 10 updates (exact). Each run is read from the run store
+    (:func:`rlviz.experiments.run_store.load_or_train`), or trained on one torch thread
+    (:func:`rlviz.experiments.run_spec.train_run`) when it is not stored fresh."""
+    return {
+        (split, seed): load_or_train(spec_of(config, steps, split, seed))
+        for split in splits
+        for seed in seeds
+    }
 
 
 def run_spread(

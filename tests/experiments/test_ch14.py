@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from rlviz.agents.addition_task import AdditionTask, TrainLog, pretrain_reference
+from rlviz.agents.addition_task import TrainLog
 from rlviz.agents.grpo import GRPOConfig
 from rlviz.agents.token_ppo import PPOConfig
 from rlviz.experiments import addition_runs as runs
-from rlviz.experiments import answer_trees, ch14
+from rlviz.experiments import answer_trees, ch14, run_spec
 from rlviz.experiments.addition_runs import Spread, Variant, variant, variant_table
 from rlviz.tabular.answer_tree import answer_probs
 
@@ -100,21 +100,11 @@ def test_variance_along_and_k3_gap():
 
 
 # ---------------------------------------------------------------- trained runs
-@pytest.fixture()
-def small_book(monkeypatch):
-    """The runners with a small reference (20 pretraining steps) in place of the book's."""
-    task = AdditionTask.make()
-    small = lambda: (task, pretrain_reference(task, steps=20))  # noqa: E731
-    monkeypatch.setattr(runs, "book_task", small)
-    monkeypatch.setattr(ch14, "book_task", small)  # run_grid's
-    return task
-
-
 def test_book_task_is_cached(monkeypatch):
-    real = runs.pretrain_reference
-    monkeypatch.setattr(runs, "pretrain_reference", lambda task: real(task, steps=5))
-    task, ref = runs.book_task()
-    task2, ref2 = runs.book_task()
+    real = run_spec.pretrain_reference
+    monkeypatch.setattr(run_spec, "pretrain_reference", lambda task: real(task, steps=5))
+    task, ref = run_spec.book_task()
+    task2, ref2 = run_spec.book_task()
     assert task2 is task and ref2 is not ref
     assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), ref2.parameters()))
 

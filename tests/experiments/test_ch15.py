@@ -45,8 +45,7 @@ def test_advantage_table_mean_keeps_direction():
     assert t["batch-std"][0] > 0.1  # one std for the batch tilts the direction (the row's bound)
 
 
-def test_trained_variants_are_valid_configs_and_run_over_splits_and_seeds(monkeypatch):
-    from rlviz.agents.addition_task import AdditionTask, pretrain_reference
+def test_trained_variants_are_valid_configs_and_run_over_splits_and_seeds(small_book):
     from rlviz.experiments import addition_runs
 
     assert list(ch15.TRAINED_VARIANTS) == [
@@ -64,10 +63,6 @@ def test_trained_variants_are_valid_configs_and_run_over_splits_and_seeds(monkey
     assert cfg["drop-zero-var"].dynamic_sampling and not cfg["token-mean"].dynamic_sampling
     assert (cfg["kl-loss"].kl_placement, cfg["kl-reward"].kl_placement) == ("loss", "reward")
     assert cfg["kl-reward"].beta == cfg["kl-loss"].beta == 0.04
-    task = AdditionTask.make()
-    monkeypatch.setattr(
-        addition_runs, "book_task", lambda: (task, pretrain_reference(task, steps=5))
-    )
     two = dict(list(ch15.TRAINED_VARIANTS.items())[:2])
     out = addition_runs.run_variants(two, 1, (0, 2), seeds=(0, 1))
     assert list(out) == list(two)

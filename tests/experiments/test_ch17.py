@@ -94,17 +94,6 @@ def test_trained_variants_are_valid_configs():
     assert TRAINED_VARIANTS["is-seq"].config.off_policy.cap == math.inf
 
 
-@pytest.fixture()
-def small_book(monkeypatch):
-    from rlviz.agents.addition_task import AdditionTask, pretrain_reference
-    from rlviz.experiments import addition_runs
-
-    task = AdditionTask.make()
-    monkeypatch.setattr(
-        addition_runs, "book_task", lambda: (task, pretrain_reference(task, steps=5))
-    )
-
-
 def test_live_trained_run_gives_the_corrected_and_the_naive_run(small_book):
     from rlviz.experiments.ch17 import LiveRuns, live_trained_run
 
