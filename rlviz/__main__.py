@@ -55,7 +55,8 @@ def runs_command(args) -> int:
             return 2
     specs = list(dict.fromkeys(s for g in groups.values() for s in g))
     store = run_store.store_dir()
-    print(f"run store: {store}; code hash {run_store.code_hash()}")
+    hashes = ", ".join(f"{k} {run_store.code_hash(k)}" for k in run_store.KINDS)
+    print(f"run store: {store}; code hashes: {hashes}")
     if args.action in ("list", "check"):
         bad = 0
         for name, group in groups.items():

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what it needs (Debian's chromium
-# included), then runs the unit tests, the identity checks, nbval (strict) on every chapter,
-# builds the book and runs the browser tests: the website, and the chapters' live widgets in
-# JupyterLab (started with scripts/lab.sh), side by side. Prints the time of each stage. Runs from any
+# included), then on two lanes, one per core: the chapters' live widgets in JupyterLab (the
+# longest test, started with scripts/lab.sh) from the start on one; on the other the unit
+# tests, the identity checks, the conformance test against TRL and verl and its negative
+# control (in its own venv, .venv-conformance, installed in the background from the start),
+# the run store (every run fresh, a sample replayed), nbval (strict) on every chapter, the
+# book build and the website's browser test. Prints the time of each stage. Runs from any
 # directory. The first stage is the lint and format check (ruff, configured in pyproject.toml).
-# The conformance test against TRL and verl (scripts/conformance.sh) runs after the identity
-# checks, in its own venv (.venv-conformance), installed in the background meanwhile; then
-# its negative control: with an rlviz loss perturbed, the same test must fail.
 set -euo pipefail
 if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then
     sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0
@@ -29,8 +29,20 @@ t0=$(date +%s)
 stage() { local s; s=$(date +%s); echo; echo "== $1"; shift; "$@"; echo "== done in $(( $(date +%s) - s )) s"; }
 lint() { ruff check . && ruff format --check .; }
 stage "lint and format (ruff check, ruff format --check)" lint
-stage "unit tests" pytest tests --ignore=tests/browser --ignore=tests/conformance -q \
-    -p no:cacheprovider
+# The JupyterLab test runs every chapter with its widgets in a browser (about 13 minutes): it
+# needs only the venv and chromium, so it starts now, on its own core, and is waited for at
+# the end. From here on the notebooks read the run store strictly: a chapter that would train
+# a spread (a run missing from runs/ or stale) fails instead.
+export RLVIZ_RUNS_STRICT=1
+mkdir -p _build
+lab_start=$(date +%s)
+pytest tests/browser/test_lab.py -q -p no:cacheprovider < /dev/null > _build/lab-test.log 2>&1 &
+lab_pid=$!
+# a stage that fails ends the script: stop the lab test (and the lab server it started) too
+stop_lab() { pkill -TERM -P "$lab_pid" 2>/dev/null || true; kill "$lab_pid" 2>/dev/null || true; }
+trap stop_lab EXIT
+stage "unit tests" env -u RLVIZ_RUNS_STRICT pytest tests --ignore=tests/browser \
+    --ignore=tests/conformance -q -p no:cacheprovider
 stage "identity checks" python -m rlviz verify
 conformance() {
     local rc=0
@@ -61,29 +73,20 @@ runs_stage() {
     python -m rlviz runs replay --jobs 2 --sample-seed "${RLVIZ_REPLAY_SEED:-0}"
 }
 stage "run store: every run fresh, a sample replayed" runs_stage
-# From here on a chapter that reads a run missing from the store (or stale) fails instead of
-# training it: the notebooks never train a spread in CI.
-export RLVIZ_RUNS_STRICT=1
-# The heavy stages, on both cores: nbval and the book build execute every chapter side by
-# side; the website's browser test starts as soon as the build is done (beside the rest of
-# nbval), the JupyterLab test as soon as nbval is done (beside the rest of the website's
-# test). Each part's time and log are printed.
-heavy_stages() {
+# nbval, then the book build, then the website's browser test, on this lane; then the lab
+# test's result. Each part's time and log are printed.
+chapters_stage() {
     local s; s=$(date +%s)
     local build_rc=0 nbval_rc=0 site_rc=0 lab_rc=0 chapters
     mapfile -t chapters < <(ls book/*.ipynb | sort -r)
-    pytest --nbval --nbval-current-env "${chapters[@]}" -q -p no:cacheprovider < /dev/null > _build/nbval.log 2>&1 &
-    local nbval_pid=$!
+    pytest --nbval --nbval-current-env "${chapters[@]}" -q -p no:cacheprovider < /dev/null > _build/nbval.log 2>&1 || nbval_rc=$?
+    echo "-- nbval finished after $(( $(date +%s) - s )) s (exit $nbval_rc)"
     jupyter-book build . -W --keep-going < /dev/null > _build/book-build.log 2>&1 || build_rc=$?
     echo "-- book build finished after $(( $(date +%s) - s )) s (exit $build_rc)"
-    pytest tests/browser/test_site.py -q -p no:cacheprovider < /dev/null > _build/site-test.log 2>&1 &
-    local site_pid=$!
-    wait "$nbval_pid" || nbval_rc=$?
-    echo "-- nbval finished after $(( $(date +%s) - s )) s (exit $nbval_rc)"
-    pytest tests/browser/test_lab.py -q -p no:cacheprovider < /dev/null > _build/lab-test.log 2>&1 || lab_rc=$?
-    echo "-- JupyterLab test finished after $(( $(date +%s) - s )) s (exit $lab_rc)"
-    wait "$site_pid" || site_rc=$?
+    pytest tests/browser/test_site.py -q -p no:cacheprovider < /dev/null > _build/site-test.log 2>&1 || site_rc=$?
     echo "-- website test finished after $(( $(date +%s) - s )) s (exit $site_rc)"
+    wait "$lab_pid" || lab_rc=$?
+    echo "-- JupyterLab test (started with the unit tests) finished after $(( $(date +%s) - lab_start )) s in all (exit $lab_rc)"
     echo "---- nbval (strict) ----"; tail -n 30 _build/nbval.log
     echo "---- book build (warnings and result) ----"
     grep -E "WARNING|ERROR|build succeeded|build finished|Exception|Error" _build/book-build.log | tail -n 40 || true
@@ -93,5 +96,5 @@ heavy_stages() {
     cat _build/lab-widgets.md 2>/dev/null || true
     [ "$build_rc" = 0 ] && [ "$nbval_rc" = 0 ] && [ "$site_rc" = 0 ] && [ "$lab_rc" = 0 ]
 }
-stage "notebooks (nbval, strict), book build and the browser tests, on both cores" heavy_stages
+stage "notebooks (nbval, strict), book build, website test; and the JupyterLab test's result" chapters_stage
 echo; echo "== all tests passed in $(( $(date +%s) - t0 )) s"

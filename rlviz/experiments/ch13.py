@@ -4,6 +4,7 @@
 (the claim "PPO solves CartPole" over ten seeds), each coefficient of :data:`SENSITIVITY`
 changed alone from the book's setting and each implementation detail of :data:`ABLATIONS`
 (Huang et al. 2022; Andrychowicz et al. 2021) switched alone, over :data:`SEEDS` each;
+:func:`stored_study` reads it, trained and evaluated, from the run store;
 :func:`seed_summary` reduces a group of runs to what the chapter reports (median, worst).
 :func:`grid_configs` is the whole gamma x lambda x epsilon grid (one seed; the benchmark and
 the live widget) and :func:`ablation_configs` the ablations alone. All are passed whole to
@@ -21,6 +22,8 @@ import numpy as np
 from rlviz._progress import progress_callback
 from rlviz.agents.actor_critic import TrainResult
 from rlviz.agents.ppo import PPOConfig, train
+from rlviz.experiments.ppo_study import StudyResult, StudySpec, study_spec
+from rlviz.experiments.run_store import load_or_train
 
 __all__ = [
     "BOOK_SEEDS",
@@ -28,6 +31,8 @@ __all__ = [
     "SENSITIVITY",
     "Study",
     "study",
+    "stored_study",
+    "study_run_spec",
     "seed_summary",
     "GAMMAS",
     "LAMBDAS",
@@ -104,6 +109,18 @@ def study(
         groups[name] = list(range(len(configs), len(configs) + len(group_seeds)))
         configs += [dataclasses.replace(base, seed=s, **change) for s in group_seeds]
     return Study(configs, groups)
+
+
+def study_run_spec(s: Study) -> StudySpec:
+    """The stored run of study ``s``: its configs as one batch, every setting evaluated with
+    greedy actions and the book setting's also with sampled ones (100 episodes, seed 1000)."""
+    return study_spec(s.configs, sampled_rows=s.rows("book setting"))
+
+
+def stored_study(s: Study) -> StudyResult:
+    """Study ``s`` trained and evaluated (:func:`study_run_spec`), read from the run store
+    (:mod:`rlviz.experiments.run_store`) or trained when it is not stored fresh."""
+    return load_or_train(study_run_spec(s))
 
 
 def seed_summary(values) -> dict:

@@ -8,19 +8,19 @@ on one torch thread, no early stop, no time limit, so the same spec gives the sa
 same kind of machine (the log's wall-clock ``seconds`` aside).
 
 This module and what it imports are the code that determines a run: the run store
-(:mod:`rlviz.experiments.run_store`) hashes exactly these files (:func:`determining_files`), so
-editing a trainer makes the stored runs stale and editing a table or a figure does not.
+(:mod:`rlviz.experiments.run_store`) hashes exactly these files
+(:func:`~rlviz.experiments.run_store.determining_files`), so editing a trainer makes the stored
+runs stale and editing a table or a figure does not.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import hashlib
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from typing import ClassVar
 
 from rlviz import _validate as validate
 from rlviz._threads import torch_threads
@@ -37,8 +37,6 @@ __all__ = [
     "train_run",
     "log_to_dict",
     "log_from_dict",
-    "determining_files",
-    "code_hash",
 ]
 
 TRAINERS = {"grpo": (GRPOConfig, train_grpo), "ppo": (PPOConfig, train_ppo)}
@@ -68,6 +66,8 @@ class RunSpec:
     """A run: ``trainer``, ``changes`` (sorted ``(field, value)`` pairs: the config's fields
     that differ from the trainer's defaults, as JSON values), ``steps`` updates, evaluated every
     ``eval_every`` (and after the last), on split ``split`` with seed ``seed``."""
+
+    kind: ClassVar[str] = "addition"  # the run store's folder for these runs
 
     trainer: str
     changes: tuple
@@ -189,57 +189,3 @@ def log_from_dict(d: dict) -> TrainLog:
     if sorted(d) != sorted(_LOG_FIELDS):
         raise ValueError(f"a stored log must have the fields {_LOG_FIELDS}, got {sorted(d)}")
     return TrainLog(**d)
-
-
-_PACKAGE = Path(__file__).resolve().parents[1]
-
-
-def _imports(path: Path) -> set[str]:
-    """The rlviz modules a file imports (by name, absolute imports only)."""
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names if a.name.startswith("rlviz")}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rlviz"):
-            out.add(node.module)
-            out |= {f"{node.module}.{a.name}" for a in node.names}  # modules imported by name
-    return out
-
-
-def _file(module: str) -> Path | None:
-    parts = module.split(".")[1:]
-    if not parts:  # the package's __init__ re-exports names; it computes nothing
-        return None
-    rel = Path(*parts)
-    for path in (_PACKAGE / rel.with_suffix(".py"), _PACKAGE / rel / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
-
-
-def determining_files(root: str = __name__) -> list[Path]:
-    """The rlviz source files ``root`` imports, directly or not (this module by default)."""
-    seen: dict[str, Path] = {}
-    todo = [root]
-    while todo:
-        module = todo.pop()
-        path = _file(module)
-        if path is None or module in seen:
-            continue
-        seen[module] = path
-        todo.extend(_imports(path))
-    return sorted(set(seen.values()))
-
-
-_CODE_HASH: dict = {}
-
-
-def code_hash() -> str:
-    """sha256 (first 16 hex digits) of :func:`determining_files`, by path and bytes."""
-    if "hash" not in _CODE_HASH:
-        h = hashlib.sha256()
-        for path in determining_files():
-            h.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0")
-            h.update(path.read_bytes())
-        _CODE_HASH["hash"] = h.hexdigest()[:16]
-    return _CODE_HASH["hash"]

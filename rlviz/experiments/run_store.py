@@ -1,13 +1,19 @@
-"""The book's trained runs as data: a store of :class:`~rlviz.experiments.run_spec.RunSpec`
-plus log, read by the notebooks, filled and replayed by ``python -m rlviz runs``.
+"""The book's trained runs as data: a store of spec plus record, read by the notebooks, filled
+and replayed by ``python -m rlviz runs``.
+
+Two kinds of run (:data:`KINDS`): ``addition`` (one GRPO or PPO run on the addition task,
+:class:`rlviz.experiments.run_spec.RunSpec`; its record is a TrainLog) and ``ppo-study``
+(chapter 13's batch of PPO settings on CartPole trained together,
+:class:`rlviz.experiments.ppo_study.StudySpec`).
 
 Where: ``$RLVIZ_RUNS`` if set, else the ``runs/`` folder beside the package in a clone of the
-repository (``runs/addition/<spec id>.json``); an installed wheel has no store and trains.
+repository (``runs/<kind>/<spec id>.json``); an installed wheel has no store and trains.
 
 One file per run, diffable: its spec, the hash of the code that determines it
-(:func:`rlviz.experiments.run_spec.code_hash`), where and when it ran and its wall time, and
-its log (floats written exactly). A stored run is *fresh* when its code hash is the current
-one. :func:`load_or_train` returns a fresh stored log, or trains the spec (a missing or stale
+(:func:`code_hash`: the files the kind's module imports, :func:`determining_files`), where and
+when it ran and its wall time, and its record (floats written exactly: Python writes the
+shortest repr that reads back to the same float). A stored run is *fresh* when its code hash
+is the current one. :func:`load_or_train` returns a fresh stored log, or trains the spec (a missing or stale
 run: with a warning that names the command that stores it). With ``RLVIZ_RUNS_STRICT=1`` (CI)
 a missing or stale run raises instead: the notebooks then never train a spread silently.
 
@@ -19,7 +25,9 @@ each run written atomically as it finishes, so an interrupted call resumes where
 
 from __future__ import annotations
 
+import ast
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -33,19 +41,16 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from rlviz.agents.addition_task import TrainLog
-from rlviz.experiments.run_spec import (
-    RunSpec,
-    code_hash,
-    log_from_dict,
-    log_to_dict,
-    train_run,
-)
+from rlviz.experiments import ppo_study, run_spec
+from rlviz.experiments.ppo_study import StudySpec
+from rlviz.experiments.run_spec import RunSpec, log_from_dict, log_to_dict, train_run
 
 __all__ = [
+    "KINDS",
+    "determining_files",
+    "code_hash",
     "ENV",
     "STRICT_ENV",
-    "WALL_CLOCK",
     "StaleRun",
     "Stored",
     "store_dir",
@@ -56,31 +61,129 @@ __all__ = [
     "load_or_train",
     "run_missing",
     "replay",
-    "compare_logs",
+    "compare_records",
+    "sample",
 ]
 
 ENV = "RLVIZ_RUNS"
 STRICT_ENV = "RLVIZ_RUNS_STRICT"
-WALL_CLOCK = ("seconds", "reached_seconds")  # a log's fields that replays do not compare
-_CLONE_STORE = Path(__file__).resolve().parents[2] / "runs"
+_PACKAGE = Path(__file__).resolve().parents[1]
+_CLONE_STORE = _PACKAGE.parent / "runs"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of stored run: its spec class, the module whose imports determine it, how it is
+    trained (spec -> record of JSON values), what the reader gets (spec, record -> value), and
+    the record's wall-clock fields (a replay does not compare them)."""
+
+    spec: type
+    module: str
+    train: object
+    value: object
+    wall_clock: tuple
+
+
+KINDS = {
+    RunSpec.kind: Kind(
+        RunSpec,
+        run_spec.__name__,
+        lambda spec: log_to_dict(train_run(spec)),
+        lambda spec, record: log_from_dict(record),
+        ("seconds", "reached_seconds"),
+    ),
+    StudySpec.kind: Kind(
+        StudySpec,
+        ppo_study.__name__,
+        ppo_study.train_study,
+        ppo_study.result_of,
+        ("train_seconds",),
+    ),
+}
+
+
+def _imports(path: Path) -> set[str]:
+    """The rlviz modules a file imports (by name, absolute imports only)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("rlviz")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rlviz"):
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}  # modules imported by name
+    return out
+
+
+def _file(module: str) -> Path | None:
+    parts = module.split(".")[1:]
+    if not parts:  # the package's __init__ re-exports names; it computes nothing
+        return None
+    rel = Path(*parts)
+    for path in (_PACKAGE / rel.with_suffix(".py"), _PACKAGE / rel / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def determining_files(module: str) -> list[Path]:
+    """The rlviz source files ``module`` is and imports, directly or not."""
+    seen: dict[str, Path] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        path = _file(name)
+        if path is None or name in seen:
+            continue
+        seen[name] = path
+        todo.extend(_imports(path))
+    return sorted(set(seen.values()))
+
+
+_CODE_HASH: dict = {}
+
+
+def code_hash(kind: str) -> str:
+    """sha256 (first 16 hex digits) of the :func:`determining_files` of ``kind``'s module, by
+    path and bytes."""
+    if kind not in _CODE_HASH:
+        h = hashlib.sha256()
+        for path in determining_files(KINDS[kind].module):
+            h.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0")
+            h.update(path.read_bytes())
+        _CODE_HASH[kind] = h.hexdigest()[:16]
+    return _CODE_HASH[kind]
 
 
 class StaleRun(RuntimeError):
     """A run the book needs is missing from the store or stale, and training is not allowed."""
 
 
+def _kind(spec) -> Kind:
+    kind = KINDS.get(getattr(spec, "kind", None))
+    if kind is None or not isinstance(spec, kind.spec):
+        raise ValueError(
+            f"spec must be one of {[k.spec.__name__ for k in KINDS.values()]}, got {spec!r}"
+        )
+    return kind
+
+
 @dataclass(frozen=True)
 class Stored:
-    """A stored run: its spec, the code hash it ran with, where and when, and its log."""
+    """A stored run: its spec, the code hash it ran with, where and when, and its record."""
 
-    spec: RunSpec
+    spec: object
     code_hash: str
     ran: dict
-    log: TrainLog
+    record: dict
 
     @property
     def fresh(self) -> bool:
-        return self.code_hash == code_hash()
+        return self.code_hash == code_hash(self.spec.kind)
+
+    @property
+    def value(self):
+        """What a reader gets: a TrainLog (addition) or a StudyResult (ppo-study)."""
+        return _kind(self.spec).value(self.spec, self.record)
 
 
 def store_dir() -> Path | None:
@@ -90,14 +193,14 @@ def store_dir() -> Path | None:
     return _CLONE_STORE if _CLONE_STORE.is_dir() else None
 
 
-def path_of(spec: RunSpec, store: Path | None = None) -> Path:
+def path_of(spec, store: Path | None = None) -> Path:
     store = store if store is not None else store_dir()
     if store is None:
         raise StaleRun(f"no run store: set {ENV} or work in a clone that has runs/")
-    return Path(store) / "addition" / f"{spec.id}.json"
+    return Path(store) / _kind(spec).spec.kind / f"{spec.id}.json"
 
 
-def read(spec: RunSpec, store: Path | None = None) -> Stored | None:
+def read(spec, store: Path | None = None) -> Stored | None:
     """The stored run of ``spec``, or None if it is not stored."""
     try:
         path = path_of(spec, store)
@@ -106,50 +209,66 @@ def read(spec: RunSpec, store: Path | None = None) -> Stored | None:
     if not path.is_file():
         return None
     d = json.loads(path.read_text())
-    if RunSpec.from_dict(d["spec"]) != spec:
+    if type(spec).from_dict(d["spec"]) != spec:
         raise ValueError(f"{path} holds another spec than {spec.as_dict()}")
-    return Stored(spec, d["code_hash"], d["ran"], log_from_dict(d["log"]))
+    return Stored(spec, d["code_hash"], d["ran"], d["record"])
 
 
 def _dumps(d: dict) -> str:
-    """One line per top-level key (one per log field): compact, and a diff shows what moved."""
+    """One line per top-level key and per record field (a study's logs: per update), so a
+    diff shows what moved."""
     lines = []
-    for key in ("spec", "code_hash", "ran", "log"):
+    for key in ("spec", "code_hash", "ran", "record"):
         value = d[key]
-        if key == "log":
-            inner = ",\n".join(
-                f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(value.items())
-            )
-            lines.append(f' "log": {{\n{inner}\n }}')
+        if key == "record":
+            fields = []
+            for k, v in sorted(value.items()):
+                if isinstance(v, list) and v and isinstance(v[0], list):
+                    rows = ",\n".join(f"   {json.dumps(row)}" for row in v)
+                    fields.append(f"  {json.dumps(k)}: [\n{rows}\n  ]")
+                else:
+                    fields.append(f"  {json.dumps(k)}: {json.dumps(v)}")
+            lines.append(' "record": {\n' + ",\n".join(fields) + "\n }")
         else:
             lines.append(f" {json.dumps(key)}: {json.dumps(value, sort_keys=True)}")
     return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
-def write(spec: RunSpec, log: TrainLog, wall_s: float, store: Path | None = None) -> Path:
-    """Store ``log`` as the run of ``spec`` (atomically: a temporary file renamed)."""
+def _versions() -> dict:
+    import gymnasium
+    import numpy
     import torch
 
+    return {
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "gymnasium": gymnasium.__version__,
+    }
+
+
+def write(spec, record: dict, wall_s: float, store: Path | None = None) -> Path:
+    """Store ``record`` as the run of ``spec`` (atomically: a temporary file renamed)."""
     path = path_of(spec, store)
     path.parent.mkdir(parents=True, exist_ok=True)
     ran = {
         "at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": f"{platform.system()} {platform.machine()}",
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        **_versions(),
         "wall_s": round(wall_s, 2),
     }
     text = _dumps(
-        {"spec": spec.as_dict(), "code_hash": code_hash(), "ran": ran, "log": log_to_dict(log)}
+        {"spec": spec.as_dict(), "code_hash": code_hash(spec.kind), "ran": ran, "record": record}
     )
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the store private to its writer
     os.replace(tmp, path)
     return path
 
 
-def status(spec: RunSpec, store: Path | None = None) -> str:
+def status(spec, store: Path | None = None) -> str:
     """``"fresh"``, ``"stale"`` (stored with another code hash) or ``"missing"``."""
     stored = read(spec, store)
     if stored is None:
@@ -160,47 +279,51 @@ def status(spec: RunSpec, store: Path | None = None) -> str:
 _COMMAND = "python -m rlviz runs run"
 
 
-def load_or_train(spec: RunSpec, store: Path | None = None) -> TrainLog:
-    """The fresh stored log of ``spec``; else train it (warning: missing or stale), or with
-    ``RLVIZ_RUNS_STRICT=1`` raise :class:`StaleRun`."""
+def load_or_train(spec, store: Path | None = None):
+    """What the fresh stored run of ``spec`` holds (a TrainLog, or a StudyResult); else train
+    it (warning: missing or stale), or with ``RLVIZ_RUNS_STRICT=1`` raise :class:`StaleRun`."""
+    kind = _kind(spec)
     stored = read(spec, store)
     if stored is not None and stored.fresh:
-        return stored.log
+        return stored.value
     what = "missing from the run store" if stored is None else "stale (rlviz's trainer changed)"
-    message = f"run {spec.id} {spec.as_dict()} is {what}; `{_COMMAND}` stores it"
+    message = f"run {spec.kind}/{spec.id} is {what}; `{_COMMAND}` stores it"
     if os.environ.get(STRICT_ENV) == "1":
         raise StaleRun(message)
     if store_dir() is not None:
         warnings.warn(message + "; training it now", stacklevel=2)
-    return train_run(spec)
+    return kind.value(spec, kind.train(spec))
 
 
-def _train_timed(spec_dict: dict) -> tuple[dict, dict, float]:
-    """A worker's job: train one spec; the spec and log as dicts, and its wall time."""
-    spec = RunSpec.from_dict(spec_dict)
+def _train_timed(kind: str, spec_dict: dict) -> tuple[str, dict, dict, float]:
+    """A worker's job: train one spec; its kind, the spec and the record as dicts, and the
+    wall time."""
+    spec = KINDS[kind].spec.from_dict(spec_dict)
     t0 = time.perf_counter()
-    log = train_run(spec)
-    return spec_dict, log_to_dict(log), time.perf_counter() - t0
+    record = KINDS[kind].train(spec)
+    return kind, spec_dict, record, time.perf_counter() - t0
 
 
-def _run(specs: list[RunSpec], jobs: int, desc: str, progress: bool):
-    """Yield ``(spec, log, wall_s)`` for each spec as it finishes, on ``jobs`` processes."""
+def _run(specs: list, jobs: int, desc: str, progress: bool):
+    """Yield ``(spec, record, wall_s)`` for each spec as it finishes, on ``jobs`` processes
+    (the longest first: a batched study before the single runs)."""
     from tqdm import tqdm
 
+    specs = sorted(specs, key=lambda s: s.kind != StudySpec.kind)
     bar = tqdm(total=len(specs), desc=desc, unit="run", disable=not progress)
     try:
         if jobs == 1:
             for spec in specs:
-                d, log, wall = _train_timed(spec.as_dict())
+                _, _, record, wall = _train_timed(spec.kind, spec.as_dict())
                 bar.update()
-                yield spec, log_from_dict(log), wall
+                yield spec, record, wall
             return
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_train_timed, s.as_dict()) for s in specs]
+            futures = [pool.submit(_train_timed, s.kind, s.as_dict()) for s in specs]
             for fut in as_completed(futures):
-                d, log, wall = fut.result()
+                kind, d, record, wall = fut.result()
                 bar.update()
-                yield RunSpec.from_dict(d), log_from_dict(log), wall
+                yield KINDS[kind].spec.from_dict(d), record, wall
     finally:
         bar.close()
 
@@ -213,50 +336,56 @@ def _jobs(jobs: int | None) -> int:
 
 
 def run_missing(
-    specs: Iterable[RunSpec],
+    specs: Iterable,
     *,
     jobs: int | None = None,
     everything: bool = False,
     store: Path | None = None,
     progress: bool = True,
-) -> list[RunSpec]:
+) -> list:
     """Train and store each spec that is missing or stale (every one with ``everything``),
     on ``jobs`` processes (default: one per core); return the specs trained. Each run is
     written when it finishes, so an interrupted call loses only the runs in flight."""
     todo = [s for s in dict.fromkeys(specs) if everything or status(s, store) != "fresh"]
-    for spec, log, wall in _run(todo, _jobs(jobs), "training", progress):
-        write(spec, log, wall, store)
+    for spec, record, wall in _run(todo, _jobs(jobs), "training", progress):
+        write(spec, record, wall, store)
     return todo
 
 
-def compare_logs(stored: TrainLog, fresh: TrainLog) -> list[str]:
-    """The fields (wall-clock ones aside) in which two logs differ, with the first values."""
-    a, b = log_to_dict(stored), log_to_dict(fresh)
+def compare_records(kind: str, stored: dict, fresh: dict) -> list[str]:
+    """The fields (``kind``'s wall-clock ones aside) in which two records differ, with the
+    start of each value."""
+    keys = sorted(set(stored) | set(fresh))
     return [
-        f"{k}: stored {a[k]!r:.80} != replayed {b[k]!r:.80}"
-        for k in a
-        if k not in WALL_CLOCK and a[k] != b[k]
+        f"{k}: stored {stored.get(k)!r:.80} != replayed {fresh.get(k)!r:.80}"
+        for k in keys
+        if k not in KINDS[kind].wall_clock and stored.get(k) != fresh.get(k)
     ]
 
 
-def sample(groups: dict[str, list[RunSpec]], extra: int = 0, seed: int = 0) -> list[RunSpec]:
+def sample(groups: dict[str, list], extra: int = 0, seed: int = 0) -> list:
     """One spec of each group (e.g. each chapter's variant), drawn with ``seed``, and ``extra``
-    more from all of them."""
+    more from all of them; each spec once."""
     rng = random.Random(seed)
-    chosen = [rng.choice(sorted(g, key=lambda s: s.id)) for _, g in sorted(groups.items()) if g]
+    # two groups may share a run (the same config in two chapters): it is replayed once
+    chosen = list(
+        dict.fromkeys(
+            rng.choice(sorted(g, key=lambda s: s.id)) for _, g in sorted(groups.items()) if g
+        )
+    )
     rest = sorted({s for g in groups.values() for s in g} - set(chosen), key=lambda s: s.id)
     return chosen + rng.sample(rest, min(extra, len(rest)))
 
 
 def replay(
-    specs: list[RunSpec],
+    specs: list,
     *,
     jobs: int | None = None,
     store: Path | None = None,
     progress: bool = True,
 ) -> dict[str, list[str]]:
-    """Train each spec again and compare with its stored log: ``{spec id: differences}`` for
-    the runs that differ or are not stored fresh (empty: the store is reproduced)."""
+    """Train each spec again and compare with its stored record: ``{spec id: differences}``
+    for the runs that differ or are not stored fresh (empty: the store is reproduced)."""
     problems: dict[str, list[str]] = {}
     todo = []
     for spec in specs:
@@ -265,8 +394,8 @@ def replay(
             problems[spec.id] = [f"not stored fresh ({status(spec, store)})"]
         else:
             todo.append(spec)
-    for spec, log, _ in _run(todo, _jobs(jobs), "replaying", progress):
-        diff = compare_logs(read(spec, store).log, log)
+    for spec, record, _ in _run(todo, _jobs(jobs), "replaying", progress):
+        diff = compare_records(spec.kind, read(spec, store).record, record)
         if diff:
             problems[spec.id] = diff
     return problems
