@@ -5,8 +5,8 @@
 ``python -m rlviz runs list|check|run|replay``: the book's stored runs
 (:mod:`rlviz.experiments.run_store`): list them by chapter and variant with their state
 (fresh, stale, missing); check that all are fresh; train the missing and stale ones (one
-process per core, resumable); replay a seeded sample (one run per chapter and variant, plus
-``--extra``) and compare the logs.
+process per core, or on Ray: ``--executor ray [--address ...]``; resumable); replay a seeded
+sample (one run per chapter and variant, plus ``--extra``) and compare the records.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ def main(argv=None) -> int:
     r.add_argument("action", choices=("list", "check", "run", "replay"))
     r.add_argument("--group", action="append", help="only groups starting with this (chNN/id)")
     r.add_argument("--jobs", type=int, default=None, help="processes (default: one per core)")
+    r.add_argument("--executor", choices=("local", "ray"), default="local", help="run: where")
+    r.add_argument("--address", default=None, help="a Ray cluster's address (--executor ray)")
     r.add_argument("--everything", action="store_true", help="run: train even fresh runs")
     r.add_argument("--sample-seed", type=int, default=0, help="replay: which runs are drawn")
     r.add_argument("--extra", type=int, default=0, help="replay: runs beyond one per group")
@@ -55,6 +57,11 @@ def runs_command(args) -> int:
             return 2
     specs = list(dict.fromkeys(s for g in groups.values() for s in g))
     store = run_store.store_dir()
+    try:
+        executor = run_store.Executor(args.executor, args.jobs, args.address)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
     hashes = ", ".join(f"{k} {run_store.code_hash(k)}" for k in run_store.KINDS)
     print(f"run store: {store}; code hashes: {hashes}")
     if args.action in ("list", "check"):
@@ -73,17 +80,17 @@ def runs_command(args) -> int:
         print(f"{len(specs)} distinct runs; {bad} of the listed are not fresh")
         return 1 if (args.action == "check" and bad) else 0
     if args.action == "run":
-        done = run_store.run_missing(specs, jobs=args.jobs, everything=args.everything)
+        done = run_store.run_missing(specs, everything=args.everything, executor=executor)
         print(f"trained and stored {len(done)} runs")
         return 0
     chosen = run_store.sample(groups, extra=args.extra, seed=args.sample_seed)
-    problems = run_store.replay(chosen, jobs=args.jobs)
+    problems = run_store.replay(chosen, executor=executor)
     for sid, diff in problems.items():
         print(f"MISMATCH {sid}: " + "; ".join(diff))
     print(
         f"replayed {len(chosen)} runs (one per group of {len(groups)}, +{args.extra}): "
         f"{len(chosen) - len(problems)} identical to the store (wall-clock fields aside), "
-        f"{len(problems)} not"
+        f"{len(problems)} not; executor {executor.name}"
     )
     return 1 if problems else 0
 

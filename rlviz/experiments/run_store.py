@@ -52,6 +52,8 @@ __all__ = [
     "ENV",
     "STRICT_ENV",
     "StaleRun",
+    "EXECUTORS",
+    "Executor",
     "Stored",
     "store_dir",
     "path_of",
@@ -304,35 +306,90 @@ def _train_timed(kind: str, spec_dict: dict) -> tuple[str, dict, dict, float]:
     return kind, spec_dict, record, time.perf_counter() - t0
 
 
-def _run(specs: list, jobs: int, desc: str, progress: bool):
-    """Yield ``(spec, record, wall_s)`` for each spec as it finishes, on ``jobs`` processes
-    (the longest first: a batched study before the single runs)."""
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Executor:
+    """Where runs are trained: ``"local"`` (``jobs`` processes on this machine, default one
+    per core) or ``"ray"`` (Ray tasks of one CPU each: a local Ray started with ``jobs`` CPUs,
+    or the cluster at ``address``, whose CPUs decide how many run at once; rlviz is shipped to
+    its workers as a ``py_modules`` runtime environment)."""
+
+    name: str = "local"
+    jobs: int | None = None
+    address: str | None = None
+
+    def __post_init__(self):
+        if self.name not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, got {self.name!r}")
+        if self.jobs is not None and not (isinstance(self.jobs, int) and self.jobs >= 1):
+            raise ValueError(f"jobs must be an integer >= 1 or None, got {self.jobs!r}")
+        if self.address is not None and self.name != "ray":
+            raise ValueError(f"address is for the ray executor, got it with {self.name!r}")
+        if self.address is not None and self.jobs is not None:
+            raise ValueError(
+                f"jobs is for a local run (a cluster's CPUs decide), got jobs={self.jobs} "
+                f"with address={self.address!r}"
+            )
+
+    @property
+    def processes(self) -> int:
+        return self.jobs if self.jobs is not None else (os.cpu_count() or 1)
+
+
+def _local(specs: list, n: int):
+    if n == 1:
+        for spec in specs:
+            yield _train_timed(spec.kind, spec.as_dict())
+        return
+    with ProcessPoolExecutor(n, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_train_timed, s.kind, s.as_dict()) for s in specs]
+        for fut in as_completed(futures):
+            yield fut.result()
+
+
+def _ray(specs: list, executor: Executor):
+    import ray
+
+    if executor.address is None:
+        ray.init(num_cpus=executor.processes, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=executor.address, runtime_env={"py_modules": [str(_PACKAGE)]})
+    try:
+        task = ray.remote(num_cpus=1)(_train_timed)
+        pending = [task.remote(s.kind, s.as_dict()) for s in specs]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+    finally:
+        ray.shutdown()
+
+
+def _run(specs: list, executor: Executor, desc: str, progress: bool):
+    """Yield ``(spec, record, wall_s)`` for each spec as it finishes, on ``executor`` (the
+    longest first: a batched study before the single runs)."""
     from tqdm import tqdm
 
     specs = sorted(specs, key=lambda s: s.kind != StudySpec.kind)
+    if not specs:
+        return
     bar = tqdm(total=len(specs), desc=desc, unit="run", disable=not progress)
+    runs = _local(specs, executor.processes) if executor.name == "local" else _ray(specs, executor)
     try:
-        if jobs == 1:
-            for spec in specs:
-                _, _, record, wall = _train_timed(spec.kind, spec.as_dict())
-                bar.update()
-                yield spec, record, wall
-            return
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_train_timed, s.kind, s.as_dict()) for s in specs]
-            for fut in as_completed(futures):
-                kind, d, record, wall = fut.result()
-                bar.update()
-                yield KINDS[kind].spec.from_dict(d), record, wall
+        for kind, d, record, wall in runs:
+            bar.update()
+            yield KINDS[kind].spec.from_dict(d), record, wall
     finally:
         bar.close()
 
 
-def _jobs(jobs: int | None) -> int:
-    n = jobs if jobs is not None else (os.cpu_count() or 1)
-    if not (isinstance(n, int) and n >= 1):
-        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
-    return n
+def _executor(executor, jobs) -> Executor:
+    if isinstance(executor, Executor):
+        if jobs is not None:
+            raise ValueError("jobs is set on the Executor, got it twice")
+        return executor
+    return Executor(executor, jobs)
 
 
 def run_missing(
@@ -342,12 +399,15 @@ def run_missing(
     everything: bool = False,
     store: Path | None = None,
     progress: bool = True,
+    executor: str | Executor = "local",
 ) -> list:
-    """Train and store each spec that is missing or stale (every one with ``everything``),
-    on ``jobs`` processes (default: one per core); return the specs trained. Each run is
-    written when it finishes, so an interrupted call loses only the runs in flight."""
+    """Train and store each spec that is missing or stale (every one with ``everything``) on
+    ``executor`` (:class:`Executor`; ``jobs`` processes, default one per core); return the
+    specs trained. Each run is written when it finishes, so an interrupted call loses only the
+    runs in flight."""
+    ex = _executor(executor, jobs)
     todo = [s for s in dict.fromkeys(specs) if everything or status(s, store) != "fresh"]
-    for spec, record, wall in _run(todo, _jobs(jobs), "training", progress):
+    for spec, record, wall in _run(todo, ex, "training", progress):
         write(spec, record, wall, store)
     return todo
 
@@ -383,9 +443,11 @@ def replay(
     jobs: int | None = None,
     store: Path | None = None,
     progress: bool = True,
+    executor: str | Executor = "local",
 ) -> dict[str, list[str]]:
     """Train each spec again and compare with its stored record: ``{spec id: differences}``
     for the runs that differ or are not stored fresh (empty: the store is reproduced)."""
+    ex = _executor(executor, jobs)
     problems: dict[str, list[str]] = {}
     todo = []
     for spec in specs:
@@ -394,7 +456,7 @@ def replay(
             problems[spec.id] = [f"not stored fresh ({status(spec, store)})"]
         else:
             todo.append(spec)
-    for spec, record, _ in _run(todo, _jobs(jobs), "replaying", progress):
+    for spec, record, _ in _run(todo, ex, "replaying", progress):
         diff = compare_records(spec.kind, read(spec, store).record, record)
         if diff:
             problems[spec.id] = diff

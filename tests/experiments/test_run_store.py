@@ -260,3 +260,43 @@ def test_a_study_is_stored_read_and_replayed(tmp_path):
     _doctor(tmp_path, spec, edit)
     problems = run_store.replay([spec], jobs=1, store=tmp_path, progress=False)
     assert problems[spec.id][0].startswith("return")
+
+
+# ---------------------------------------------------------------- executors
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (("cluster",), "executor"),
+        (("local", 0), "jobs"),
+        (("local", None, "10.0.0.1:6379"), "address is for the ray executor"),
+        (("ray", 2, "10.0.0.1:6379"), "jobs is for a local run"),
+    ],
+)
+def test_bad_executors_are_refused(args, field):
+    with pytest.raises(ValueError, match=field):
+        run_store.Executor(*args)
+
+
+def test_executor_and_jobs_given_twice_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="twice"):
+        run_store.run_missing(
+            [SPEC], jobs=2, executor=run_store.Executor("local", 1), store=tmp_path
+        )
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_local_ray_equals_the_local_executor(tmp_path):
+    """Two short runs (one GRPO, one PPO) trained by the local executor (two processes) and by
+    a local Ray with 2 CPUs: the records are equal, wall-clock fields aside."""
+    pytest.importorskip("ray", reason="ray is in the lock; this runs wherever it is installed")
+    specs = [spec_of(GRPOConfig(prompts_per_step=4), 3, 1, 0), spec_of(PPOConfig(), 2, 2, 1)]
+    local, ray_store = tmp_path / "local", tmp_path / "ray"
+    run_store.run_missing(specs, jobs=2, store=local, progress=False)
+    run_store.run_missing(
+        specs, executor=run_store.Executor("ray", 2), store=ray_store, progress=False
+    )
+    for spec in specs:
+        a, b = run_store.read(spec, local), run_store.read(spec, ray_store)
+        assert a.fresh and b.fresh
+        assert run_store.compare_records(spec.kind, a.record, b.record) == []
+        assert a.record["held_out"] == b.record["held_out"] and len(a.record["held_out"]) >= 2
