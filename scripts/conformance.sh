@@ -39,13 +39,7 @@ fi
 if [ ! -f "$venv/.requirements-installed" ] || ! cmp -s "$lock" "$venv/.requirements-installed"; then
     echo "== installing $lock (hashes required) into $venv"
     rm -f "$venv/.requirements-installed" "$venv/.pyproject-installed"
-    # pip's output (a warning per package about this machine's extra index folders) goes to
-    # a log, printed only if the install fails
-    if ! "$venv/bin/python" -m pip install -q --require-hashes -r "$lock" \
-            > "$venv/.requirements-install.log" 2>&1; then
-        cat "$venv/.requirements-install.log" >&2
-        exit 1
-    fi
+    rlviz_install_lock "$venv" "$lock"
     cp "$lock" "$venv/.requirements-installed"
 fi
 if [ ! -f "$venv/.pyproject-installed" ] || ! cmp -s pyproject.toml "$venv/.pyproject-installed"; then

@@ -2,10 +2,10 @@
 # The whole test suite, from a fresh clone: installs what it needs (Debian's chromium
 # included), then runs on two lanes, one per core, printing the time of each stage:
 #   lane A (background): the chapters' live widgets in JupyterLab (the longest test, started
-#     with scripts/lab.sh), the identity checks, the conformance test against TRL and verl and
-#     its negative control (in its own venv, .venv-conformance, installed meanwhile), and the
-#     run store's replay;
-#   lane B: the book build, the website's browser test, the unit tests, nbval (strict).
+#     with scripts/lab.sh), the identity checks and the run store's replay;
+#   lane B: the book build, the website's browser test, the unit tests, nbval (strict), the
+#     conformance test against TRL and verl and its negative control (in its own venv,
+#     .venv-conformance, installed in the background meanwhile).
 # First, before both: the lint and format check (ruff, configured in pyproject.toml) and the
 # run store's check (every run the book reads stored with the current code's hash). Lane A's
 # log is printed when both are done. Runs from any directory.
@@ -72,15 +72,14 @@ replay() { python -m rlviz runs replay --jobs 2 --sample-seed "${RLVIZ_REPLAY_SE
 # every stage of lane A runs (a failure is reported, then the next stage starts)
 lane_a() {
     local rc=0
-    # the conformance venv installs (network and unpacking) in the background meanwhile
-    bash scripts/conformance.sh --prepare < /dev/null > _build/conformance-install.log 2>&1 &
-    conformance_install_pid=$!
     stage "browser test: the chapters live in JupyterLab" lab || rc=1
     stage "identity checks" python -m rlviz verify || rc=1
-    stage "conformance against TRL and verl (and its negative control)" conformance || rc=1
     stage "run store: a sample replayed" replay || rc=1
     return "$rc"
 }
+# the conformance venv installs in the background meanwhile (it runs at the end of lane B)
+bash scripts/conformance.sh --prepare < /dev/null > _build/conformance-install.log 2>&1 &
+conformance_install_pid=$!
 lane_a_start=$(date +%s)
 ( lane_a ) < /dev/null > _build/lane-a.log 2>&1 &
 lane_a_pid=$!
@@ -107,6 +106,7 @@ stage "browser test: the website" pytest tests/browser/test_site.py -q -p no:cac
 stage "unit tests" env -u RLVIZ_RUNS_STRICT pytest tests --ignore=tests/browser \
     --ignore=tests/conformance -q -p no:cacheprovider
 stage "notebooks (nbval, strict)" nbval
+stage "conformance against TRL and verl (and its negative control)" conformance
 lane_a_rc=0
 wait "$lane_a_pid" || lane_a_rc=$?
 trap - EXIT
