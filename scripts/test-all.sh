@@ -2,8 +2,8 @@
 # The whole test suite, from a fresh clone: installs what it needs (Debian's chromium
 # included), then runs on two lanes, one per core, printing the time of each stage:
 #   lane A (background): the chapters' live widgets in JupyterLab (the longest test, started
-#     with scripts/lab.sh), the identity checks and the run store's replay;
-#   lane B: the book build, the website's browser test, the unit tests, nbval (strict), the
+#     with scripts/lab.sh), the identity checks, the run store's replay and the unit tests;
+#   lane B: the book build, the website's browser test, nbval (strict), the
 #     conformance test against TRL and verl and its negative control (in its own venv,
 #     .venv-conformance, installed in the background meanwhile).
 # First, before both: the lint and format check (ruff, configured in pyproject.toml) and the
@@ -75,6 +75,8 @@ lane_a() {
     stage "browser test: the chapters live in JupyterLab" lab || rc=1
     stage "identity checks" python -m rlviz verify || rc=1
     stage "run store: a sample replayed" replay || rc=1
+    stage "unit tests" env -u RLVIZ_RUNS_STRICT pytest tests --ignore=tests/browser \
+        --ignore=tests/conformance -q -p no:cacheprovider || rc=1
     return "$rc"
 }
 # the conformance venv installs in the background meanwhile (it runs at the end of lane B)
@@ -103,8 +105,6 @@ nbval() {
 }
 stage "book build" build
 stage "browser test: the website" pytest tests/browser/test_site.py -q -p no:cacheprovider
-stage "unit tests" env -u RLVIZ_RUNS_STRICT pytest tests --ignore=tests/browser \
-    --ignore=tests/conformance -q -p no:cacheprovider
 stage "notebooks (nbval, strict)" nbval
 stage "conformance against TRL and verl (and its negative control)" conformance
 lane_a_rc=0
