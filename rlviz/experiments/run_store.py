@@ -449,15 +449,16 @@ def replay(
     for the runs that differ or are not stored fresh (empty: the store is reproduced)."""
     ex = _executor(executor, jobs)
     problems: dict[str, list[str]] = {}
-    todo = []
+    stored = {}  # spec id -> the record read once, before training
     for spec in specs:
         st = read(spec, store)
         if st is None or not st.fresh:
-            problems[spec.id] = [f"not stored fresh ({status(spec, store)})"]
+            problems[spec.id] = [f"not stored fresh ({'missing' if st is None else 'stale'})"]
         else:
-            todo.append(spec)
+            stored[spec.id] = st.record
+    todo = [s for s in specs if s.id in stored]
     for spec, record, _ in _run(todo, ex, "replaying", progress):
-        diff = compare_records(spec.kind, read(spec, store).record, record)
+        diff = compare_records(spec.kind, stored[spec.id], record)
         if diff:
             problems[spec.id] = diff
     return problems
